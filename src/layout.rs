@@ -1,0 +1,226 @@
+//! Byte layout of a queue file (docs/design.md §2) and the memory the core
+//! runs on.
+//!
+//! ```text
+//! offset  size  field                    offset  size  field
+//!      0     8  magic                       128    16  boot_id
+//!      8     4  version (written last)      144     8  sweep_due_ms
+//!     12     4  flags                       152     8  sweep_cursor
+//!     16     4  slot_count                  160     8  sweep_pending
+//!     20     4  slot_size                   256     8  fill      (senders)
+//!     24     4  slot_stride                 264     8  sent
+//!     28     4  max_receives                384     8  rcur      (receivers)
+//!     32     8  visibility_timeout_ms       392    24  acked, redelivered, dead_lettered
+//!     40     8  claim_timeout_ms            512     4  park      (futex)
+//!     48     8  created_unix_ms            4096     -  slots
+//!     56     8  file_len
+//!     64     4  header_crc
+//! ```
+//!
+//! The immutable part (0..128) is read with plain byte copies and validated by
+//! `queue.rs`; the mutable part is [`Shared`] and every slot is a [`SlotWords`]
+//! followed by its payload words.
+
+use crate::sync::{AtomicU32, AtomicU64};
+
+pub(crate) const MAGIC: [u8; 8] = *b"SHMQ\x00FMQ";
+pub(crate) const FORMAT_VERSION: u32 = 1;
+pub(crate) const HEADER_LEN: usize = 4096;
+
+pub(crate) const OFF_MAGIC: usize = 0;
+pub(crate) const OFF_VERSION: usize = 8;
+pub(crate) const OFF_FLAGS: usize = 12;
+pub(crate) const OFF_SLOT_COUNT: usize = 16;
+pub(crate) const OFF_SLOT_SIZE: usize = 20;
+pub(crate) const OFF_SLOT_STRIDE: usize = 24;
+pub(crate) const OFF_MAX_RECEIVES: usize = 28;
+pub(crate) const OFF_VISIBILITY_MS: usize = 32;
+pub(crate) const OFF_CLAIM_MS: usize = 40;
+pub(crate) const OFF_CREATED_MS: usize = 48;
+pub(crate) const OFF_FILE_LEN: usize = 56;
+pub(crate) const OFF_HEADER_CRC: usize = 64;
+/// The CRC covers bytes `0..CRC_COVERED` (with the version word as written).
+pub(crate) const CRC_COVERED: usize = 64;
+pub(crate) const OFF_SHARED: usize = 128;
+
+pub(crate) const FLAG_CHECKSUMS: u32 = 1;
+
+/// Size of a slot's control words.
+pub(crate) const SLOT_HEADER_LEN: usize = 64;
+pub(crate) const MAX_SLOTS: u32 = 1 << 24;
+pub(crate) const MIN_SLOT_SIZE: u32 = 8;
+pub(crate) const MAX_SLOT_SIZE: u32 = 16 << 20;
+pub(crate) const MAX_RECEIVES_LIMIT: u32 = 65_535;
+pub(crate) const MAX_TIMEOUT_MS: u64 = 12 * 3600 * 1000;
+
+/// Bytes a slot takes for a payload capacity of `slot_size`.
+pub(crate) const fn slot_stride(slot_size: u32) -> usize {
+    SLOT_HEADER_LEN + (slot_size as usize).div_ceil(64) * 64
+}
+
+/// The header's mutable words, at offset 128. Roles sit 128 bytes apart.
+#[repr(C)]
+pub struct Shared {
+    /// Host boot id the clock words refer to (two little-endian halves).
+    pub(crate) boot_id: [AtomicU64; 2],
+    /// Clock time from which a sweep round may run (§5.3).
+    pub(crate) sweep_due: AtomicU64,
+    /// Monotonic slot counter of the sweep; used modulo the slot count.
+    pub(crate) sweep_cursor: AtomicU64,
+    /// Non-zero: a message became visible behind the cursors; sweep a full lap.
+    pub(crate) sweep_pending: AtomicU64,
+    _pad0: [u64; 11],
+    /// Senders' ticket counter; a ticket is a message id (§5.1).
+    pub(crate) fill: AtomicU64,
+    /// Counter: sends that returned Ok.
+    pub(crate) sent: AtomicU64,
+    _pad1: [u64; 14],
+    /// Receivers' cursor over tickets (§5.2).
+    pub(crate) rcur: AtomicU64,
+    /// Counter: acks.
+    pub(crate) acked: AtomicU64,
+    /// Counter: deliveries of a message received before.
+    pub(crate) redelivered: AtomicU64,
+    /// Counter: messages that died at max receives.
+    pub(crate) dead_lettered: AtomicU64,
+    _pad2: [u64; 12],
+    /// Futex word: `seq << 1 | has_waiters` (§6).
+    pub(crate) park: AtomicU32,
+    _pad3: [u32; 31],
+}
+
+/// A slot's control words: one cache line (§2).
+#[repr(C)]
+pub struct SlotWords {
+    /// `gen << 8 | st` (§3).
+    pub(crate) state: AtomicU64,
+    /// `time_ms << 24 | tag` (§3).
+    pub(crate) clock: AtomicU64,
+    /// `pid << 32 | gen & 0xffff_ffff` of the claimer or lease holder.
+    pub(crate) owner: AtomicU64,
+    /// The message id (the send ticket).
+    pub(crate) msg_id: AtomicU64,
+    /// Payload length in bytes; validated against the slot size on every read.
+    pub(crate) len: AtomicU32,
+    /// Deliveries so far.
+    pub(crate) receives: AtomicU32,
+    /// Clock time of the send, in ms.
+    pub(crate) sent_ms: AtomicU64,
+    /// CRC-32 of the payload (when checksums are on).
+    pub(crate) crc: AtomicU32,
+    /// Why a DEAD message died (see [`crate::DeadReason`]).
+    pub(crate) reason: AtomicU32,
+    _reserved: AtomicU64,
+}
+
+#[cfg(not(loom))]
+const _: () = {
+    use core::mem::{align_of, offset_of, size_of};
+    assert!(size_of::<SlotWords>() == SLOT_HEADER_LEN);
+    assert!(align_of::<SlotWords>() == 8);
+    assert!(offset_of!(SlotWords, clock) == 8);
+    assert!(offset_of!(SlotWords, owner) == 16);
+    assert!(offset_of!(SlotWords, msg_id) == 24);
+    assert!(offset_of!(SlotWords, len) == 32);
+    assert!(offset_of!(SlotWords, receives) == 36);
+    assert!(offset_of!(SlotWords, sent_ms) == 40);
+    assert!(offset_of!(SlotWords, crc) == 48);
+    assert!(offset_of!(SlotWords, reason) == 52);
+    assert!(OFF_SHARED + offset_of!(Shared, sweep_due) == 144);
+    assert!(OFF_SHARED + offset_of!(Shared, sweep_pending) == 160);
+    assert!(OFF_SHARED + offset_of!(Shared, fill) == 256);
+    assert!(OFF_SHARED + offset_of!(Shared, rcur) == 384);
+    assert!(OFF_SHARED + offset_of!(Shared, park) == 512);
+    assert!(OFF_SHARED + size_of::<Shared>() <= HEADER_LEN);
+    assert!(align_of::<Shared>() == 8);
+};
+
+/// Where the core's words live: the file mapping, or heap memory for loom
+/// models and unit tests. Implementations guarantee `i < slot_count()`
+/// indexes a real slot; the core never passes a larger index.
+pub trait Memory {
+    /// The header's mutable words.
+    fn shared(&self) -> &Shared;
+    /// Number of slots.
+    fn slot_count(&self) -> u32;
+    /// Slot `i`'s control words; `i < slot_count()`.
+    fn slot(&self, i: u32) -> &SlotWords;
+    /// Slot `i`'s payload, as 8-byte words; `i < slot_count()`.
+    fn payload(&self, i: u32) -> &[AtomicU64];
+}
+
+fn zero_shared() -> Shared {
+    Shared {
+        boot_id: [AtomicU64::new(0), AtomicU64::new(0)],
+        sweep_due: AtomicU64::new(0),
+        sweep_cursor: AtomicU64::new(0),
+        sweep_pending: AtomicU64::new(0),
+        _pad0: [0; 11],
+        fill: AtomicU64::new(0),
+        sent: AtomicU64::new(0),
+        _pad1: [0; 14],
+        rcur: AtomicU64::new(0),
+        acked: AtomicU64::new(0),
+        redelivered: AtomicU64::new(0),
+        dead_lettered: AtomicU64::new(0),
+        _pad2: [0; 12],
+        park: AtomicU32::new(0),
+        _pad3: [0; 31],
+    }
+}
+
+impl SlotWords {
+    fn free() -> SlotWords {
+        SlotWords {
+            state: AtomicU64::new(crate::slot::pack_state(0, crate::slot::St::Free)),
+            clock: AtomicU64::new(crate::slot::pack_clock(0, 0)),
+            owner: AtomicU64::new(0),
+            msg_id: AtomicU64::new(0),
+            len: AtomicU32::new(0),
+            receives: AtomicU32::new(0),
+            sent_ms: AtomicU64::new(0),
+            crc: AtomicU32::new(0),
+            reason: AtomicU32::new(0),
+            _reserved: AtomicU64::new(0),
+        }
+    }
+}
+
+/// The core's words on the heap: what loom models and unit tests run on.
+pub struct HeapMemory {
+    shared: Shared,
+    slots: Vec<SlotWords>,
+    payload: Vec<AtomicU64>,
+    words_per_slot: usize,
+}
+
+impl HeapMemory {
+    /// `slots` free slots of `slot_size` payload bytes each.
+    pub fn new(slots: u32, slot_size: u32) -> HeapMemory {
+        let words_per_slot = (slot_size as usize).div_ceil(8);
+        HeapMemory {
+            shared: zero_shared(),
+            slots: (0..slots).map(|_| SlotWords::free()).collect(),
+            payload: (0..slots as usize * words_per_slot)
+                .map(|_| AtomicU64::new(0))
+                .collect(),
+            words_per_slot,
+        }
+    }
+}
+
+impl Memory for HeapMemory {
+    fn shared(&self) -> &Shared {
+        &self.shared
+    }
+    fn slot_count(&self) -> u32 {
+        self.slots.len() as u32
+    }
+    fn slot(&self, i: u32) -> &SlotWords {
+        &self.slots[i as usize]
+    }
+    fn payload(&self, i: u32) -> &[AtomicU64] {
+        let at = i as usize * self.words_per_slot;
+        &self.payload[at..at + self.words_per_slot]
+    }
+}

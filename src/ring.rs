@@ -1,0 +1,1053 @@
+//! The lock-free core: slots, cursors and every transition of docs/design.md.
+//!
+//! # Algorithm
+//!
+//! A fixed array of slots, each with a state word (`gen << 8 | st`) and a
+//! clock word (`time_ms << 24 | tag`). Every transition is *reserve* (CAS the
+//! clock word to the new time, tagged with the next generation), *side data*
+//! (plain atomic stores the next owner reads), *commit* (CAS the state word to
+//! the next generation and state). Because every actor must win the clock CAS
+//! first, a reservation is exclusive; because every commit bumps the
+//! generation, a receipt `(slot, gen)` fences a lease against anyone who held
+//! the slot before. A process that dies between reserve and commit leaves a
+//! *pending* slot, which anyone aborts once its time plus [`GRACE_MS`] has
+//! passed. No step waits for another process.
+//!
+//! Senders take tickets from `fill` and claim the slot `ticket % N` when it is
+//! free, stepping over slots still in use. Receivers follow the tickets with
+//! `rcur` (best-effort FIFO); messages that become visible again behind
+//! `rcur` (nacks, expired leases, redrives, delays) are found by the *sweep*,
+//! a second cursor that every receive advances by a bounded number of slots.
+//!
+//! The core is generic over [`Memory`]: the queue runs it on the file mapping,
+//! the loom models and unit tests on the heap. Time is always a parameter
+//! (`now`, milliseconds of the host clock), so tests control it.
+
+use crate::error::{Error, Result};
+use crate::failpoint::failpoint;
+use crate::layout::{Memory, SlotWords};
+use crate::slot::{gen_of, next_gen, pack_clock, pack_state, time_of, St, View};
+use crate::sync::{fence, spin_hint, AtomicU64, Ordering::*};
+
+/// How long a pending transition may stay pending beyond its own time before
+/// anyone aborts it (§4).
+pub const GRACE_MS: u64 = 1000;
+/// Slots a receive sweeps when the main path is empty, or periodically.
+pub(crate) const SWEEP_STEP: u64 = 32;
+/// Bound on retries of one CAS against interference (a hostile writer could
+/// otherwise livelock us).
+const CAS_RETRIES: usize = 64;
+
+/// Why a dead message died.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DeadReason {
+    /// Delivered `max_receives` times without an ack.
+    MaxReceives,
+    /// Its slot held values no protocol step writes; quarantined.
+    Corrupt,
+    /// Quarantined by `recover` (an abandoned claim it could not prove empty).
+    Recovered,
+    /// A reason code this build does not know.
+    Unknown(u32),
+}
+
+impl DeadReason {
+    pub(crate) fn code(self) -> u32 {
+        match self {
+            DeadReason::MaxReceives => 1,
+            DeadReason::Corrupt => 2,
+            DeadReason::Recovered => 3,
+            DeadReason::Unknown(c) => c,
+        }
+    }
+    pub(crate) fn from_code(c: u32) -> DeadReason {
+        match c {
+            1 => DeadReason::MaxReceives,
+            2 => DeadReason::Corrupt,
+            3 => DeadReason::Recovered,
+            c => DeadReason::Unknown(c),
+        }
+    }
+    /// Lower-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            DeadReason::MaxReceives => "max-receives",
+            DeadReason::Corrupt => "corrupt",
+            DeadReason::Recovered => "recovered",
+            DeadReason::Unknown(_) => "unknown",
+        }
+    }
+}
+
+/// Names one lease: the slot and the generation its lease commit produced.
+/// Copy it anywhere (another thread, another process): ack, nack and extend
+/// work with it for as long as the lease is the current one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Receipt {
+    /// Slot index.
+    pub slot: u32,
+    /// Generation of the lease.
+    pub gen: u64,
+}
+
+impl std::fmt::Display for Receipt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.slot, self.gen)
+    }
+}
+
+impl std::str::FromStr for Receipt {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Receipt, String> {
+        let (a, b) = s
+            .split_once(':')
+            .ok_or_else(|| format!("receipt {s:?} is not SLOT:GEN"))?;
+        Ok(Receipt {
+            slot: a.parse().map_err(|_| format!("receipt {s:?}: bad slot"))?,
+            gen: b
+                .parse()
+                .map_err(|_| format!("receipt {s:?}: bad generation"))?,
+        })
+    }
+}
+
+/// What a receive hands out besides the payload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Delivery {
+    /// The lease's receipt.
+    pub receipt: Receipt,
+    /// Message id: unique per queue, increasing in send order.
+    pub id: u64,
+    /// How many times the message has been delivered, this time included.
+    pub receives: u32,
+    /// Lease deadline, host clock milliseconds.
+    pub deadline_ms: u64,
+    /// When the message was sent, host clock milliseconds.
+    pub sent_ms: u64,
+}
+
+/// Outcome of a nack.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Nacked {
+    /// Visible again (now, or after the delay).
+    Requeued,
+    /// It had reached max receives: now dead.
+    DeadLettered,
+}
+
+/// A best-effort snapshot of one slot, for stats, inspect and recover.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SlotInfo {
+    /// Slot index.
+    pub slot: u32,
+    /// The state, or `None` when the state word is corrupt.
+    pub state: Option<St>,
+    /// A transition was in flight (reserved, not committed).
+    pub pending: bool,
+    /// The clock tag contradicts the generation.
+    pub corrupt: bool,
+    /// Generation.
+    pub gen: u64,
+    /// The clock time (meaning depends on the state, see design.md §3).
+    pub time_ms: u64,
+    /// Message id.
+    pub id: u64,
+    /// Payload length as stored (may exceed the slot size if corrupt).
+    pub len: u32,
+    /// Deliveries so far.
+    pub receives: u32,
+    /// Send time.
+    pub sent_ms: u64,
+    /// Pid of the claimer or lease holder (0 if unknown).
+    pub owner_pid: u32,
+    /// Whether `owner` was written for this generation's lease or claim.
+    pub owner_current: bool,
+    /// Dead reason code.
+    pub reason: u32,
+}
+
+/// Per-queue constants the core needs; validated before a `Ring` is built.
+#[derive(Clone, Copy, Debug)]
+pub struct Params {
+    pub slot_size: u32,
+    pub max_receives: u32,
+    pub visibility_ms: u64,
+    pub claim_ms: u64,
+    pub checksums: bool,
+    /// This process's pid, recorded as owner of claims and leases.
+    pub pid: u32,
+    /// Whether a pid names a live process (kill(pid, 0) for the real queue).
+    pub is_alive: fn(u32) -> bool,
+}
+
+/// Why a transition did not happen.
+#[derive(Debug, PartialEq, Eq)]
+enum Step {
+    /// The reservation CAS lost: someone else changed the slot first.
+    Raced,
+    /// The commit CAS lost: our pending reservation was aborted (we stalled).
+    Aborted,
+}
+
+pub(crate) fn owner_word(pid: u32, gen: u64) -> u64 {
+    (u64::from(pid) << 32) | (gen & 0xffff_ffff)
+}
+
+/// The core. See the module docs.
+pub struct Ring<M> {
+    mem: M,
+    n: u32,
+    p: Params,
+    sweep_interval_ms: u64,
+}
+
+impl<M: Memory> Ring<M> {
+    /// A core over `mem` (whose slots must already be initialised).
+    pub fn new(mem: M, p: Params) -> Ring<M> {
+        let n = mem.slot_count();
+        assert!(n > 0, "a ring needs at least one slot");
+        Ring {
+            n,
+            p,
+            sweep_interval_ms: (p.visibility_ms / 4).clamp(10, 1000),
+            mem,
+        }
+    }
+
+    /// The memory the core runs on.
+    pub fn memory(&self) -> &M {
+        &self.mem
+    }
+
+    /// The parameters.
+    pub fn params(&self) -> &Params {
+        &self.p
+    }
+
+    /// Number of slots.
+    pub fn slot_count(&self) -> u32 {
+        self.n
+    }
+
+    /// How often a sweep round starts on an idle queue.
+    pub fn sweep_interval_ms(&self) -> u64 {
+        self.sweep_interval_ms
+    }
+
+    fn w(&self, i: u32) -> &SlotWords {
+        self.mem.slot(i)
+    }
+
+    /// Step 1 of §4: read the state word, then the clock word, and classify.
+    /// SYNC POINT: these Acquire loads pair with the Release of the commit
+    /// (and reservation) CASes of whoever last changed the slot.
+    fn read(&self, i: u32) -> View {
+        let w = self.w(i);
+        let s = w.state.load(Acquire);
+        let c = w.clock.load(Acquire);
+        View::classify(s, c)
+    }
+
+    /// Steps 2-4 of §4. `side` runs inside the reservation, with exclusive
+    /// access to the slot's side words; its result is returned with the new
+    /// generation.
+    fn transition<R>(
+        &self,
+        i: u32,
+        s: u64,
+        c: u64,
+        to: St,
+        time: u64,
+        side: impl FnOnce(&SlotWords, u64) -> R,
+    ) -> Result<(u64, R), Step> {
+        let w = self.w(i);
+        let g1 = next_gen(gen_of(s));
+        // Reserve. SYNC POINT: AcqRel; the Acquire half pairs with the previous
+        // reservation or extend, the Release half with step-1 loads of others.
+        w.clock
+            .compare_exchange(c, pack_clock(time, g1), AcqRel, Acquire)
+            .map_err(|_| Step::Raced)?;
+        let r = side(w, g1);
+        // Commit. SYNC POINT: Release pairs with the Acquire load of `state` in
+        // step 1 of the next actor (who then sees the side data and payload).
+        // SeqCst because sends and receives also use this CAS as the store
+        // half of the Dekker pairs of §5.1 and §6.
+        w.state
+            .compare_exchange(s, pack_state(g1, to), SeqCst, Acquire)
+            .map_err(|_| Step::Aborted)?;
+        Ok((g1, r))
+    }
+
+    /// Step A of §4: abort a pending transition whose time + GRACE passed.
+    fn abort(&self, i: u32, s: u64, st: St) -> bool {
+        self.w(i)
+            .state
+            .compare_exchange(s, pack_state(next_gen(gen_of(s)), st), AcqRel, Acquire)
+            .is_ok()
+    }
+
+    /// Quarantine a slot whose words are corrupt: DEAD with reason `Corrupt`,
+    /// by CASes from exactly the values read.
+    fn quarantine(&self, i: u32, s: u64, c: u64, now: u64) -> bool {
+        self.transition(i, s, c, St::Dead, now, |w, g1| {
+            w.reason.store(DeadReason::Corrupt.code(), Relaxed);
+            w.owner.store(owner_word(self.p.pid, g1), Relaxed);
+        })
+        .is_ok()
+    }
+
+    // ----------------------------------------------------------------- send
+
+    /// Send `msg`, visible from `now + delay_ms`. Returns the message id.
+    pub fn send(&self, msg: &[u8], delay_ms: u64, now: u64) -> Result<u64> {
+        let max = self.p.slot_size as usize;
+        if msg.len() > max {
+            return Err(Error::TooLarge {
+                len: msg.len(),
+                max,
+            });
+        }
+        let sh = self.mem.shared();
+        let n = u64::from(self.n);
+        let mut claimed = None;
+        for _ in 0..n {
+            // SeqCst: part of the Dekker pair of §6 (a parked receiver that
+            // sees the publish must also see the ticket). No other ordering
+            // is needed: the slot's own CASes order the message.
+            let t = sh.fill.fetch_add(1, SeqCst);
+            let i = (t % n) as u32;
+            match self.read(i) {
+                View::AtRest {
+                    s, c, st: St::Free, ..
+                } => {
+                    let claim =
+                        self.transition(i, s, c, St::Writing, now + self.p.claim_ms, |w, g1| {
+                            w.owner.store(owner_word(self.p.pid, g1), Relaxed);
+                        });
+                    if let Ok((g, ())) = claim {
+                        claimed = Some((t, i, g));
+                        break;
+                    }
+                }
+                View::Corrupt { s, c } => {
+                    self.quarantine(i, s, c, now);
+                }
+                _ => {}
+            }
+        }
+        let (t, i, g) = claimed.ok_or(Error::Full)?;
+        failpoint!("send.after_claim");
+        let w = self.w(i);
+        w.msg_id.store(t, Relaxed);
+        w.len.store(msg.len() as u32, Relaxed);
+        w.receives.store(0, Relaxed);
+        w.sent_ms.store(now, Relaxed);
+        w.reason.store(0, Relaxed);
+        w.crc.store(
+            if self.p.checksums {
+                crc32fast::hash(msg)
+            } else {
+                0
+            },
+            Relaxed,
+        );
+        // SYNC POINT: pairs with the fence(Acquire) of `peek`'s seqlock read:
+        // a peeker that sees any payload word below also sees our claim.
+        fence(Release);
+        write_payload(self.mem.payload(i), msg);
+        failpoint!("send.before_publish");
+
+        // Publish: WRITING -> READY. Our claim reservation is the expected clock.
+        let s = pack_state(g, St::Writing);
+        let c = pack_clock(now + self.p.claim_ms, g);
+        if self
+            .transition(i, s, c, St::Ready, now + delay_ms, |_, _| ())
+            .is_err()
+        {
+            self.release_abandoned(i, g, now);
+            return Err(Error::ClaimExpired);
+        }
+        sh.sent.fetch_add(1, Relaxed);
+        if delay_ms > 0 {
+            sh.sweep_due.fetch_min(now + delay_ms, SeqCst);
+        } else {
+            // SYNC POINT (§5.1): SeqCst load after the SeqCst commit, against
+            // the receivers' SeqCst rcur CAS then state load.
+            let mut r = sh.rcur.load(SeqCst);
+            for _ in 0..CAS_RETRIES {
+                if r <= t {
+                    break;
+                }
+                match sh.rcur.compare_exchange(r, t, SeqCst, SeqCst) {
+                    Ok(_) => break,
+                    Err(now_r) => r = now_r,
+                }
+            }
+        }
+        Ok(t)
+    }
+
+    /// After a failed publish: our claim was abandoned. Free the slot, which
+    /// nobody else frees while we live (§7).
+    fn release_abandoned(&self, i: u32, claim_gen: u64, now: u64) {
+        let me = owner_word(self.p.pid, claim_gen);
+        for _ in 0..CAS_RETRIES {
+            match self.read(i) {
+                View::AtRest {
+                    s,
+                    c,
+                    st: St::Abandoned,
+                    gen,
+                    ..
+                } if gen == next_gen(claim_gen) && self.w(i).owner.load(Relaxed) == me => {
+                    let _ = self.transition(i, s, c, St::Free, now, |_, _| ());
+                    return;
+                }
+                View::Pending {
+                    st: St::Writing,
+                    gen,
+                    ..
+                } if gen == claim_gen => spin_hint(),
+                _ => return,
+            }
+        }
+    }
+
+    // -------------------------------------------------------------- receive
+
+    /// Lease one visible message (or an expired lease) into `buf`.
+    ///
+    /// `sweep_first`: take a sweep step before the main path (receivers do this
+    /// every few receives so that a busy queue still finds returned messages).
+    /// `sweep_budget`: slots to sweep when the main path is empty.
+    pub fn try_receive(
+        &self,
+        now: u64,
+        visibility_ms: u64,
+        buf: &mut Vec<u8>,
+        sweep_first: bool,
+        sweep_budget: u64,
+    ) -> Option<Delivery> {
+        if sweep_first {
+            if let Some(d) = self.sweep(now, SWEEP_STEP, visibility_ms, buf) {
+                return Some(d);
+            }
+        }
+        if let Some(d) = self.receive_main(now, visibility_ms, buf) {
+            return Some(d);
+        }
+        self.sweep(now, sweep_budget, visibility_ms, buf)
+    }
+
+    /// §5.2: follow the senders' tickets.
+    fn receive_main(&self, now: u64, vt: u64, buf: &mut Vec<u8>) -> Option<Delivery> {
+        let sh = self.mem.shared();
+        let n = u64::from(self.n);
+        for _ in 0..2 * n + 8 {
+            let r = sh.rcur.load(SeqCst);
+            let f = sh.fill.load(SeqCst);
+            if r >= f {
+                return None;
+            }
+            if f - r > n {
+                let _ = sh.rcur.compare_exchange(r, f - n, SeqCst, Relaxed);
+                continue;
+            }
+            let i = (r % n) as u32;
+            if let Some(d) = self.try_take(i, now, vt, buf, false) {
+                let _ = sh.rcur.compare_exchange(r, r + 1, SeqCst, Relaxed);
+                return Some(d);
+            }
+            // SYNC POINT (§5.1): advance, then look again, against the
+            // sender's commit-then-load of rcur. One of us sees the other.
+            if sh.rcur.compare_exchange(r, r + 1, SeqCst, Relaxed).is_ok() {
+                if let Some(d) = self.try_take(i, now, vt, buf, false) {
+                    return Some(d);
+                }
+            }
+        }
+        None
+    }
+
+    /// §5.3: advance the sweep cursor by up to `budget` slots, repairing what
+    /// it passes and leasing the first message it can.
+    fn sweep(&self, now: u64, budget: u64, vt: u64, buf: &mut Vec<u8>) -> Option<Delivery> {
+        let sh = self.mem.shared();
+        let due = sh.sweep_due.load(SeqCst);
+        if now < due {
+            return None;
+        }
+        let n = u64::from(self.n);
+        for _ in 0..budget.min(n) {
+            let k = sh.sweep_cursor.fetch_add(1, Relaxed);
+            let i = (k % n) as u32;
+            let got = self.try_take(i, now, vt, buf, true);
+            if k % n == n - 1 {
+                self.end_lap(due, now);
+            }
+            if got.is_some() {
+                return got;
+            }
+        }
+        None
+    }
+
+    /// The end of a sweep lap: schedule the next round, unless a message
+    /// became visible behind the cursors meanwhile (then sweep on).
+    fn end_lap(&self, due_seen: u64, now: u64) {
+        let sh = self.mem.shared();
+        let _ =
+            sh.sweep_due
+                .compare_exchange(due_seen, now + self.sweep_interval_ms, SeqCst, SeqCst);
+        // SYNC POINT: SeqCst against `signal_return` (store pending, then due).
+        if sh.sweep_pending.swap(0, SeqCst) != 0 {
+            sh.sweep_due.store(0, SeqCst);
+        }
+    }
+
+    /// A message became visible behind the cursors: make the sweep run a full
+    /// lap from now on (§5.3).
+    fn signal_return(&self) {
+        let sh = self.mem.shared();
+        sh.sweep_pending.store(1, SeqCst);
+        sh.sweep_due.store(0, SeqCst);
+    }
+
+    /// Examine slot `i` once and take what it offers. On the main path only
+    /// READY messages (and corrupt slots) are handled; the sweep also repairs.
+    fn try_take(
+        &self,
+        i: u32,
+        now: u64,
+        vt: u64,
+        buf: &mut Vec<u8>,
+        sweeping: bool,
+    ) -> Option<Delivery> {
+        match self.read(i) {
+            View::AtRest {
+                s,
+                c,
+                st: St::Ready,
+                time,
+                ..
+            } if time <= now => self.lease(i, s, c, now, vt, buf),
+            View::AtRest {
+                s,
+                c,
+                st: St::Leased,
+                time,
+                ..
+            } if sweeping && time <= now => self.expire(i, s, c, now, vt, buf),
+            View::AtRest {
+                s,
+                c,
+                st: St::Writing,
+                time,
+                ..
+            } if sweeping && time <= now => {
+                self.abandon(i, s, c, now);
+                None
+            }
+            View::AtRest {
+                s,
+                c,
+                st: St::Abandoned,
+                gen,
+                ..
+            } if sweeping => {
+                let owner = self.w(i).owner.load(Relaxed);
+                let pid = (owner >> 32) as u32;
+                // The owner was recorded for the claim generation, one before.
+                let current = owner & 0xffff_ffff == gen.wrapping_sub(1) & 0xffff_ffff;
+                if !current || !(self.p.is_alive)(pid) {
+                    let _ = self.transition(i, s, c, St::Free, now, |_, _| ());
+                }
+                None
+            }
+            View::Pending { s, st, time, .. }
+                if sweeping && time.saturating_add(GRACE_MS) < now =>
+            {
+                self.abort(i, s, st);
+                None
+            }
+            View::Corrupt { s, c } => {
+                self.quarantine(i, s, c, now);
+                None
+            }
+            _ => None,
+        }
+    }
+
+    /// READY (or expired LEASED) -> LEASED, then copy the message out.
+    fn lease(
+        &self,
+        i: u32,
+        s: u64,
+        c: u64,
+        now: u64,
+        vt: u64,
+        buf: &mut Vec<u8>,
+    ) -> Option<Delivery> {
+        let deadline = now + vt;
+        let (g1, before) = self
+            .transition(i, s, c, St::Leased, deadline, |w, g1| {
+                let r = w.receives.load(Relaxed);
+                w.receives.store(r.saturating_add(1), Relaxed);
+                w.owner.store(owner_word(self.p.pid, g1), Relaxed);
+                r
+            })
+            .ok()?;
+        failpoint!("receive.after_lease");
+        if before > 0 {
+            self.mem.shared().redelivered.fetch_add(1, Relaxed);
+        }
+        let w = self.w(i);
+        let len = w.len.load(Relaxed) as usize;
+        if len > self.p.slot_size as usize {
+            self.quarantine_held(i, g1, now);
+            return None;
+        }
+        read_payload(self.mem.payload(i), len, buf);
+        if self.p.checksums && crc32fast::hash(buf) != w.crc.load(Relaxed) {
+            self.quarantine_held(i, g1, now);
+            return None;
+        }
+        Some(Delivery {
+            receipt: Receipt { slot: i, gen: g1 },
+            id: w.msg_id.load(Relaxed),
+            receives: before.saturating_add(1),
+            deadline_ms: deadline,
+            sent_ms: w.sent_ms.load(Relaxed),
+        })
+    }
+
+    /// A lease we just took turned out to hold a corrupt message.
+    fn quarantine_held(&self, i: u32, gen: u64, now: u64) {
+        if let View::AtRest {
+            s,
+            c,
+            st: St::Leased,
+            gen: g,
+            ..
+        } = self.read(i)
+        {
+            if g == gen {
+                let _ = self.transition(i, s, c, St::Dead, now, |w, _| {
+                    w.reason.store(DeadReason::Corrupt.code(), Relaxed);
+                });
+            }
+        }
+    }
+
+    /// An expired lease: redeliver it, or dead-letter it at max receives.
+    fn expire(
+        &self,
+        i: u32,
+        s: u64,
+        c: u64,
+        now: u64,
+        vt: u64,
+        buf: &mut Vec<u8>,
+    ) -> Option<Delivery> {
+        if self.w(i).receives.load(Relaxed) >= self.p.max_receives {
+            self.dead_letter(i, s, c, now);
+            return None;
+        }
+        self.lease(i, s, c, now, vt, buf)
+    }
+
+    fn dead_letter(&self, i: u32, s: u64, c: u64, now: u64) -> bool {
+        let ok = self
+            .transition(i, s, c, St::Dead, now, |w, g1| {
+                failpoint!("deadletter.inside");
+                w.reason.store(DeadReason::MaxReceives.code(), Relaxed);
+                w.owner.store(owner_word(self.p.pid, g1), Relaxed);
+            })
+            .is_ok();
+        if ok {
+            self.mem.shared().dead_lettered.fetch_add(1, Relaxed);
+        }
+        ok
+    }
+
+    /// An expired claim: WRITING -> ABANDONED; straight on to FREE if the
+    /// claimer is gone.
+    fn abandon(&self, i: u32, s: u64, c: u64, now: u64) {
+        let pid = (self.w(i).owner.load(Relaxed) >> 32) as u32;
+        if let Ok((g1, ())) = self.transition(i, s, c, St::Abandoned, now, |_, _| ()) {
+            if !(self.p.is_alive)(pid) {
+                let _ = self.transition(
+                    i,
+                    pack_state(g1, St::Abandoned),
+                    pack_clock(now, g1),
+                    St::Free,
+                    now,
+                    |_, _| (),
+                );
+            }
+        }
+    }
+
+    // ------------------------------------------------- ack, nack, extend
+
+    /// The slot's words if `rc` is still the current lease.
+    fn held(&self, rc: Receipt) -> Result<(u64, u64, u64)> {
+        if rc.slot >= self.n {
+            return Err(Error::BadReceipt);
+        }
+        match self.read(rc.slot) {
+            View::AtRest {
+                s,
+                c,
+                st: St::Leased,
+                gen,
+                time,
+            } if gen == rc.gen => Ok((s, c, time)),
+            _ => Err(Error::LeaseLost),
+        }
+    }
+
+    /// Delete the message for good.
+    pub fn ack(&self, rc: Receipt, now: u64) -> Result<()> {
+        for _ in 0..CAS_RETRIES {
+            let (s, c, _) = self.held(rc)?;
+            match self.transition(rc.slot, s, c, St::Free, now, |w, _| {
+                failpoint!("ack.inside");
+                w.reason.store(0, Relaxed);
+            }) {
+                Ok(_) => {
+                    self.mem.shared().acked.fetch_add(1, Relaxed);
+                    return Ok(());
+                }
+                // An extend from another handle moved the clock: look again.
+                Err(Step::Raced) => continue,
+                Err(Step::Aborted) => return Err(Error::LeaseLost),
+            }
+        }
+        Err(Error::Contended)
+    }
+
+    /// Release the lease: visible again after `delay_ms`, or dead at max receives.
+    pub fn nack(&self, rc: Receipt, delay_ms: u64, now: u64) -> Result<Nacked> {
+        for _ in 0..CAS_RETRIES {
+            let (s, c, _) = self.held(rc)?;
+            if self.w(rc.slot).receives.load(Relaxed) >= self.p.max_receives {
+                if self.dead_letter(rc.slot, s, c, now) {
+                    return Ok(Nacked::DeadLettered);
+                }
+                continue;
+            }
+            match self.transition(rc.slot, s, c, St::Ready, now + delay_ms, |_, _| {
+                failpoint!("nack.inside");
+            }) {
+                Ok(_) => {
+                    if delay_ms == 0 {
+                        self.signal_return();
+                    } else {
+                        self.mem
+                            .shared()
+                            .sweep_due
+                            .fetch_min(now + delay_ms, SeqCst);
+                    }
+                    return Ok(Nacked::Requeued);
+                }
+                Err(Step::Raced) => continue,
+                Err(Step::Aborted) => return Err(Error::LeaseLost),
+            }
+        }
+        Err(Error::Contended)
+    }
+
+    /// Move the lease deadline to `now + timeout_ms`. Returns the deadline.
+    pub fn extend(&self, rc: Receipt, timeout_ms: u64, now: u64) -> Result<u64> {
+        let deadline = now + timeout_ms;
+        for _ in 0..CAS_RETRIES {
+            let (_, c, _) = self.held(rc)?;
+            // Clock only: the generation (and so every copy of the receipt)
+            // stays valid. SYNC POINT: a takeover must CAS this same word
+            // first (§4 Extend), so exactly one of us wins.
+            if self
+                .w(rc.slot)
+                .clock
+                .compare_exchange(c, pack_clock(deadline, rc.gen), AcqRel, Acquire)
+                .is_ok()
+            {
+                return Ok(deadline);
+            }
+        }
+        Err(Error::Contended)
+    }
+
+    // ------------------------------------------------------- dead letters
+
+    /// DEAD -> READY with the receive count reset. `gen`, if given, must match.
+    pub fn redrive(&self, i: u32, gen: Option<u64>, now: u64) -> Result<bool> {
+        self.leave_dead(i, gen, now, St::Ready)
+    }
+
+    /// DEAD -> FREE. `gen`, if given, must match.
+    pub fn purge(&self, i: u32, gen: Option<u64>, now: u64) -> Result<bool> {
+        self.leave_dead(i, gen, now, St::Free)
+    }
+
+    fn leave_dead(&self, i: u32, want: Option<u64>, now: u64, to: St) -> Result<bool> {
+        if i >= self.n {
+            return Err(Error::BadReceipt);
+        }
+        for _ in 0..CAS_RETRIES {
+            let View::AtRest {
+                s,
+                c,
+                st: St::Dead,
+                gen,
+                ..
+            } = self.read(i)
+            else {
+                return Ok(false);
+            };
+            if want.is_some_and(|g| g != gen) {
+                return Ok(false);
+            }
+            let done = self.transition(i, s, c, to, now, |w, _| {
+                if to == St::Ready {
+                    failpoint!("redrive.inside");
+                    w.receives.store(0, Relaxed);
+                } else {
+                    failpoint!("purge.inside");
+                }
+                w.reason.store(0, Relaxed);
+            });
+            match done {
+                Ok(_) => {
+                    if to == St::Ready {
+                        self.signal_return();
+                    }
+                    return Ok(true);
+                }
+                Err(Step::Raced) => continue,
+                Err(Step::Aborted) => return Ok(false),
+            }
+        }
+        Err(Error::Contended)
+    }
+
+    // -------------------------------------------------- inspection, repair
+
+    /// A best-effort snapshot of slot `i` (`i < slot_count`).
+    pub fn info(&self, i: u32) -> SlotInfo {
+        let w = self.w(i);
+        let view = self.read(i);
+        let (s, c) = match view {
+            View::AtRest { s, c, .. } | View::Pending { s, c, .. } | View::Corrupt { s, c } => {
+                (s, c)
+            }
+        };
+        let gen = gen_of(s);
+        let state = match view {
+            View::Corrupt { .. } => St::from_bits(s & 0xff),
+            View::AtRest { st, .. } | View::Pending { st, .. } => Some(st),
+        };
+        let owner = w.owner.load(Relaxed);
+        // A claim's owner is written for the claim generation; the publish
+        // (and an abandon) bump the generation once more.
+        let owner_gen = owner & 0xffff_ffff;
+        let owner_current =
+            owner_gen == gen & 0xffff_ffff || owner_gen == gen.wrapping_sub(1) & 0xffff_ffff;
+        SlotInfo {
+            slot: i,
+            state,
+            pending: matches!(view, View::Pending { .. }),
+            corrupt: matches!(view, View::Corrupt { .. }),
+            gen,
+            time_ms: time_of(c),
+            id: w.msg_id.load(Relaxed),
+            len: w.len.load(Relaxed),
+            receives: w.receives.load(Relaxed),
+            sent_ms: w.sent_ms.load(Relaxed),
+            owner_pid: (owner >> 32) as u32,
+            owner_current,
+            reason: w.reason.load(Relaxed),
+        }
+    }
+
+    /// Copy the message in slot `i` without leasing it (a seqlock read, §4).
+    /// `None` if the slot holds no message or changed while being read.
+    pub fn peek(&self, i: u32, buf: &mut Vec<u8>) -> Option<SlotInfo> {
+        let w = self.w(i);
+        let s1 = w.state.load(Acquire);
+        let info = self.info(i);
+        if info.pending
+            || info.corrupt
+            || !matches!(info.state, Some(St::Ready | St::Leased | St::Dead))
+        {
+            return None;
+        }
+        let len = info.len as usize;
+        if len > self.p.slot_size as usize {
+            return None;
+        }
+        read_payload(self.mem.payload(i), len, buf);
+        // SYNC POINT: pairs with the sender's fence(Release) after its claim.
+        fence(Acquire);
+        if w.state.load(Relaxed) != s1 || gen_of(s1) != info.gen {
+            return None;
+        }
+        Some(info)
+    }
+
+    /// One repair step for `recover`: abort a stale pending transition,
+    /// quarantine a corrupt slot, expire an overdue lease or claim, reclaim an
+    /// abandoned slot whose owner is gone, or (`force_abandoned`) quarantine
+    /// an abandoned slot whose owner lives. Returns what it did.
+    pub fn repair(&self, i: u32, now: u64, force_abandoned: bool) -> Option<&'static str> {
+        failpoint!("recover.inside");
+        match self.read(i) {
+            View::Corrupt { s, c } => self
+                .quarantine(i, s, c, now)
+                .then_some("quarantined corrupt slot"),
+            View::Pending { s, st, time, .. } if time.saturating_add(GRACE_MS) < now => self
+                .abort(i, s, st)
+                .then_some("aborted stale pending transition"),
+            View::AtRest {
+                s,
+                c,
+                st: St::Leased,
+                time,
+                ..
+            } if time <= now => {
+                if self.w(i).receives.load(Relaxed) >= self.p.max_receives {
+                    self.dead_letter(i, s, c, now)
+                        .then_some("dead-lettered expired lease at max receives")
+                } else {
+                    self.transition(i, s, c, St::Ready, now, |_, _| ())
+                        .ok()
+                        .map(|_| {
+                            self.signal_return();
+                            "returned expired lease to visible"
+                        })
+                }
+            }
+            View::AtRest {
+                s,
+                c,
+                st: St::Leased,
+                gen,
+                ..
+            } => {
+                let owner = self.w(i).owner.load(Relaxed);
+                let pid = (owner >> 32) as u32;
+                let known = owner & 0xffff_ffff == gen & 0xffff_ffff && pid != 0;
+                if known && !(self.p.is_alive)(pid) {
+                    self.transition(i, s, c, St::Ready, now, |_, _| ())
+                        .ok()
+                        .map(|_| {
+                            self.signal_return();
+                            "returned lease of a dead process to visible"
+                        })
+                } else {
+                    None
+                }
+            }
+            View::AtRest {
+                s,
+                c,
+                st: St::Writing,
+                time,
+                ..
+            } if time <= now => {
+                self.abandon(i, s, c, now);
+                Some("abandoned expired claim")
+            }
+            View::AtRest {
+                s,
+                c,
+                st: St::Abandoned,
+                gen,
+                ..
+            } => {
+                let owner = self.w(i).owner.load(Relaxed);
+                let pid = (owner >> 32) as u32;
+                let current = owner & 0xffff_ffff == gen.wrapping_sub(1) & 0xffff_ffff;
+                if !current || !(self.p.is_alive)(pid) {
+                    self.transition(i, s, c, St::Free, now, |_, _| ())
+                        .ok()
+                        .map(|_| "reclaimed abandoned claim")
+                } else if force_abandoned {
+                    self.transition(i, s, c, St::Dead, now, |w, _| {
+                        w.reason.store(DeadReason::Recovered.code(), Relaxed);
+                    })
+                    .ok()
+                    .map(|_| "quarantined abandoned claim of a live process")
+                } else {
+                    None
+                }
+            }
+            _ => None,
+        }
+    }
+
+    /// Reset every clock to 0 after a reboot (§7): every lease and claim is
+    /// expired and every delayed message visible. Pending transitions are
+    /// aborted. Call only with exclusive access to the file.
+    pub fn reset_clocks(&self) {
+        for i in 0..self.n {
+            let w = self.w(i);
+            let s = w.state.load(Acquire);
+            let c = w.clock.load(Acquire);
+            match View::classify(s, c) {
+                View::AtRest { gen, .. } => w.clock.store(pack_clock(0, gen), Release),
+                View::Pending { st, gen, .. } => {
+                    let g1 = next_gen(gen);
+                    w.clock.store(pack_clock(0, g1), Release);
+                    w.state.store(pack_state(g1, st), Release);
+                }
+                View::Corrupt { .. } => {}
+            }
+        }
+        let sh = self.mem.shared();
+        sh.sweep_due.store(0, SeqCst);
+        sh.sweep_pending.store(1, SeqCst);
+    }
+
+    /// The header's shared words (cursors and counters).
+    pub fn shared(&self) -> &crate::layout::Shared {
+        self.mem.shared()
+    }
+}
+
+/// Copy `msg` into payload words, little-endian, zero-padding the last word.
+fn write_payload(words: &[AtomicU64], msg: &[u8]) {
+    let mut chunks = msg.chunks_exact(8);
+    for (w, ch) in words.iter().zip(&mut chunks) {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(ch);
+        w.store(u64::from_le_bytes(b), Relaxed);
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let mut b = [0u8; 8];
+        b[..rest.len()].copy_from_slice(rest);
+        if let Some(w) = words.get(msg.len() / 8) {
+            w.store(u64::from_le_bytes(b), Relaxed);
+        }
+    }
+    if msg.len() > 8 {
+        failpoint!("send.mid_payload");
+    }
+}
+
+/// Copy `len` bytes out of payload words into `buf` (cleared first). `len`
+/// must already be checked against the slot size.
+fn read_payload(words: &[AtomicU64], len: usize, buf: &mut Vec<u8>) {
+    buf.clear();
+    buf.reserve(len);
+    let full = len / 8;
+    for w in &words[..full] {
+        buf.extend_from_slice(&w.load(Relaxed).to_le_bytes());
+    }
+    let rest = len % 8;
+    if rest > 0 {
+        buf.extend_from_slice(&words[full].load(Relaxed).to_le_bytes()[..rest]);
+    }
+}
