@@ -7,6 +7,7 @@
 //!      8     4  version (written last)      144     8  sweep_due_ms
 //!     12     4  flags                       152     8  sweep_cursor
 //!     16     4  slot_count                  160     8  sweep_pending
+//!                                            168     8  sweep_next
 //!     20     4  slot_size                   256     8  fill      (senders)
 //!     24     4  slot_stride                 264     8  sent
 //!     28     4  max_receives                384     8  rcur      (receivers)
@@ -69,7 +70,10 @@ pub struct Shared {
     pub(crate) sweep_cursor: AtomicU64,
     /// Non-zero: a message became visible behind the cursors; sweep a full lap.
     pub(crate) sweep_pending: AtomicU64,
-    _pad0: [u64; 11],
+    /// Earliest future time the current sweep lap saw (a lease deadline, a
+    /// delayed message); the next round starts no later (§5.3).
+    pub(crate) sweep_next: AtomicU64,
+    _pad0: [u64; 10],
     /// Senders' ticket counter; a ticket is a message id (§5.1).
     pub(crate) fill: AtomicU64,
     /// Counter: sends that returned Ok.
@@ -128,6 +132,7 @@ const _: () = {
     assert!(offset_of!(SlotWords, reason) == 52);
     assert!(OFF_SHARED + offset_of!(Shared, sweep_due) == 144);
     assert!(OFF_SHARED + offset_of!(Shared, sweep_pending) == 160);
+    assert!(OFF_SHARED + offset_of!(Shared, sweep_next) == 168);
     assert!(OFF_SHARED + offset_of!(Shared, fill) == 256);
     assert!(OFF_SHARED + offset_of!(Shared, rcur) == 384);
     assert!(OFF_SHARED + offset_of!(Shared, park) == 512);
@@ -155,7 +160,8 @@ fn zero_shared() -> Shared {
         sweep_due: AtomicU64::new(0),
         sweep_cursor: AtomicU64::new(0),
         sweep_pending: AtomicU64::new(0),
-        _pad0: [0; 11],
+        sweep_next: AtomicU64::new(0),
+        _pad0: [0; 10],
         fill: AtomicU64::new(0),
         sent: AtomicU64::new(0),
         _pad1: [0; 14],

@@ -280,11 +280,18 @@ impl<M: Memory> Ring<M> {
     }
 
     /// Step A of §4: abort a pending transition whose time + GRACE passed.
+    /// A message left READY this way is visible behind the cursors, so the
+    /// sweep is told to run a full lap.
     fn abort(&self, i: u32, s: u64, st: St) -> bool {
-        self.w(i)
+        let done = self
+            .w(i)
             .state
             .compare_exchange(s, pack_state(next_gen(gen_of(s)), st), AcqRel, Acquire)
-            .is_ok()
+            .is_ok();
+        if done && st == St::Ready {
+            self.signal_return();
+        }
+        done
     }
 
     /// Quarantine a slot whose words are corrupt: DEAD with reason `Corrupt`,
@@ -370,7 +377,7 @@ impl<M: Memory> Ring<M> {
         }
         sh.sent.fetch_add(1, Relaxed);
         if delay_ms > 0 {
-            sh.sweep_due.fetch_min(now + delay_ms, SeqCst);
+            self.note_due(now + delay_ms);
         } else {
             // SYNC POINT (§5.1): SeqCst load after the SeqCst commit, against
             // the receivers' SeqCst rcur CAS then state load.
@@ -493,16 +500,34 @@ impl<M: Memory> Ring<M> {
         None
     }
 
-    /// The end of a sweep lap: schedule the next round, unless a message
-    /// became visible behind the cursors meanwhile (then sweep on).
+    /// The end of a sweep lap: schedule the next round at the earliest time
+    /// the lap saw (or one interval from now), unless a message became
+    /// visible behind the cursors meanwhile (then sweep on at once).
     fn end_lap(&self, due_seen: u64, now: u64) {
         let sh = self.mem.shared();
-        let _ =
-            sh.sweep_due
-                .compare_exchange(due_seen, now + self.sweep_interval_ms, SeqCst, SeqCst);
+        let next = sh
+            .sweep_next
+            .swap(u64::MAX, SeqCst)
+            .min(now + self.sweep_interval_ms);
+        let _ = sh
+            .sweep_due
+            .compare_exchange(due_seen, next, SeqCst, SeqCst);
         // SYNC POINT: SeqCst against `signal_return` (store pending, then due).
         if sh.sweep_pending.swap(0, SeqCst) != 0 {
             sh.sweep_due.store(0, SeqCst);
+        }
+    }
+
+    /// Something in the queue changes at time `t` (a delayed message becomes
+    /// visible, a lease expires): make sure a sweep round starts by then.
+    fn note_due(&self, t: u64) {
+        let sh = self.mem.shared();
+        // Loads first: the RMWs are needed only when `t` is the new earliest.
+        if t < sh.sweep_next.load(Relaxed) {
+            sh.sweep_next.fetch_min(t, SeqCst);
+        }
+        if t < sh.sweep_due.load(Relaxed) {
+            sh.sweep_due.fetch_min(t, SeqCst);
         }
     }
 
@@ -573,6 +598,18 @@ impl<M: Memory> Ring<M> {
             }
             View::Corrupt { s, c } => {
                 self.quarantine(i, s, c, now);
+                None
+            }
+            View::AtRest {
+                st: St::Ready | St::Leased | St::Writing,
+                time,
+                ..
+            } if sweeping => {
+                self.note_due(time);
+                None
+            }
+            View::Pending { time, .. } if sweeping => {
+                self.note_due(time.saturating_add(GRACE_MS + 1));
                 None
             }
             _ => None,
@@ -745,10 +782,7 @@ impl<M: Memory> Ring<M> {
                     if delay_ms == 0 {
                         self.signal_return();
                     } else {
-                        self.mem
-                            .shared()
-                            .sweep_due
-                            .fetch_min(now + delay_ms, SeqCst);
+                        self.note_due(now + delay_ms);
                     }
                     return Ok(Nacked::Requeued);
                 }
@@ -1051,3 +1085,7 @@ fn read_payload(words: &[AtomicU64], len: usize, buf: &mut Vec<u8>) {
         buf.extend_from_slice(&words[full].load(Relaxed).to_le_bytes()[..rest]);
     }
 }
+
+#[cfg(test)]
+#[path = "ring_tests.rs"]
+mod tests;

@@ -1,0 +1,407 @@
+//! Deterministic tests of the core on heap memory, with time as a parameter.
+//! Crashes are simulated by performing a protocol's first steps by hand and
+//! never the rest.
+
+use super::*;
+use crate::layout::HeapMemory;
+use crate::slot::{pack_clock, pack_state, St, TAG_MASK};
+
+const VT: u64 = 1000;
+
+fn params(max_receives: u32) -> Params {
+    Params {
+        slot_size: 64,
+        max_receives,
+        visibility_ms: VT,
+        claim_ms: 500,
+        checksums: true,
+        pid: 4242,
+        is_alive: |pid| pid == 4242,
+    }
+}
+
+fn ring(n: u32) -> Ring<HeapMemory> {
+    Ring::new(HeapMemory::new(n, 64), params(3))
+}
+
+fn recv(r: &Ring<HeapMemory>, now: u64) -> Option<(Delivery, Vec<u8>)> {
+    let mut buf = Vec::new();
+    // A full sweep budget, so returns are found deterministically.
+    r.try_receive(now, VT, &mut buf, false, u64::from(r.slot_count()))
+        .map(|d| (d, buf))
+}
+
+fn state_of(r: &Ring<HeapMemory>, i: u32) -> Option<St> {
+    r.info(i).state
+}
+
+#[test]
+fn send_receive_ack_in_fifo_order() {
+    let r = ring(8);
+    for k in 0..5u8 {
+        assert_eq!(r.send(&[k; 10], 0, 100).unwrap(), u64::from(k));
+    }
+    for k in 0..5u8 {
+        let (d, p) = recv(&r, 100).expect("a message");
+        assert_eq!(d.id, u64::from(k));
+        assert_eq!(p, vec![k; 10]);
+        assert_eq!(d.receives, 1);
+        assert_eq!(d.deadline_ms, 100 + VT);
+        r.ack(d.receipt, 101).unwrap();
+    }
+    assert!(recv(&r, 100).is_none());
+    assert_eq!(r.shared().acked.load(Relaxed), 5);
+}
+
+#[test]
+fn payload_lengths_round_trip_at_every_word_boundary() {
+    let r = ring(4);
+    for len in 0..=64usize {
+        let msg: Vec<u8> = (0..len as u8).collect();
+        r.send(&msg, 0, 1).unwrap();
+        let (d, p) = recv(&r, 1).unwrap();
+        assert_eq!(p, msg, "length {len}");
+        r.ack(d.receipt, 1).unwrap();
+    }
+}
+
+#[test]
+fn full_queue_hands_back_an_error_and_recovers_after_ack() {
+    let r = ring(3);
+    for _ in 0..3 {
+        r.send(b"x", 0, 1).unwrap();
+    }
+    assert!(matches!(r.send(b"y", 0, 1), Err(Error::Full)));
+    let (d, _) = recv(&r, 1).unwrap();
+    assert!(
+        matches!(r.send(b"y", 0, 1), Err(Error::Full)),
+        "a leased message still holds its slot"
+    );
+    r.ack(d.receipt, 1).unwrap();
+    r.send(b"y", 0, 1).unwrap();
+}
+
+#[test]
+fn too_large_is_refused() {
+    let r = ring(2);
+    assert!(matches!(
+        r.send(&[0; 65], 0, 1),
+        Err(Error::TooLarge { len: 65, max: 64 })
+    ));
+}
+
+#[test]
+fn expired_lease_is_redelivered_and_the_stale_receipt_is_fenced() {
+    let r = ring(4);
+    r.send(b"job", 0, 0).unwrap();
+    let (first, _) = recv(&r, 0).unwrap();
+    assert!(recv(&r, VT - 1).is_none(), "leased until the deadline");
+    let (second, p) = recv(&r, VT + 1).expect("redelivered after the deadline");
+    assert_eq!(p, b"job");
+    assert_eq!(second.id, first.id);
+    assert_eq!(second.receives, 2);
+    assert_ne!(second.receipt, first.receipt);
+    assert!(matches!(
+        r.ack(first.receipt, VT + 2),
+        Err(Error::LeaseLost)
+    ));
+    assert!(matches!(
+        r.nack(first.receipt, 0, VT + 2),
+        Err(Error::LeaseLost)
+    ));
+    assert!(matches!(
+        r.extend(first.receipt, 10, VT + 2),
+        Err(Error::LeaseLost)
+    ));
+    r.ack(second.receipt, VT + 2).unwrap();
+    assert_eq!(r.shared().redelivered.load(Relaxed), 1);
+}
+
+#[test]
+fn extend_keeps_the_lease_and_the_receipt() {
+    let r = ring(4);
+    r.send(b"long job", 0, 0).unwrap();
+    let (d, _) = recv(&r, 0).unwrap();
+    assert_eq!(r.extend(d.receipt, 5 * VT, VT - 1).unwrap(), 6 * VT - 1);
+    assert!(
+        recv(&r, 3 * VT).is_none(),
+        "extended lease is not taken over"
+    );
+    r.ack(d.receipt, 3 * VT).unwrap();
+}
+
+#[test]
+fn an_expired_lease_not_yet_taken_over_can_still_be_acked_or_extended() {
+    let r = ring(4);
+    r.send(b"late", 0, 0).unwrap();
+    let (d, _) = recv(&r, 0).unwrap();
+    r.extend(d.receipt, VT, 2 * VT).unwrap();
+    assert!(recv(&r, 2 * VT + 1).is_none());
+    r.ack(d.receipt, 2 * VT + 2).unwrap();
+}
+
+#[test]
+fn nack_makes_the_message_visible_now_or_after_a_delay() {
+    let r = ring(4);
+    r.send(b"retry me", 0, 0).unwrap();
+    let (d, _) = recv(&r, 0).unwrap();
+    assert_eq!(r.nack(d.receipt, 0, 1).unwrap(), Nacked::Requeued);
+    let (d, _) = recv(&r, 1).expect("visible again at once");
+    assert_eq!(d.receives, 2);
+    assert_eq!(r.nack(d.receipt, 300, 2).unwrap(), Nacked::Requeued);
+    assert!(recv(&r, 301).is_none(), "not before the delay");
+    let (d, _) = recv(&r, 302).expect("visible after the delay");
+    r.ack(d.receipt, 302).unwrap();
+}
+
+#[test]
+fn delayed_send_is_invisible_until_its_time() {
+    let r = ring(4);
+    r.send(b"later", 500, 0).unwrap();
+    r.send(b"now", 0, 0).unwrap();
+    let (d, p) = recv(&r, 0).unwrap();
+    assert_eq!(p, b"now");
+    r.ack(d.receipt, 0).unwrap();
+    assert!(recv(&r, 499).is_none());
+    let (_, p) = recv(&r, 500).expect("delayed message");
+    assert_eq!(p, b"later");
+}
+
+#[test]
+fn max_receives_dead_letters_then_redrive_and_purge() {
+    let r = ring(4);
+    r.send(b"poison", 0, 0).unwrap();
+    let mut now = 0;
+    for k in 1..=3 {
+        let (d, _) = recv(&r, now).unwrap();
+        assert_eq!(d.receives, k);
+        let out = r.nack(d.receipt, 0, now).unwrap();
+        assert_eq!(
+            out,
+            if k == 3 {
+                Nacked::DeadLettered
+            } else {
+                Nacked::Requeued
+            }
+        );
+        now += 1;
+    }
+    assert!(recv(&r, now).is_none(), "dead messages are not delivered");
+    let slot = (0..4).find(|&i| state_of(&r, i) == Some(St::Dead)).unwrap();
+    assert_eq!(
+        DeadReason::from_code(r.info(slot).reason),
+        DeadReason::MaxReceives
+    );
+    assert_eq!(r.shared().dead_lettered.load(Relaxed), 1);
+    assert!(
+        r.redrive(slot, Some(r.info(slot).gen + 1), now)
+            .is_ok_and(|done| !done),
+        "wrong gen is refused"
+    );
+    assert!(r.redrive(slot, None, now).unwrap());
+    let (d, p) = recv(&r, now).unwrap();
+    assert_eq!((d.receives, p.as_slice()), (1, &b"poison"[..]));
+    // Dies again by expiry this time.
+    for k in 2..=3 {
+        now += VT + 1;
+        let (d, _) = recv(&r, now).expect("redelivered after expiry");
+        assert_eq!(d.receives, k);
+    }
+    now += VT + 1;
+    assert!(recv(&r, now).is_none(), "third expiry dead-letters");
+    assert_eq!(state_of(&r, slot), Some(St::Dead));
+    assert!(r.purge(slot, None, now).unwrap());
+    assert_eq!(state_of(&r, slot), Some(St::Free));
+}
+
+#[test]
+fn a_long_lease_or_dead_message_blocks_nothing_else() {
+    let r = ring(4);
+    r.send(b"held", 0, 0).unwrap();
+    let (_held, _) = recv(&r, 0).unwrap();
+    r.send(b"poison", 0, 0).unwrap();
+    let (p, _) = recv(&r, 0).unwrap();
+    let mut now = 0;
+    // Kill the second one.
+    let mut rc = p.receipt;
+    for _ in 0..3 {
+        if r.nack(rc, 0, now).unwrap() == Nacked::DeadLettered {
+            break;
+        }
+        rc = recv(&r, now).unwrap().0.receipt;
+        now += 1;
+    }
+    for k in 0..100u32 {
+        r.send(&k.to_le_bytes(), 0, now).unwrap();
+        let (d, b) = recv(&r, now).unwrap();
+        assert_eq!(b, k.to_le_bytes());
+        r.ack(d.receipt, now).unwrap();
+    }
+}
+
+#[test]
+fn a_crashed_claim_is_abandoned_and_reclaimed_once_its_owner_is_gone() {
+    let r = ring(2);
+    // A sender with pid 7 (dead) claims slot 0 and dies before publishing.
+    let w = r.memory().slot(0);
+    w.clock.store(pack_clock(500, 1), Relaxed);
+    w.owner.store(owner_word(7, 1), Relaxed);
+    w.state.store(pack_state(1, St::Writing), Relaxed);
+    r.shared().fill.store(1, Relaxed);
+    r.send(b"other", 0, 0).unwrap();
+    let (d, _) = recv(&r, 0).expect("the hole stops nothing");
+    r.ack(d.receipt, 0).unwrap();
+    assert_eq!(state_of(&r, 0), Some(St::Writing));
+    assert!(recv(&r, 501).is_none());
+    assert_eq!(
+        state_of(&r, 0),
+        Some(St::Free),
+        "dead owner: straight back to free"
+    );
+}
+
+#[test]
+fn an_abandoned_claim_of_a_live_owner_is_kept_until_the_owner_gives_up() {
+    let r = ring(2);
+    // We (pid 4242, alive) claim slot 0 by hand and stall.
+    let w = r.memory().slot(0);
+    w.clock.store(pack_clock(500, 1), Relaxed);
+    w.owner.store(owner_word(4242, 1), Relaxed);
+    w.state.store(pack_state(1, St::Writing), Relaxed);
+    assert!(recv(&r, 501).is_none());
+    assert_eq!(
+        state_of(&r, 0),
+        Some(St::Abandoned),
+        "not reused while the owner lives"
+    );
+    assert!(recv(&r, 5000).is_none());
+    assert_eq!(state_of(&r, 0), Some(St::Abandoned));
+    // The zombie resumes: its publish (reserve against its claim clock) fails.
+    let s = pack_state(1, St::Writing);
+    assert!(r
+        .transition(0, s, pack_clock(500, 1), St::Ready, 600, |_, _| ())
+        .is_err());
+    r.release_abandoned(0, 1, 600);
+    assert_eq!(state_of(&r, 0), Some(St::Free));
+}
+
+#[test]
+fn a_pending_reservation_is_aborted_after_grace() {
+    let r = ring(2);
+    r.send(b"m", 0, 0).unwrap();
+    // A receiver reserves the lease (clock tagged gen+1) and dies before commit.
+    let info = r.info(0);
+    let w = r.memory().slot(0);
+    w.clock.store(pack_clock(VT, info.gen + 1), Relaxed);
+    assert!(r.info(0).pending);
+    assert!(recv(&r, VT + GRACE_MS).is_none(), "not before time + GRACE");
+    // The abort happens on one sweep pass, the lease on the next.
+    let got = recv(&r, VT + GRACE_MS + 1).or_else(|| recv(&r, VT + GRACE_MS + 2));
+    let (d, p) = got.expect("message delivered after the abort");
+    assert_eq!(p, b"m");
+    r.ack(d.receipt, VT + GRACE_MS + 2).unwrap();
+}
+
+#[test]
+fn corrupt_words_are_quarantined_not_delivered() {
+    let r = ring(4);
+    r.send(b"good", 0, 0).unwrap();
+    r.send(b"bad len", 0, 0).unwrap();
+    r.send(b"bad crc", 0, 0).unwrap();
+    // Slot 3: a garbage state word.
+    r.memory()
+        .slot(3)
+        .state
+        .store(0xdead_beef_0000_00ff, Relaxed);
+    r.shared().fill.store(4, Relaxed);
+    r.memory().slot(1).len.store(10_000, Relaxed);
+    r.memory().payload(2)[0].store(0x4141_4141, Relaxed);
+    let (d, p) = recv(&r, 0).unwrap();
+    assert_eq!(p, b"good");
+    r.ack(d.receipt, 0).unwrap();
+    assert!(recv(&r, 0).is_none(), "corrupt messages are not delivered");
+    for i in 1..4 {
+        assert_eq!(state_of(&r, i), Some(St::Dead), "slot {i} quarantined");
+        assert_eq!(DeadReason::from_code(r.info(i).reason), DeadReason::Corrupt);
+    }
+}
+
+#[test]
+fn any_bytes_in_the_words_never_panic() {
+    // A cheap exhaustive-ish pass: every state byte, several clock tags.
+    for st in 0..=255u64 {
+        for tag in [0u64, 1, 2, TAG_MASK] {
+            let r = ring(2);
+            let w = r.memory().slot(0);
+            w.state.store((1 << 8) | st, Relaxed);
+            w.clock.store(pack_clock(0, tag), Relaxed);
+            w.len.store(u32::MAX, Relaxed);
+            r.shared().fill.store(u64::MAX - 1, Relaxed);
+            r.shared().rcur.store(u64::MAX - 5, Relaxed);
+            r.shared().sweep_cursor.store(u64::MAX, Relaxed);
+            let _ = recv(&r, 10_000);
+            let _ = r.send(b"x", 0, 10_000);
+            let _ = recv(&r, 10_000);
+            let _ = r.repair(0, 20_000, true);
+            let _ = r.ack(Receipt { slot: 0, gen: 1 }, 0);
+            let _ = r.ack(Receipt { slot: 9, gen: 1 }, 0);
+            let mut buf = Vec::new();
+            let _ = r.peek(0, &mut buf);
+        }
+    }
+}
+
+#[test]
+fn peek_reads_without_leasing() {
+    let r = ring(2);
+    r.send(b"look", 0, 0).unwrap();
+    let mut buf = Vec::new();
+    let info = r.peek(0, &mut buf).expect("a message");
+    assert_eq!(
+        (info.state, buf.as_slice()),
+        (Some(St::Ready), &b"look"[..])
+    );
+    let (d, _) = recv(&r, 0).expect("still receivable");
+    assert_eq!(d.receives, 1);
+}
+
+#[test]
+fn a_publish_behind_the_receive_cursor_is_found() {
+    let r = ring(4);
+    // A sender takes ticket 0 and claims slot 0, then a receiver walks past
+    // ticket 0 while it is still WRITING.
+    let w = r.memory().slot(0);
+    w.clock.store(pack_clock(500, 1), Relaxed);
+    w.owner.store(owner_word(4242, 1), Relaxed);
+    w.state.store(pack_state(1, St::Writing), Relaxed);
+    r.shared().fill.store(1, Relaxed);
+    let mut buf = Vec::new();
+    assert!(r.try_receive(0, VT, &mut buf, false, 0).is_none());
+    assert_eq!(
+        r.shared().rcur.load(Relaxed),
+        1,
+        "receiver stepped over the claim"
+    );
+    // The sender now publishes; rcur must come back so the main path sees it.
+    r.send(b"next", 0, 0).unwrap(); // ticket 1 (slot 1)
+    let d = r.try_receive(0, VT, &mut buf, false, 0).unwrap();
+    assert_eq!(buf, b"next");
+    r.ack(d.receipt, 0).unwrap();
+    // Publish ticket 0 by hand as the stalled sender would, then rewind as send does.
+    w.msg_id.store(0, Relaxed);
+    w.len.store(3, Relaxed);
+    w.crc.store(crc32fast::hash(b"old"), Relaxed);
+    crate::ring::write_payload(r.memory().payload(0), b"old");
+    r.transition(
+        0,
+        pack_state(1, St::Writing),
+        pack_clock(500, 1),
+        St::Ready,
+        0,
+        |_, _| (),
+    )
+    .unwrap();
+    // Without the sender's rewind, the sweep still finds it within one interval.
+    let (_, p) = recv(&r, r.sweep_interval_ms() + 1).expect("found by the sweep");
+    assert_eq!(p, b"old");
+}
