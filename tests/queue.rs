@@ -1,0 +1,320 @@
+//! The queue file: create/open rules, byte-patched headers and slots, threads.
+
+use std::fs::OpenOptions;
+use std::os::unix::fs::{FileExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use shmq::{Config, DeadReason, Error, Nacked, Queue, St};
+
+fn tmp() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q");
+    (dir, path)
+}
+
+fn patch(path: &Path, off: u64, bytes: &[u8]) {
+    let f = OpenOptions::new().write(true).open(path).unwrap();
+    f.write_all_at(bytes, off).unwrap();
+}
+
+fn read_at(path: &Path, off: u64, len: usize) -> Vec<u8> {
+    let f = OpenOptions::new().read(true).open(path).unwrap();
+    let mut b = vec![0; len];
+    f.read_exact_at(&mut b, off).unwrap();
+    b
+}
+
+const SLOT0: u64 = 4096;
+
+#[test]
+fn create_refuses_an_existing_file_and_open_reads_the_config() {
+    let (_d, path) = tmp();
+    let cfg = Config::new(16, 100).visibility_timeout(Duration::from_millis(1500)).max_receives(7).mode(0o640);
+    let q = Queue::create(&path, &cfg).unwrap();
+    assert!(matches!(Queue::create(&path, &cfg), Err(Error::AlreadyExists { .. })));
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o640);
+    let o = Queue::open(&path).unwrap();
+    assert_eq!(o.config(), q.config());
+    assert_eq!(o.config().slots, 16);
+    assert_eq!(o.config().max_receives, 7);
+    let other = Config::new(4, 8);
+    let oc = Queue::open_or_create(&path, &other).unwrap();
+    assert_eq!(oc.config().slots, 16, "open-or-create keeps the existing file's config");
+    std::fs::remove_file(&path).unwrap();
+    let oc = Queue::open_or_create(&path, &other).unwrap();
+    assert_eq!(oc.config().slots, 4);
+}
+
+#[test]
+fn open_of_a_missing_file_is_not_found() {
+    let (_d, path) = tmp();
+    assert!(matches!(Queue::open(&path), Err(Error::NotFound { .. })));
+}
+
+#[test]
+fn bad_configs_are_refused_with_a_reason() {
+    let (_d, path) = tmp();
+    for cfg in [Config::new(0, 64), Config::new(4, 0), Config::new(4, 64).max_receives(0)] {
+        let e = Queue::create(&path, &cfg).err().expect("refused");
+        assert!(matches!(e, Error::InvalidConfig(_)), "{e}");
+        assert!(!path.exists(), "a refused create leaves no file");
+    }
+}
+
+#[test]
+fn a_file_that_is_not_a_queue_is_not_a_queue() {
+    let (_d, path) = tmp();
+    std::fs::write(&path, vec![b'x'; 8192]).unwrap();
+    assert!(matches!(Queue::open(&path), Err(Error::NotAQueue { .. })));
+}
+
+#[test]
+fn patched_header_bytes_give_typed_errors() {
+    let (_d, path) = tmp();
+    Queue::create(&path, &Config::new(8, 64)).unwrap();
+    let pristine = read_at(&path, 0, 128);
+    let reset = |p: &Path| patch(p, 0, &pristine);
+
+    patch(&path, 0, b"NOTSHMQ!");
+    assert!(matches!(Queue::open(&path), Err(Error::NotAQueue { .. })));
+    reset(&path);
+
+    patch(&path, 8, &2u32.to_le_bytes());
+    assert!(matches!(Queue::open(&path), Err(Error::Incompatible { found: 2, supported: 1, .. })));
+    reset(&path);
+
+    // Each layout field, and the CRC itself: the checksum catches them all.
+    for off in [12u64, 16, 20, 24, 28, 32, 40, 56, 64] {
+        let mut b = read_at(&path, off, 1);
+        b[0] ^= 0x40;
+        patch(&path, off, &b);
+        match Queue::open(&path) {
+            Err(Error::Corrupt { what, .. }) => assert!(!what.is_empty()),
+            other => panic!("offset {off}: expected Corrupt, got {:?}", other.map(|_| ())),
+        }
+        reset(&path);
+    }
+    Queue::open(&path).expect("pristine header opens again");
+}
+
+#[test]
+fn a_header_that_never_gets_its_version_is_not_initialised() {
+    let (_d, path) = tmp();
+    Queue::create(&path, &Config::new(8, 64)).unwrap();
+    patch(&path, 8, &0u32.to_le_bytes());
+    let t = Instant::now();
+    assert!(matches!(Queue::open(&path), Err(Error::NotInitialised { .. })));
+    assert!(t.elapsed() < Duration::from_secs(30), "bounded wait, never a hang");
+}
+
+#[test]
+fn a_file_whose_length_disagrees_with_its_header_is_refused() {
+    let (_d, path) = tmp();
+    Queue::create(&path, &Config::new(8, 64)).unwrap();
+    let len = std::fs::metadata(&path).unwrap().len();
+    let f = OpenOptions::new().write(true).open(&path).unwrap();
+    f.set_len(len - 64).unwrap();
+    assert!(matches!(Queue::open(&path), Err(Error::Corrupt { .. })));
+    f.set_len(len + 4096).unwrap();
+    assert!(matches!(Queue::open(&path), Err(Error::Corrupt { .. })));
+    f.set_len(100).unwrap();
+    assert!(matches!(Queue::open(&path), Err(Error::Corrupt { .. } | Error::NotInitialised { .. })));
+}
+
+#[test]
+fn patched_slot_words_are_quarantined_and_never_delivered() {
+    let (_d, path) = tmp();
+    let q = Queue::create(&path, &Config::new(4, 64)).unwrap();
+    for m in [&b"zero"[..], b"one", b"two", b"three"] {
+        q.send(m).unwrap();
+    }
+    let stride = 64 + 64;
+    // slot 0: state byte 0x77; slot 1: len 10 000; slot 2: a payload byte; slot 3 intact.
+    patch(&path, SLOT0, &[0x77]);
+    patch(&path, SLOT0 + stride + 32, &10_000u32.to_le_bytes());
+    patch(&path, SLOT0 + 2 * stride + 64, b"T");
+    let got: Vec<Vec<u8>> = std::iter::from_fn(|| q.try_receive()).map(|l| l.payload().to_vec()).collect();
+    assert_eq!(got, vec![b"three".to_vec()]);
+    let dead = q.dead_letters();
+    assert_eq!(dead.len(), 2, "slots 1 and 2 quarantined with their message");
+    assert!(dead.iter().all(|d| d.reason == DeadReason::Corrupt));
+    let s0 = q.slot_info(0).unwrap();
+    assert_eq!(s0.state, Some(St::Dead), "a corrupt state word is quarantined too");
+}
+
+#[test]
+fn after_a_reboot_every_lease_is_expired() {
+    let (_d, path) = tmp();
+    let q = Queue::create(&path, &Config::new(4, 64).visibility_timeout(Duration::from_secs(3600))).unwrap();
+    q.send(b"held over a reboot").unwrap();
+    let lease = q.try_receive().unwrap();
+    assert!(q.try_receive().is_none());
+    drop(lease);
+    // A different boot id in the header: what the file looks like after a reboot.
+    patch(&path, 128, &[0xab; 16]);
+    let q2 = Queue::open(&path).unwrap();
+    let again = q2.receive(Duration::from_secs(5)).expect("lease treated as expired");
+    assert_eq!(again.payload(), b"held over a reboot");
+    assert_eq!(again.receives(), 2);
+    assert_eq!(read_at(&path, 128, 16), {
+        let [a, b] = shmq::boot_id();
+        [a.to_le_bytes(), b.to_le_bytes()].concat()
+    });
+}
+
+#[test]
+fn a_parked_receiver_is_woken_by_a_send() {
+    let (_d, path) = tmp();
+    let q = Arc::new(Queue::create(&path, &Config::new(4, 64)).unwrap());
+    let parked = Arc::new(Barrier::new(2));
+    let rx = {
+        let (q, parked) = (q.clone(), parked.clone());
+        std::thread::spawn(move || {
+            parked.wait();
+            q.receive(Duration::from_secs(20)).map(|l| l.payload().to_vec())
+        })
+    };
+    parked.wait();
+    // Wait (bounded) until the receiver has set the waiter bit, then send.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while read_at(&path, 512, 4)[0] & 1 == 0 && Instant::now() < deadline {
+        std::thread::yield_now();
+    }
+    let t = Instant::now();
+    q.send(b"wake up").unwrap();
+    assert_eq!(rx.join().unwrap().as_deref(), Some(&b"wake up"[..]));
+    assert!(t.elapsed() < Duration::from_secs(20));
+}
+
+#[test]
+fn receive_times_out_with_none() {
+    let (_d, path) = tmp();
+    let q = Queue::create(&path, &Config::new(4, 64)).unwrap();
+    assert!(q.receive(Duration::from_millis(20)).is_none());
+}
+
+#[test]
+fn full_hands_the_message_back() {
+    let (_d, path) = tmp();
+    let q = Queue::create(&path, &Config::new(2, 64)).unwrap();
+    q.send(b"a").unwrap();
+    q.send(b"b").unwrap();
+    let e = q.send(String::from("c")).unwrap_err();
+    assert!(e.is_full());
+    assert_eq!(e.into_inner(), "c");
+    let e = q.send(vec![0u8; 65]).unwrap_err();
+    assert!(matches!(e.error, Error::TooLarge { len: 65, max: 64 }));
+}
+
+#[test]
+fn lease_api_ack_nack_extend_and_dead_letter_workflow() {
+    let (_d, path) = tmp();
+    let q = Queue::create(&path, &Config::new(8, 64).max_receives(2)).unwrap();
+    let id = q.send(b"poison").unwrap();
+    let mut l = q.try_receive().unwrap();
+    l.extend(Duration::from_secs(60)).unwrap();
+    assert!(l.remaining() > Duration::from_secs(50));
+    assert_eq!(l.nack(Duration::ZERO).unwrap(), Nacked::Requeued);
+    let l = q.receive(Duration::from_secs(5)).expect("requeued");
+    assert_eq!((l.id(), l.receives()), (id, 2));
+    assert_eq!(l.nack(Duration::ZERO).unwrap(), Nacked::DeadLettered);
+    let dead = q.dead_letters();
+    assert_eq!(dead.len(), 1);
+    assert_eq!((dead[0].id, dead[0].receives, dead[0].payload.as_slice()), (id, 2, &b"poison"[..]));
+    let st = q.stats();
+    assert_eq!((st.dead, st.dead_lettered, st.visible), (1, 1, 0));
+    q.redrive(id).unwrap();
+    assert!(matches!(q.redrive(id), Err(Error::NoSuchMessage { .. })));
+    let l = q.receive(Duration::from_secs(5)).expect("redriven");
+    assert_eq!(l.receives(), 1);
+    let rc = l.receipt();
+    l.ack().unwrap();
+    assert!(matches!(q.ack(rc), Err(Error::LeaseLost)));
+    assert_eq!(q.stats().acked, 1);
+}
+
+#[test]
+fn purge_deletes_dead_messages_only() {
+    let (_d, path) = tmp();
+    let q = Queue::create(&path, &Config::new(8, 64).max_receives(1)).unwrap();
+    q.send(b"alive").unwrap();
+    let id = q.send(b"dies").unwrap();
+    let a = q.try_receive().unwrap();
+    let b = q.try_receive().unwrap();
+    assert_eq!(b.id(), id);
+    assert_eq!(b.nack(Duration::ZERO).unwrap(), Nacked::DeadLettered);
+    assert_eq!(a.nack(Duration::from_secs(60)).unwrap(), Nacked::DeadLettered, "max receives 1: dead too");
+    assert_eq!(q.purge_all(usize::MAX).unwrap(), 2);
+    assert!(q.dead_letters().is_empty());
+    assert_eq!(q.stats().free, 8);
+}
+
+#[test]
+fn peek_and_stats_do_not_lease() {
+    let (_d, path) = tmp();
+    let q = Queue::create(&path, &Config::new(8, 64)).unwrap();
+    q.send(b"one").unwrap();
+    q.send(b"two").unwrap();
+    q.send_delayed(b"later", Duration::from_secs(60)).unwrap();
+    let p = q.peek(10);
+    assert_eq!(p.iter().map(|m| m.payload.as_slice()).collect::<Vec<_>>(), vec![&b"one"[..], b"two"]);
+    let st = q.stats();
+    assert_eq!((st.visible, st.delayed, st.in_flight, st.free, st.sent), (2, 1, 0, 5, 3));
+    assert!(st.oldest_visible_age.is_some());
+    let _l = q.try_receive().unwrap();
+    assert_eq!(q.stats().in_flight, 1);
+}
+
+#[test]
+fn threads_compete_and_every_message_is_acked_once() {
+    let (_d, path) = tmp();
+    let q = Arc::new(Queue::create(&path, &Config::new(64, 64)).unwrap());
+    const PER: u64 = 5_000;
+    let acked = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::new(std::sync::Mutex::new(vec![0u8; (4 * PER) as usize]));
+    let mut handles = Vec::new();
+    for p in 0..4u64 {
+        let q = q.clone();
+        handles.push(std::thread::spawn(move || {
+            for k in 0..PER {
+                let v = p * PER + k;
+                let mut msg = v.to_le_bytes();
+                loop {
+                    match q.send(msg) {
+                        Ok(_) => break,
+                        Err(e) if e.is_full() => {
+                            msg = e.into_inner();
+                            std::thread::yield_now();
+                        }
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+            }
+        }));
+    }
+    for _ in 0..4 {
+        let (q, acked, seen) = (q.clone(), acked.clone(), seen.clone());
+        handles.push(std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            while acked.load(Ordering::SeqCst) < (4 * PER) as usize {
+                if let Some(d) = q.receive_into(&mut buf, Duration::from_millis(50), None) {
+                    let v = u64::from_le_bytes(buf[..8].try_into().unwrap());
+                    q.ack(d.receipt).unwrap();
+                    seen.lock().unwrap()[v as usize] += 1;
+                    acked.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        }));
+    }
+    for h in handles {
+        h.join().unwrap();
+    }
+    let seen = seen.lock().unwrap();
+    assert!(seen.iter().all(|&n| n == 1), "every message acked exactly once");
+    let st = q.stats();
+    assert_eq!((st.sent, st.acked, st.free), (4 * PER, 4 * PER, 64));
+}
