@@ -38,6 +38,8 @@ mod layout;
 mod lease;
 #[cfg(not(loom))]
 mod queue;
+#[cfg(not(loom))]
+pub mod recover;
 mod ring;
 mod slot;
 mod sync;

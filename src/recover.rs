@@ -1,0 +1,631 @@
+//! Scan and repair: classify every slot of a queue after a crash, and apply
+//! the repairs that are safe.
+//!
+//! # Algorithm
+//!
+//! One pass over the slots, in index order. For each slot, a snapshot
+//! ([`Ring::info`]) is classified ([`classify`]) into one of the [`Class`]es
+//! below, and the classes that need a repair become [`Finding`]s that say
+//! what would be done. With [`Options::apply`], the pass then calls
+//! [`Ring::repair`] on the slot until it reports nothing more to do (at most
+//! [`MAX_STEPS`] times: an abort can leave an expired lease, whose return is
+//! a second step), so that one applied pass reaches a fixed point and a
+//! second pass repairs nothing.
+//!
+//! Every repair is one of the ordinary lock-free transitions of
+//! docs/design.md §4, a CAS from exactly the words it read: recover needs no
+//! exclusive access, is safe while other processes send and receive (if one
+//! of them changes the slot first, the repair's CAS fails and the slot is
+//! left to them), and is safe to kill at any point (each slot is consistent
+//! after every step, and a re-run finishes the job). It never deletes a
+//! message: the only ways out of a message-holding state are "visible
+//! again", "dead" (kept for inspection) or, for an abandoned claim whose
+//! send never returned, "free".
+//!
+//! Liveness of a lease holder or claimer is `kill(pid, 0)` in the caller's
+//! pid namespace ([`crate::pid_alive`] for a mapped queue): run recover in the
+//! same pid namespace as the processes that use the queue.
+
+use crate::layout::Memory;
+use crate::queue::Queue;
+use crate::ring::{Params, Ring, SlotInfo, GRACE_MS};
+use crate::slot::St;
+
+/// How many repair steps one slot may take in one pass.
+pub const MAX_STEPS: usize = 4;
+
+/// What a slot holds, as recover sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum Class {
+    /// No message (never used, acked or purged).
+    Free,
+    /// A message visible now.
+    Visible,
+    /// A message that becomes visible later (delayed send or nack).
+    Delayed,
+    /// Leased, deadline in the future, holder alive (or not known).
+    LeasedLive,
+    /// Leased, deadline in the future, but the holder process is gone.
+    LeasedDead,
+    /// Leased, deadline passed: due for redelivery (or death at max receives).
+    LeaseExpired,
+    /// A sender is writing it; its claim deadline is in the future.
+    Writing,
+    /// A sender claimed it and its claim deadline passed (never published).
+    ClaimExpired,
+    /// An expired claim, waiting for its owner to go before it is reused.
+    Abandoned,
+    /// A dead-lettered or quarantined message.
+    Dead,
+    /// A transition is in flight (reserved, not yet committed).
+    Pending,
+    /// A transition reserved long ago and never committed: its actor died.
+    PendingStale,
+    /// Words no protocol step writes.
+    Corrupt,
+}
+
+impl Class {
+    /// Every class, in report order.
+    pub const ALL: [Class; 13] = [
+        Class::Free,
+        Class::Visible,
+        Class::Delayed,
+        Class::LeasedLive,
+        Class::LeasedDead,
+        Class::LeaseExpired,
+        Class::Writing,
+        Class::ClaimExpired,
+        Class::Abandoned,
+        Class::Dead,
+        Class::Pending,
+        Class::PendingStale,
+        Class::Corrupt,
+    ];
+
+    /// Lower-case, hyphenated name, as the CLI and its JSON spell it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Class::Free => "free",
+            Class::Visible => "visible",
+            Class::Delayed => "delayed",
+            Class::LeasedLive => "leased-live",
+            Class::LeasedDead => "leased-dead",
+            Class::LeaseExpired => "lease-expired",
+            Class::Writing => "writing",
+            Class::ClaimExpired => "claim-expired",
+            Class::Abandoned => "abandoned",
+            Class::Dead => "dead",
+            Class::Pending => "pending",
+            Class::PendingStale => "pending-stale",
+            Class::Corrupt => "corrupt",
+        }
+    }
+
+    /// The class named `name` (see [`Class::name`]).
+    pub fn from_name(name: &str) -> Option<Class> {
+        Class::ALL.into_iter().find(|c| c.name() == name)
+    }
+
+    fn index(self) -> usize {
+        Class::ALL
+            .iter()
+            .position(|c| *c == self)
+            .expect("every class is in ALL")
+    }
+}
+
+impl std::fmt::Display for Class {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Classify one slot snapshot at clock time `now` (host clock ms).
+/// `p` gives the slot size, max receives and the liveness check.
+pub fn classify(info: &SlotInfo, now: u64, p: &Params) -> Class {
+    let Some(st) = info.state else {
+        return Class::Corrupt;
+    };
+    if info.corrupt {
+        return Class::Corrupt;
+    }
+    if info.pending {
+        return if info.time_ms.saturating_add(GRACE_MS) < now {
+            Class::PendingStale
+        } else {
+            Class::Pending
+        };
+    }
+    // A message longer than a slot can only come from a corrupt length word;
+    // a dead one is already out of the way.
+    if matches!(st, St::Ready | St::Leased) && info.len > p.slot_size {
+        return Class::Corrupt;
+    }
+    match st {
+        St::Free => Class::Free,
+        St::Writing if info.time_ms <= now => Class::ClaimExpired,
+        St::Writing => Class::Writing,
+        St::Ready if info.time_ms <= now => Class::Visible,
+        St::Ready => Class::Delayed,
+        St::Leased if info.time_ms <= now => Class::LeaseExpired,
+        St::Leased if holder_gone(info, p) => Class::LeasedDead,
+        St::Leased => Class::LeasedLive,
+        St::Dead => Class::Dead,
+        St::Abandoned => Class::Abandoned,
+    }
+}
+
+/// Whether the slot's owner word names this generation's holder and that
+/// process is gone. An owner we cannot attribute is presumed alive.
+fn holder_gone(info: &SlotInfo, p: &Params) -> bool {
+    info.owner_current && info.owner_pid != 0 && !(p.is_alive)(info.owner_pid)
+}
+
+/// What recover does about a slot of class `class`: `Some((action, true))`
+/// when it repairs it, `Some((why, false))` when it reports it but leaves it,
+/// `None` when there is nothing to say.
+fn plan(
+    class: Class,
+    info: &SlotInfo,
+    p: &Params,
+    force_abandoned: bool,
+) -> Option<(&'static str, bool)> {
+    Some(match class {
+        Class::LeasedDead => ("return to visible: its holder process is gone", true),
+        Class::LeaseExpired if info.receives >= p.max_receives => {
+            ("dead-letter: lease expired at max receives", true)
+        }
+        Class::LeaseExpired => ("return to visible: lease expired", true),
+        Class::ClaimExpired => (
+            "abandon the expired claim (and free it if the sender is gone)",
+            true,
+        ),
+        Class::Abandoned if !info.owner_current || !(p.is_alive)(info.owner_pid) => {
+            ("free the slot: the abandoned claim's sender is gone", true)
+        }
+        Class::Abandoned if force_abandoned => (
+            "quarantine as dead (reason recovered): its sender is alive but stalled",
+            true,
+        ),
+        Class::Abandoned => (
+            "left alone: its sender is alive (--force-abandoned quarantines it)",
+            false,
+        ),
+        Class::PendingStale => ("abort the transition its dead actor left pending", true),
+        Class::Corrupt if !info.corrupt && info.state.is_some() => (
+            "left alone: payload length exceeds the slot size; a receiver quarantines it on delivery",
+            false,
+        ),
+        Class::Corrupt => ("quarantine as dead (reason corrupt)", true),
+        _ => return None,
+    })
+}
+
+/// How to run a pass.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Options {
+    /// Repair, not only report.
+    pub apply: bool,
+    /// Quarantine abandoned claims whose sender is still alive (a stalled
+    /// sender; its late publish then fails, as it would anyway).
+    pub force_abandoned: bool,
+}
+
+/// One slot that needs (or got) attention.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finding {
+    /// Slot index.
+    pub slot: u32,
+    /// Its class when scanned.
+    pub class: Class,
+    /// Message id (meaningful for slots that hold a message).
+    pub id: u64,
+    /// Deliveries so far.
+    pub receives: u32,
+    /// Pid of the holder or claimer (0: unknown).
+    pub owner_pid: u32,
+    /// What recover does (or would do) about it, or why it leaves it.
+    pub action: &'static str,
+    /// Whether recover repairs this class of slot.
+    pub repairable: bool,
+    /// The repair steps taken (empty unless applied).
+    pub done: Vec<&'static str>,
+}
+
+/// The result of a pass: counts by class (as scanned, before any repair)
+/// and the findings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Report {
+    /// Number of slots scanned.
+    pub slots: u32,
+    /// Clock time of the pass (host clock ms).
+    pub now_ms: u64,
+    /// The options it ran with.
+    pub options: Options,
+    counts: [u64; Class::ALL.len()],
+    /// Slots that need or got attention, by slot index.
+    pub findings: Vec<Finding>,
+}
+
+impl Report {
+    /// Slots of class `c`.
+    pub fn count(&self, c: Class) -> u64 {
+        self.counts[c.index()]
+    }
+
+    /// Every class with its count, in report order.
+    pub fn counts(&self) -> impl Iterator<Item = (Class, u64)> + '_ {
+        Class::ALL.into_iter().map(|c| (c, self.count(c)))
+    }
+
+    /// Findings recover repairs (or would repair, without `apply`).
+    pub fn to_repair(&self) -> usize {
+        self.findings.iter().filter(|f| f.repairable).count()
+    }
+
+    /// Slots on which an applied pass changed something.
+    pub fn repaired(&self) -> usize {
+        self.findings.iter().filter(|f| !f.done.is_empty()).count()
+    }
+}
+
+/// Classify every slot of `q` at `now` and say what would be repaired;
+/// changes nothing.
+pub fn scan(q: &Queue, now: u64, force_abandoned: bool) -> Report {
+    run(
+        q.ring(),
+        now,
+        Options {
+            apply: false,
+            force_abandoned,
+        },
+        |_| {},
+    )
+}
+
+/// Classify every slot of `q` at `now` and repair what is safe. Safe while
+/// other processes use the queue; idempotent.
+pub fn apply(q: &Queue, now: u64, force_abandoned: bool) -> Report {
+    run(
+        q.ring(),
+        now,
+        Options {
+            apply: true,
+            force_abandoned,
+        },
+        |_| {},
+    )
+}
+
+/// The pass over any ring. `progress` is called with the number of slots
+/// done, every few thousand slots and once at the end.
+pub fn run<M: Memory>(
+    ring: &Ring<M>,
+    now: u64,
+    options: Options,
+    mut progress: impl FnMut(u32),
+) -> Report {
+    let p = ring.params();
+    let n = ring.slot_count();
+    let mut report = Report {
+        slots: n,
+        now_ms: now,
+        options,
+        counts: [0; Class::ALL.len()],
+        findings: Vec::new(),
+    };
+    for i in 0..n {
+        let info = ring.info(i);
+        let class = classify(&info, now, p);
+        report.counts[class.index()] += 1;
+        let planned = plan(class, &info, p, options.force_abandoned);
+        let mut done = Vec::new();
+        if options.apply {
+            for _ in 0..MAX_STEPS {
+                match ring.repair(i, now, options.force_abandoned) {
+                    Some(what) => done.push(what),
+                    None => break,
+                }
+            }
+        }
+        if planned.is_some() || !done.is_empty() {
+            let (action, repairable) = planned.unwrap_or(("changed since it was scanned", true));
+            report.findings.push(Finding {
+                slot: i,
+                class,
+                id: info.id,
+                receives: info.receives,
+                owner_pid: if info.owner_current {
+                    info.owner_pid
+                } else {
+                    0
+                },
+                action,
+                repairable,
+                done,
+            });
+        }
+        if (i + 1) % 4096 == 0 {
+            progress(i + 1);
+        }
+    }
+    progress(n);
+    report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layout::HeapMemory;
+    use crate::slot::{pack_clock, pack_state};
+    use crate::sync::Ordering::Relaxed;
+
+    const LIVE: u32 = 100;
+    const DEAD: u32 = 200;
+    const T0: u64 = 1_000_000;
+    const VT: u64 = 30_000;
+
+    fn alive(pid: u32) -> bool {
+        pid == LIVE
+    }
+
+    fn ring(pid: u32) -> Ring<HeapMemory> {
+        Ring::new(
+            HeapMemory::new(8, 64),
+            Params {
+                slot_size: 64,
+                max_receives: 2,
+                visibility_ms: VT,
+                claim_ms: 2000,
+                checksums: true,
+                pid,
+                is_alive: alive,
+            },
+        )
+    }
+
+    fn receive(r: &Ring<HeapMemory>, now: u64) -> crate::ring::Delivery {
+        let mut buf = Vec::new();
+        r.try_receive(now, VT, &mut buf, false, 8)
+            .expect("a message to receive")
+    }
+
+    #[test]
+    fn an_idle_queue_needs_nothing() {
+        let r = ring(LIVE);
+        r.send(b"a", 0, T0).unwrap();
+        r.send(b"b", 5000, T0).unwrap();
+        let rep = run(
+            &r,
+            T0,
+            Options {
+                apply: true,
+                ..Options::default()
+            },
+            |_| {},
+        );
+        assert_eq!(rep.count(Class::Visible), 1);
+        assert_eq!(rep.count(Class::Delayed), 1);
+        assert_eq!(rep.count(Class::Free), 6);
+        assert!(rep.findings.is_empty(), "{:?}", rep.findings);
+    }
+
+    #[test]
+    fn a_lease_of_a_dead_holder_is_returned_once() {
+        let r = ring(DEAD);
+        r.send(b"m", 0, T0).unwrap();
+        let d = receive(&r, T0);
+        let scan = run(&r, T0 + 1, Options::default(), |_| {});
+        assert_eq!(scan.count(Class::LeasedDead), 1);
+        assert_eq!(scan.to_repair(), 1);
+        assert_eq!(scan.findings[0].slot, d.receipt.slot);
+        assert_eq!(scan.findings[0].owner_pid, DEAD);
+        assert_eq!(scan.repaired(), 0, "a scan changes nothing");
+        assert_eq!(r.info(d.receipt.slot).state, Some(St::Leased));
+
+        let first = run(
+            &r,
+            T0 + 1,
+            Options {
+                apply: true,
+                ..Options::default()
+            },
+            |_| {},
+        );
+        assert_eq!(first.repaired(), 1);
+        assert_eq!(r.info(d.receipt.slot).state, Some(St::Ready));
+        let second = run(
+            &r,
+            T0 + 1,
+            Options {
+                apply: true,
+                ..Options::default()
+            },
+            |_| {},
+        );
+        assert_eq!(second.repaired(), 0, "{:?}", second.findings);
+        assert_eq!(second.count(Class::Visible), 1);
+    }
+
+    #[test]
+    fn a_lease_of_a_live_holder_is_left_until_it_expires() {
+        let r = ring(LIVE);
+        r.send(b"m", 0, T0).unwrap();
+        receive(&r, T0);
+        let rep = run(
+            &r,
+            T0 + 1,
+            Options {
+                apply: true,
+                ..Options::default()
+            },
+            |_| {},
+        );
+        assert_eq!(rep.count(Class::LeasedLive), 1);
+        assert_eq!(rep.repaired(), 0);
+        let later = run(
+            &r,
+            T0 + VT,
+            Options {
+                apply: true,
+                ..Options::default()
+            },
+            |_| {},
+        );
+        assert_eq!(later.count(Class::LeaseExpired), 1);
+        assert_eq!(later.repaired(), 1);
+        assert_eq!(
+            run(&r, T0 + VT, Options::default(), |_| {}).count(Class::Visible),
+            1
+        );
+    }
+
+    #[test]
+    fn an_expired_lease_at_max_receives_is_dead_lettered() {
+        let r = ring(LIVE);
+        r.send(b"m", 0, T0).unwrap();
+        let d = receive(&r, T0);
+        r.nack(d.receipt, 0, T0).unwrap();
+        receive(&r, T0 + 1);
+        let rep = run(
+            &r,
+            T0 + 1 + VT,
+            Options {
+                apply: true,
+                ..Options::default()
+            },
+            |_| {},
+        );
+        assert_eq!(
+            rep.findings[0].action,
+            "dead-letter: lease expired at max receives"
+        );
+        assert_eq!(r.info(d.receipt.slot).state, Some(St::Dead));
+    }
+
+    #[test]
+    fn a_stale_pending_lease_converges_in_one_pass() {
+        let r = ring(LIVE);
+        r.send(b"m", 0, T0).unwrap();
+        let d = receive(&r, T0);
+        // A holder that died between the reserve and the commit of its ack.
+        let w = r.memory().slot(d.receipt.slot);
+        w.clock.store(pack_clock(T0, d.receipt.gen + 1), Relaxed);
+        let now = T0 + GRACE_MS + 1;
+        assert_eq!(
+            run(&r, now, Options::default(), |_| {}).count(Class::PendingStale),
+            1
+        );
+        let first = run(
+            &r,
+            now,
+            Options {
+                apply: true,
+                ..Options::default()
+            },
+            |_| {},
+        );
+        assert_eq!(first.findings[0].done.len(), 2, "{:?}", first.findings);
+        let second = run(
+            &r,
+            now,
+            Options {
+                apply: true,
+                ..Options::default()
+            },
+            |_| {},
+        );
+        assert_eq!(second.repaired(), 0, "{:?}", second.findings);
+        assert_eq!(second.count(Class::Visible), 1);
+    }
+
+    #[test]
+    fn claims_are_abandoned_then_freed_only_when_the_sender_is_gone() {
+        for (pid, force, want) in [
+            (DEAD, false, St::Free),
+            (LIVE, false, St::Abandoned),
+            (LIVE, true, St::Dead),
+        ] {
+            let r = ring(pid);
+            let w = r.memory().slot(3);
+            w.state.store(pack_state(1, St::Writing), Relaxed);
+            w.clock.store(pack_clock(T0, 1), Relaxed);
+            w.owner.store(crate::ring::owner_word(pid, 1), Relaxed);
+            assert_eq!(
+                run(&r, T0 - 1, Options::default(), |_| {}).count(Class::Writing),
+                1
+            );
+            let opts = Options {
+                apply: true,
+                force_abandoned: force,
+            };
+            let first = run(&r, T0, opts, |_| {});
+            assert_eq!(first.count(Class::ClaimExpired), 1);
+            assert_eq!(r.info(3).state, Some(want), "pid {pid} force {force}");
+            let second = run(&r, T0, opts, |_| {});
+            assert_eq!(second.repaired(), 0, "{:?}", second.findings);
+        }
+    }
+
+    #[test]
+    fn corrupt_words_are_quarantined_once() {
+        let r = ring(LIVE);
+        r.memory().slot(5).state.store(0, Relaxed);
+        r.memory().slot(6).clock.store(pack_clock(0, 77), Relaxed);
+        let scan = run(&r, T0, Options::default(), |_| {});
+        assert_eq!(scan.count(Class::Corrupt), 2);
+        let first = run(
+            &r,
+            T0,
+            Options {
+                apply: true,
+                ..Options::default()
+            },
+            |_| {},
+        );
+        assert_eq!(first.repaired(), 2);
+        let second = run(
+            &r,
+            T0,
+            Options {
+                apply: true,
+                ..Options::default()
+            },
+            |_| {},
+        );
+        assert_eq!(second.count(Class::Dead), 2);
+        assert_eq!(second.repaired(), 0);
+    }
+
+    #[test]
+    fn an_oversize_length_is_reported_not_repaired() {
+        let r = ring(LIVE);
+        r.send(b"m", 0, T0).unwrap();
+        r.memory().slot(0).len.store(65, Relaxed);
+        let rep = run(
+            &r,
+            T0,
+            Options {
+                apply: true,
+                ..Options::default()
+            },
+            |_| {},
+        );
+        assert_eq!(rep.count(Class::Corrupt), 1);
+        assert_eq!(rep.to_repair(), 0);
+        assert_eq!(rep.repaired(), 0);
+    }
+
+    #[test]
+    fn progress_reaches_the_slot_count_and_names_round_trip() {
+        let r = ring(LIVE);
+        let mut last = 0;
+        run(&r, T0, Options::default(), |k| last = k);
+        assert_eq!(last, 8);
+        for c in Class::ALL {
+            assert_eq!(Class::from_name(c.name()), Some(c));
+        }
+    }
+}
