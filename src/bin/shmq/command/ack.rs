@@ -1,0 +1,22 @@
+//! `shmq ack`: delete a received message for good, by its receipt.
+
+use std::path::PathBuf;
+
+use shmq::Receipt;
+
+use crate::exit::Failure;
+use crate::output;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The queue file.
+    pub path: PathBuf,
+    /// The receipt `SLOT:GEN` that `shmq recv` printed.
+    pub receipt: Receipt,
+}
+
+pub fn run(a: Args) -> Result<(), Failure> {
+    let q = output::open(&a.path)?;
+    q.ack(a.receipt)?;
+    Ok(())
+}

@@ -1,0 +1,206 @@
+//! `shmq dlq list|peek|redrive|purge`: the dead-letter workflow (inspect,
+//! fix, replay or drop).
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+
+use clap::Subcommand;
+use serde_json::{json, Map, Value};
+use shmq::{now_ms, DeadLetter};
+
+use crate::duration::relative;
+use crate::exit::Failure;
+use crate::output;
+
+const EXIT_STATUS: &str = exit_status_help!();
+
+#[derive(Subcommand)]
+pub enum Dlq {
+    /// List dead messages, oldest id first: id, receives, reason, when it
+    /// died, and the start of the payload.
+    #[command(after_help = EXIT_STATUS)]
+    List(ListArgs),
+    /// Show dead messages' payloads; with --id, that payload raw on stdout.
+    #[command(after_help = EXIT_STATUS)]
+    Peek(PeekArgs),
+    /// Make dead messages visible again (receive count reset).
+    #[command(after_help = EXIT_STATUS)]
+    Redrive(ChangeArgs),
+    /// Delete dead messages for good.
+    #[command(after_help = EXIT_STATUS)]
+    Purge(ChangeArgs),
+}
+
+#[derive(clap::Args)]
+pub struct ListArgs {
+    /// The queue file.
+    pub path: PathBuf,
+    /// Show at most this many.
+    #[arg(long, default_value_t = 100)]
+    pub limit: usize,
+    /// Print JSON (payloads in full).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args)]
+pub struct PeekArgs {
+    /// The queue file.
+    pub path: PathBuf,
+    /// Only this message: its payload goes to stdout as raw bytes.
+    #[arg(long)]
+    pub id: Option<u64>,
+    /// Show at most this many.
+    #[arg(long, default_value_t = 10)]
+    pub limit: usize,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("which").required(true).args(["id", "all"])))]
+pub struct ChangeArgs {
+    /// The queue file.
+    pub path: PathBuf,
+    /// The dead message with this id.
+    #[arg(long)]
+    pub id: Option<u64>,
+    /// Every dead message (oldest first, up to --limit).
+    #[arg(long)]
+    pub all: bool,
+    /// With --all: at most this many.
+    #[arg(long, requires = "all")]
+    pub limit: Option<usize>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(cmd: Dlq) -> Result<(), Failure> {
+    match cmd {
+        Dlq::List(a) => list(a),
+        Dlq::Peek(a) => peek(a),
+        Dlq::Redrive(a) => change(a, true),
+        Dlq::Purge(a) => change(a, false),
+    }
+}
+
+fn list(a: ListArgs) -> Result<(), Failure> {
+    let q = output::open(&a.path)?;
+    let dead: Vec<DeadLetter> = q.dead_letters().into_iter().take(a.limit).collect();
+    if a.json {
+        return print_all(&dead);
+    }
+    let now = now_ms();
+    let mut out = io::stdout().lock();
+    writeln!(
+        out,
+        "{:>10}  {:>4}  {:<12}  {:<12}  {:>6}  PAYLOAD",
+        "ID", "RECV", "REASON", "DIED", "LEN"
+    )?;
+    for d in &dead {
+        writeln!(
+            out,
+            "{:>10}  {:>4}  {:<12}  {:<12}  {:>6}  {}",
+            d.id,
+            d.receives,
+            d.reason.name(),
+            relative(d.died_ms, now),
+            d.payload.len(),
+            output::escaped(&d.payload, Some(48))
+        )?;
+    }
+    Ok(())
+}
+
+fn peek(a: PeekArgs) -> Result<(), Failure> {
+    let q = output::open(&a.path)?;
+    let all = q.dead_letters();
+    if let Some(id) = a.id {
+        let d = all
+            .into_iter()
+            .find(|d| d.id == id)
+            .ok_or(shmq::Error::NoSuchMessage { id })?;
+        if a.json {
+            return output::print_json(&Value::Object(to_json(&d, now_ms())));
+        }
+        let mut out = io::stdout().lock();
+        out.write_all(&d.payload)?;
+        out.flush()?;
+        return Ok(());
+    }
+    let dead: Vec<DeadLetter> = all.into_iter().take(a.limit).collect();
+    if a.json {
+        return print_all(&dead);
+    }
+    let mut out = io::stdout().lock();
+    for d in &dead {
+        writeln!(
+            out,
+            "id {} ({}, {} receives): {}",
+            d.id,
+            d.reason.name(),
+            d.receives,
+            output::escaped(&d.payload, None)
+        )?;
+    }
+    Ok(())
+}
+
+fn change(a: ChangeArgs, redrive: bool) -> Result<(), Failure> {
+    let q = output::open(&a.path)?;
+    let n = match a.id {
+        Some(id) => {
+            if redrive {
+                q.redrive(id)?;
+            } else {
+                q.purge(id)?;
+            }
+            1
+        }
+        None => {
+            let limit = a.limit.unwrap_or(usize::MAX);
+            if redrive {
+                q.redrive_all(limit)?
+            } else {
+                q.purge_all(limit)?
+            }
+        }
+    };
+    let verb = if redrive { "redriven" } else { "purged" };
+    if a.json {
+        return output::print_json(&json!({ verb: n }));
+    }
+    writeln!(
+        io::stdout().lock(),
+        "{verb} {n} message{}",
+        if n == 1 { "" } else { "s" }
+    )?;
+    Ok(())
+}
+
+fn print_all(dead: &[DeadLetter]) -> Result<(), Failure> {
+    let now = now_ms();
+    let list = dead
+        .iter()
+        .map(|d| Value::Object(to_json(d, now)))
+        .collect();
+    output::print_json(&Value::Array(list))
+}
+
+fn to_json(d: &DeadLetter, now: u64) -> Map<String, Value> {
+    let Value::Object(mut m) = json!({
+        "id": d.id,
+        "receipt": d.receipt.to_string(),
+        "receives": d.receives,
+        "reason": d.reason.name(),
+        "died_ms": d.died_ms,
+        "died_ago_ms": now.saturating_sub(d.died_ms),
+        "len": d.payload.len(),
+    }) else {
+        unreachable!("json! of an object literal is an object")
+    };
+    output::payload_fields(&mut m, &d.payload);
+    m
+}

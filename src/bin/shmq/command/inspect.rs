@@ -1,0 +1,191 @@
+//! `shmq inspect`: slot by slot, with state, message id, receive count,
+//! deadline and lease holder.
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+
+use serde_json::{json, Value};
+use shmq::recover::{classify, Class};
+use shmq::{now_ms, pid_alive, DeadReason, SlotInfo, St};
+
+use crate::duration::relative;
+use crate::exit::Failure;
+use crate::output;
+
+/// The raw state names, as `St::name` spells them.
+const STATES: [St; 6] = [
+    St::Free,
+    St::Writing,
+    St::Ready,
+    St::Leased,
+    St::Dead,
+    St::Abandoned,
+];
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The queue file.
+    pub path: PathBuf,
+    /// Only slots in this state: free, writing, ready, leased, dead,
+    /// abandoned, or a recover class (visible, delayed, leased-live,
+    /// leased-dead, lease-expired, claim-expired, pending, pending-stale,
+    /// corrupt).
+    #[arg(long, value_parser = parse_filter)]
+    pub state: Option<String>,
+    /// Include free slots (without --state, they are left out).
+    #[arg(long)]
+    pub all: bool,
+    /// Show at most this many slots.
+    #[arg(long, default_value_t = 1000)]
+    pub limit: usize,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_filter(s: &str) -> Result<String, String> {
+    if STATES.iter().any(|st| st.name() == s) || Class::from_name(s).is_some() {
+        Ok(s.to_owned())
+    } else {
+        let mut names: Vec<&str> = STATES.iter().map(|st| st.name()).collect();
+        for c in Class::ALL {
+            if !names.contains(&c.name()) {
+                names.push(c.name());
+            }
+        }
+        Err(format!(
+            "unknown state {s:?}; use one of {}",
+            names.join(", ")
+        ))
+    }
+}
+
+fn matches(filter: Option<&str>, all: bool, info: &SlotInfo, class: Class) -> bool {
+    match filter {
+        None => all || class != Class::Free,
+        Some("pending") => info.pending,
+        Some(f) => info.state.is_some_and(|st| st.name() == f) || class.name() == f,
+    }
+}
+
+/// Whether the owner word means something for this state.
+fn has_owner(info: &SlotInfo) -> bool {
+    matches!(info.state, Some(St::Writing | St::Leased | St::Abandoned))
+        && info.owner_current
+        && info.owner_pid != 0
+}
+
+pub fn run(a: Args) -> Result<(), Failure> {
+    let q = output::open(&a.path)?;
+    let now = now_ms();
+    let params = q.ring().params();
+    let mut rows = Vec::new();
+    let mut more = 0u64;
+    for i in 0..q.config().slots {
+        let Some(info) = q.slot_info(i) else { break };
+        let class = classify(&info, now, params);
+        if !matches(a.state.as_deref(), a.all, &info, class) {
+            continue;
+        }
+        if rows.len() < a.limit {
+            rows.push((info, class));
+        } else {
+            more += 1;
+        }
+    }
+    if a.json {
+        let list: Vec<Value> = rows.iter().map(|(i, c)| to_json(i, *c, now)).collect();
+        output::print_json(&Value::Array(list))?;
+    } else {
+        let mut out = io::stdout().lock();
+        writeln!(
+            out,
+            "{:>8}  {:<9}  {:<13}  {:>10}  {:>4}  {:>6}  {:<14}  OWNER",
+            "SLOT", "STATE", "CLASS", "ID", "RECV", "LEN", "TIME"
+        )?;
+        for (info, class) in &rows {
+            let holds = matches!(info.state, Some(St::Ready | St::Leased | St::Dead));
+            let (id, recv, len) = if holds {
+                (
+                    info.id.to_string(),
+                    info.receives.to_string(),
+                    info.len.to_string(),
+                )
+            } else {
+                ("-".into(), "-".into(), "-".into())
+            };
+            let time = if info.state == Some(St::Free) {
+                "-".into()
+            } else {
+                relative(info.time_ms, now)
+            };
+            let mut owner = if has_owner(info) {
+                let alive = if pid_alive(info.owner_pid) {
+                    "alive"
+                } else {
+                    "gone"
+                };
+                format!("pid {} ({alive})", info.owner_pid)
+            } else {
+                "-".into()
+            };
+            if info.state == Some(St::Dead) {
+                owner = format!("reason {}", reason(info.reason).name());
+            }
+            writeln!(
+                out,
+                "{:>8}  {:<9}  {:<13}  {:>10}  {:>4}  {:>6}  {:<14}  {owner}",
+                info.slot,
+                state_name(info),
+                class.name(),
+                id,
+                recv,
+                len,
+                time,
+            )?;
+        }
+    }
+    if more > 0 {
+        writeln!(
+            io::stderr().lock(),
+            "shmq: {more} more slots matched; raise --limit to see them"
+        )?;
+    }
+    Ok(())
+}
+
+fn state_name(info: &SlotInfo) -> &'static str {
+    match info.state {
+        Some(st) if !info.corrupt => st.name(),
+        _ => "corrupt",
+    }
+}
+
+/// The dead reason of a code (the library keeps its decoder private).
+fn reason(code: u32) -> DeadReason {
+    match code {
+        1 => DeadReason::MaxReceives,
+        2 => DeadReason::Corrupt,
+        3 => DeadReason::Recovered,
+        c => DeadReason::Unknown(c),
+    }
+}
+
+fn to_json(info: &SlotInfo, class: Class, now: u64) -> Value {
+    json!({
+        "slot": info.slot,
+        "state": state_name(info),
+        "class": class.name(),
+        "pending": info.pending,
+        "gen": info.gen,
+        "id": info.id,
+        "receives": info.receives,
+        "len": info.len,
+        "time_ms": info.time_ms,
+        "time_from_now_ms": info.time_ms as i64 - now as i64,
+        "sent_ms": info.sent_ms,
+        "owner_pid": if has_owner(info) { Some(info.owner_pid) } else { None },
+        "owner_alive": has_owner(info).then(|| pid_alive(info.owner_pid)),
+        "reason": (info.state == Some(St::Dead)).then(|| reason(info.reason).name()),
+    })
+}

@@ -1,0 +1,173 @@
+//! `shmq recover`: the command-line face of [`shmq::recover`].
+
+use std::io::{self, IsTerminal, Write};
+use std::path::PathBuf;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{json, Map, Value};
+use shmq::now_ms;
+use shmq::recover::{self, Options, Report};
+
+use crate::exit::Failure;
+use crate::output;
+
+/// Files with at least this many slots get a progress bar (on a terminal).
+const PROGRESS_FROM_SLOTS: u32 = 1 << 16;
+
+pub const AFTER_HELP: &str = concat!(
+    "\
+Every slot is classified as free, visible, delayed, leased-live,
+leased-dead (its holder process is gone), lease-expired, writing,
+claim-expired, abandoned, dead, pending (a transition in flight),
+pending-stale (its actor died mid-transition) or corrupt. Acked messages
+are free slots.
+
+Without --apply nothing changes. With --apply, recover returns leases of
+dead holders and expired leases to visible (or dead-letters them at max
+receives), abandons expired claims and frees them once their sender is
+gone, aborts stale transitions, and quarantines corrupt slots as dead
+(reason corrupt). It never deletes a message.
+
+recover is safe while other processes use the queue: it takes no lock and
+needs no exclusive access. Each repair is one of the queue's own lock-free
+transitions, a compare-and-swap from the exact words it read, so if
+another process changes the slot first the repair simply does not happen.
+It is idempotent (a second --apply repairs nothing) and safe to interrupt
+(each slot is consistent after every step; run it again to finish).
+Holder liveness is checked by pid: run it in the same pid namespace as the
+processes that use the queue.
+
+",
+    exit_status_help!()
+);
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The queue file.
+    pub path: PathBuf,
+    /// Repair what is safe (without it, only report).
+    #[arg(long)]
+    pub apply: bool,
+    /// Also quarantine (as dead, reason recovered) abandoned claims whose
+    /// sender is still alive but stalled.
+    #[arg(long)]
+    pub force_abandoned: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(a: Args) -> Result<(), Failure> {
+    let q = output::open(&a.path)?;
+    let slots = q.config().slots;
+    let bar = if !a.json && slots >= PROGRESS_FROM_SLOTS && io::stderr().is_terminal() {
+        let bar = ProgressBar::new(u64::from(slots));
+        bar.set_style(
+            ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} slots ({eta})")
+                .expect("a valid template")
+                .progress_chars("=> "),
+        );
+        bar.set_message(if a.apply { "repairing" } else { "scanning" });
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    let options = Options {
+        apply: a.apply,
+        force_abandoned: a.force_abandoned,
+    };
+    let report = recover::run(q.ring(), now_ms(), options, |done| {
+        bar.set_position(u64::from(done))
+    });
+    bar.finish_and_clear();
+    if a.json {
+        let mut v = to_json(&report);
+        v.insert("path".into(), json!(a.path.display().to_string()));
+        output::print_json(&Value::Object(v))
+    } else {
+        text(&a, &report)
+    }
+}
+
+fn text(a: &Args, r: &Report) -> Result<(), Failure> {
+    let mut out = io::stdout().lock();
+    writeln!(out, "scanned {} slots of {}", r.slots, a.path.display())?;
+    for (class, n) in r.counts().filter(|(_, n)| *n > 0) {
+        writeln!(out, "  {:<14} {n}", class.name())?;
+    }
+    if !r.findings.is_empty() {
+        writeln!(out, "findings:")?;
+    }
+    for f in &r.findings {
+        let pid = if f.owner_pid != 0 {
+            format!(", pid {}", f.owner_pid)
+        } else {
+            String::new()
+        };
+        writeln!(
+            out,
+            "  slot {} ({}, id {}{pid}): {}",
+            f.slot,
+            f.class.name(),
+            f.id,
+            f.action
+        )?;
+        for step in &f.done {
+            writeln!(out, "    done: {step}")?;
+        }
+    }
+    let plural = |n: usize| if n == 1 { "" } else { "s" };
+    if a.apply {
+        let n = r.repaired();
+        writeln!(out, "repaired {n} slot{}", plural(n))?;
+    } else {
+        let n = r.to_repair();
+        if n == 0 {
+            writeln!(out, "nothing to repair")?;
+        } else {
+            writeln!(
+                out,
+                "{n} slot{} to repair; run again with --apply to repair {}",
+                plural(n),
+                if n == 1 { "it" } else { "them" }
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn to_json(r: &Report) -> Map<String, Value> {
+    let counts: Map<String, Value> = r
+        .counts()
+        .map(|(c, n)| (c.name().to_owned(), json!(n)))
+        .collect();
+    let findings: Vec<Value> = r
+        .findings
+        .iter()
+        .map(|f| {
+            json!({
+                "slot": f.slot,
+                "class": f.class.name(),
+                "id": f.id,
+                "receives": f.receives,
+                "owner_pid": f.owner_pid,
+                "action": f.action,
+                "repairable": f.repairable,
+                "done": f.done,
+            })
+        })
+        .collect();
+    let Value::Object(m) = json!({
+        "slots": r.slots,
+        "applied": r.options.apply,
+        "force_abandoned": r.options.force_abandoned,
+        "now_ms": r.now_ms,
+        "counts": counts,
+        "to_repair": r.to_repair(),
+        "repaired": r.repaired(),
+        "findings": findings,
+    }) else {
+        unreachable!("json! of an object literal is an object")
+    };
+    m
+}
