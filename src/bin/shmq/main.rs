@@ -51,7 +51,7 @@ enum Command {
     #[command(after_help = EXIT_STATUS)]
     Send(command::send::Args),
     /// Receive one message: payload to stdout, receipt to stderr.
-    #[command(after_help = EXIT_STATUS)]
+    #[command(after_help = command::recv::AFTER_HELP)]
     Recv(command::recv::Args),
     /// Delete a received message for good, by its receipt.
     #[command(after_help = EXIT_STATUS)]

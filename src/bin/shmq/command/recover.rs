@@ -35,7 +35,8 @@ another process changes the slot first the repair simply does not happen.
 It is idempotent (a second --apply repairs nothing) and safe to interrupt
 (each slot is consistent after every step; run it again to finish).
 Holder liveness is checked by pid: run it in the same pid namespace as the
-processes that use the queue.
+processes that use the queue. A lease taken by `shmq recv` without --ack
+counts as leased-dead, since that process has exited.
 
 ",
     exit_status_help!()

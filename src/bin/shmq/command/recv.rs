@@ -1,6 +1,19 @@
 //! `shmq recv`: receive one message. The payload goes raw to stdout; without
 //! --ack the receipt `SLOT:GEN` goes to stderr, for `shmq ack PATH RECEIPT`.
 
+/// Extra help: who holds a lease taken by this short-lived process.
+pub const AFTER_HELP: &str = concat!(
+    "\
+Without --ack the lease outlives this process: it ends at its deadline, or
+with `shmq ack|nack PATH RECEIPT`. The lease is recorded as held by this
+`shmq recv` process, which has exited, so `shmq recover --apply` counts it
+as leased-dead and returns the message to visible; do not run recover
+--apply while scripts hold receipts from `shmq recv`.
+
+",
+    exit_status_help!()
+);
+
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::time::Duration;
