@@ -84,13 +84,14 @@ fn produce() -> Res {
             if now >= next_sample {
                 let s = q.stats();
                 max_depth = max_depth.max(s.visible);
-                println!(
+                let line = format!(
                     "t={:>4.1}s  workers {workers}  depth {:>4} (+{} in flight)  {}",
                     start.elapsed().as_secs_f64(),
                     s.visible,
                     s.in_flight,
                     bar(s.visible, per)
                 );
+                println!("{}", line.trim_end());
                 next_sample += every;
             }
             let wake = next_send.min(next_sample);

@@ -146,6 +146,7 @@ struct Kid {
 pub struct Procs {
     dir: PathBuf,
     kids: Vec<Kid>,
+    started: usize,
 }
 
 impl Procs {
@@ -154,7 +155,13 @@ impl Procs {
         Procs {
             dir: dir.to_path_buf(),
             kids: Vec::new(),
+            started: 0,
         }
+    }
+
+    /// How many processes were started in all.
+    pub fn started(&self) -> usize {
+        self.started
     }
 
     /// Start this executable again as `role` named `name`. Returns its pid.
@@ -168,6 +175,7 @@ impl Procs {
             .env(QUICK_ENV, if quick() { "1" } else { "0" })
             .spawn()?;
         let pid = child.id();
+        self.started += 1;
         self.kids.push(Kid {
             name: name.to_string(),
             child,
@@ -690,7 +698,7 @@ impl Live {
     fn erase(&mut self, out: &mut impl Write) -> io::Result<()> {
         if self.drawn > 0 {
             // Cursor up to the first line of the block, then clear to the end.
-            write!(out, "\x1b[{}F\x1b[J", self.drawn)?;
+            write!(out, "\r\x1b[{}A\x1b[J", self.drawn)?;
             self.drawn = 0;
         }
         Ok(())
