@@ -1,0 +1,181 @@
+//! Models of the lease's life against everyone who may end it: a late ack
+//! against a takeover (the generation fence), extend against takeover, ack
+//! against slot reuse, and a stalled holder whose pending transition is
+//! aborted (docs/design.md §3, §4).
+#![cfg(loom)]
+
+use shmq::{Delivery, Error, HeapMemory, Receipt, Ring, St, GRACE_MS};
+use shmq_loom_tests::loom::sync::Arc;
+use shmq_loom_tests::{model_both, race, receive, ring, MSG_A, MSG_B};
+
+fn lease_lost<T: std::fmt::Debug>(r: shmq::Result<T>) -> bool {
+    matches!(r, Err(Error::LeaseLost))
+}
+
+/// A 1-slot ring holding MSG_A, leased at 0 until 10; returns the receipt.
+fn leased(max_receives: u32) -> (Arc<Ring<HeapMemory>>, Receipt) {
+    let r = ring(1, max_receives);
+    r.send(MSG_A, 0, 0).unwrap();
+    let rc = receive(&r, 0, &mut Vec::new()).unwrap().receipt;
+    (r, rc)
+}
+
+/// A receive at `now` on another thread: what it got and the payload.
+fn receiver(r: &Arc<Ring<HeapMemory>>, now: u64) -> impl FnOnce() -> (Option<Delivery>, Vec<u8>) {
+    let r = r.clone();
+    move || {
+        let mut buf = Vec::new();
+        (receive(&r, now, &mut buf), buf)
+    }
+}
+
+/// The lease (deadline 10) expired; the holder acks late, at 20, while a
+/// receiver sweeps at 30 and takes the message over. Never both "ack Ok" and
+/// "takeover delivered"; after a takeover the stale receipt is rejected.
+#[test]
+fn late_ack_against_takeover() {
+    model_both(|swap| {
+        let (r, old) = leased(5);
+        let r2 = r.clone();
+        let (acked, (taken, buf)) = race(swap, move || r2.ack(old, 20), receiver(&r, 30));
+
+        match (&acked, taken) {
+            (Ok(()), None) => assert_eq!(r.info(0).state, Some(St::Free)),
+            (Err(Error::LeaseLost), Some(d)) => {
+                assert_eq!(buf, MSG_A);
+                assert_eq!(d.receives, 2);
+                assert_ne!(d.receipt, old);
+                assert!(lease_lost(r.ack(old, 31)), "stale receipt acked");
+                assert!(lease_lost(r.nack(old, 0, 31)), "stale receipt nacked");
+                assert!(lease_lost(r.extend(old, 10, 31)), "stale receipt extended");
+                r.ack(d.receipt, 32).expect("the new holder acks");
+            }
+            (acked, taken) => panic!(
+                "exactly one of ack and takeover must win: ack {acked:?}, takeover {taken:?}"
+            ),
+        }
+    });
+}
+
+/// The holder extends its lease (deadline 10) at 5 to 105 while a receiver
+/// sweeps at 20. If extend returned `Ok(D)`, no takeover happens before `D`;
+/// if the takeover won, the extend fails with `LeaseLost`.
+#[test]
+fn extend_against_takeover() {
+    model_both(|swap| {
+        let (r, rc) = leased(5);
+        let r2 = r.clone();
+        let (extended, (taken, buf)) = race(swap, move || r2.extend(rc, 100, 5), receiver(&r, 20));
+
+        let info = r.info(0);
+        assert!(
+            !info.corrupt && !info.pending,
+            "slot left inconsistent: {info:?}"
+        );
+        match (extended, taken) {
+            (Ok(deadline), None) => {
+                assert_eq!(deadline, 105);
+                assert_eq!(info.time_ms, 105);
+                let mut buf = Vec::new();
+                assert!(receive(&r, 104, &mut buf).is_none(), "taken before the deadline");
+                assert!(receive(&r, 105, &mut buf).is_some(), "expired at the deadline");
+            }
+            (Err(Error::LeaseLost), Some(d)) => {
+                assert_eq!(buf, MSG_A);
+                assert_ne!(d.receipt, rc);
+            }
+            (extended, taken) => panic!(
+                "exactly one of extend and takeover must win: extend {extended:?}, takeover {taken:?}"
+            ),
+        }
+    });
+}
+
+/// The holder acks (and then tries its receipt again) while a sender reuses
+/// the slot. The old receipt's ack, nack and extend all fail; the new message
+/// is intact, with its receive count reset.
+#[test]
+fn ack_against_slot_reuse() {
+    model_both(|swap| {
+        let (r, old) = leased(5);
+        let (rh, rs) = (r.clone(), r.clone());
+        let holder = move || {
+            rh.ack(old, 1).expect("the holder's prompt ack");
+            assert!(lease_lost(rh.ack(old, 1)), "acked twice");
+            assert!(lease_lost(rh.nack(old, 0, 1)), "nacked after ack");
+            assert!(lease_lost(rh.extend(old, 10, 1)), "extended after ack");
+        };
+        let ((), sent) = race(swap, holder, move || rs.send(MSG_B, 0, 1));
+        let id = match sent {
+            Ok(id) => id,
+            // The ack had not committed yet: the slot is free now.
+            Err(Error::Full) => r.send(MSG_B, 0, 1).expect("the acked slot is free"),
+            Err(e) => panic!("send: {e:?}"),
+        };
+
+        let mut buf = Vec::new();
+        let d = receive(&r, 2, &mut buf).expect("the new message");
+        assert_eq!(buf, MSG_B);
+        assert_eq!(d.id, id);
+        assert_eq!(d.receives, 1, "the receive count starts again");
+        assert!(
+            lease_lost(r.ack(old, 3)),
+            "a stale receipt acked the new lease"
+        );
+        assert!(
+            lease_lost(r.nack(old, 0, 3)),
+            "a stale receipt nacked the new lease"
+        );
+        assert!(
+            lease_lost(r.extend(old, 10, 3)),
+            "a stale receipt extended the new lease"
+        );
+        r.ack(d.receipt, 3).expect("the new holder acks");
+    });
+}
+
+/// A holder stalls between the reservation and the commit of its ack (loom
+/// preempts it there in some interleavings). A receiver far past the grace
+/// period aborts the pending ack and then takes the lease over. The stalled
+/// ack's late commit must fail: never both "ack Ok" and a delivery, the
+/// message is never lost, and the slot ends consistent.
+#[test]
+fn stalled_ack_against_abort() {
+    model_both(|swap| {
+        let (r, old) = leased(5);
+        let (rh, rr) = (r.clone(), r.clone());
+        let late = 20 + GRACE_MS + 1;
+        let sweeper = move || {
+            let mut buf = Vec::new();
+            let got = receive(&rr, late, &mut buf).or_else(|| receive(&rr, late + 100, &mut buf));
+            (got, buf)
+        };
+        let (acked, (taken, buf)) = race(swap, move || rh.ack(old, 20), sweeper);
+
+        let info = r.info(0);
+        assert!(
+            !info.corrupt && !info.pending,
+            "slot left inconsistent: {info:?}"
+        );
+        match (&acked, &taken) {
+            (Ok(()), None) => assert_eq!(info.state, Some(St::Free)),
+            (Err(Error::LeaseLost), Some(d)) => {
+                assert_eq!(info.state, Some(St::Leased));
+                assert_eq!(info.gen, d.receipt.gen);
+                assert_eq!(buf, MSG_A);
+            }
+            // The first receive lost the clock to the ack, the second aborted
+            // the stalled ack: the lease is back, expired, for the next receive.
+            (Err(Error::LeaseLost), None) => {
+                assert_eq!(info.state, Some(St::Leased));
+                let mut buf = Vec::new();
+                let d = receive(&r, late + 200, &mut buf).expect("the aborted ack's message");
+                assert_eq!(buf, MSG_A);
+                assert_ne!(d.receipt, old);
+            }
+            (acked, taken) => panic!(
+                "the stalled ack and the takeover both won: ack {acked:?}, takeover {taken:?}"
+            ),
+        }
+    });
+}

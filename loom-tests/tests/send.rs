@@ -1,0 +1,168 @@
+//! Models of senders racing each other and receivers: the claim of a free
+//! slot, publish against receive, and tickets wrapping around a small ring
+//! (docs/design.md §4, §5.1, §5.2).
+#![cfg(loom)]
+
+use shmq::Error;
+use shmq_loom_tests::loom::sync::atomic::{AtomicU64, Ordering::*};
+use shmq_loom_tests::loom::sync::Arc;
+use shmq_loom_tests::loom::thread;
+use shmq_loom_tests::{model_both, race, receive, ring, MSG_A, MSG_B};
+
+/// Two producers race for the only slot: exactly one send wins, the other
+/// gets `Full`, and the winner's message is received intact.
+#[test]
+fn two_producers_race_for_one_slot() {
+    model_both(|swap| {
+        let r = ring(1, 5);
+        let (ra, rb) = (r.clone(), r.clone());
+        let (a, b) = race(
+            swap,
+            move || ra.send(MSG_A, 0, 1),
+            move || rb.send(MSG_B, 0, 2),
+        );
+        let (msg, id) = match (&a, &b) {
+            (Ok(id), Err(Error::Full)) => (MSG_A, *id),
+            (Err(Error::Full), Ok(id)) => (MSG_B, *id),
+            other => panic!("exactly one send must win the slot, got {other:?}"),
+        };
+        let mut buf = Vec::new();
+        let d = receive(&r, 5, &mut buf)
+            .unwrap_or_else(|| panic!("no message: {a:?} {b:?} {:?}", r.info(0)));
+        assert_eq!(buf, msg, "the winner's payload, intact");
+        assert_eq!(d.id, id);
+        assert_eq!(d.receives, 1);
+        assert!(
+            receive(&r, 6, &mut buf).is_none(),
+            "the loser's message must not be in the ring"
+        );
+    });
+}
+
+/// A receiver polls while the message is being published: it gets nothing or
+/// the complete message (payload and id), never a torn one; and a message
+/// whose send returned `Ok` is receivable afterwards if the poll missed it.
+#[test]
+fn publish_against_receive() {
+    model_both(|swap| {
+        let r = ring(1, 5);
+        let (rs, rr) = (r.clone(), r.clone());
+        let (sent, got) = race(
+            swap,
+            move || rs.send(MSG_A, 0, 1),
+            move || {
+                let mut buf = Vec::new();
+                receive(&rr, 1, &mut buf).map(|d| (d, buf))
+            },
+        );
+        let id = sent.expect("an empty ring accepts a message");
+        match got {
+            Some((d, buf)) => {
+                assert_eq!(buf, MSG_A, "a concurrent receive copied a torn payload");
+                assert_eq!(d.id, id, "a concurrent receive read a stale id");
+            }
+            None => {
+                // After the lap's end the sweep runs again (sweep interval 10).
+                let mut buf = Vec::new();
+                let d = receive(&r, 100, &mut buf)
+                    .unwrap_or_else(|| panic!("a sent message is never lost {:?}", r.info(0)));
+                assert_eq!(buf, MSG_A);
+                assert_eq!(d.id, id);
+            }
+        }
+        let info = r.info(0);
+        assert!(
+            !info.corrupt && !info.pending,
+            "slot left inconsistent: {info:?}"
+        );
+    });
+}
+
+fn msg(k: u64) -> [u8; 16] {
+    let mut m = *b"message #0......";
+    m[9] = b'0' + k as u8;
+    m
+}
+
+/// Wrap-around on a 2-slot ring. Tickets 0 and 1 fill both slots; a consumer
+/// receives both and acks them (the second first), while the producer sends
+/// two more messages on the next lap (tickets 2, 3, ...: slot 0 may still be
+/// leased, so the sender must step over it).
+///
+/// Asserts: a send never returns `Full` when the producer knows (through an
+/// Acquire load of the consumer's ack count) that a slot is free; message ids
+/// are distinct; every message sent is received exactly once, intact.
+#[test]
+fn wrap_around_two_slots() {
+    model_both(|swap| {
+        let r = ring(2, 5);
+        let mut sent = vec![
+            (r.send(&msg(0), 0, 1).unwrap(), msg(0)),
+            (r.send(&msg(1), 0, 1).unwrap(), msg(1)),
+        ];
+        // How many acks the consumer has finished.
+        let acked = Arc::new(AtomicU64::new(0));
+        let (rc, acked_c) = (r.clone(), acked.clone());
+        let consumer = move || {
+            let mut got = Vec::new();
+            let mut buf = Vec::new();
+            for _ in 0..4 {
+                if let Some(d) = receive(&rc, 2, &mut buf) {
+                    got.push((d, buf.clone()));
+                    if got.len() == 2 {
+                        break;
+                    }
+                } else {
+                    thread::yield_now();
+                }
+            }
+            assert_eq!(got.len(), 2, "both ready messages are received");
+            for (d, _) in got.iter().rev() {
+                rc.ack(d.receipt, 3).expect("a prompt ack succeeds");
+                // SYNC POINT: pairs with the producer's Acquire load.
+                acked_c.fetch_add(1, Release);
+            }
+            got
+        };
+        let rp = r.clone();
+        let producer = move || {
+            for k in 2..4 {
+                let seen = acked.load(Acquire);
+                match rp.send(&msg(k), 0, 2) {
+                    Ok(id) => sent.push((id, msg(k))),
+                    Err(Error::Full) => assert!(
+                        sent.len() as u64 - seen >= 2,
+                        "Full although {seen} of {} messages were acked (a slot was free): {:?} {:?}",
+                        sent.len(),
+                        rp.info(0),
+                        rp.info(1)
+                    ),
+                    Err(e) => panic!("send {k}: {e:?}"),
+                }
+            }
+            sent
+        };
+        let (sent, mut got) = race(swap, producer, consumer);
+
+        let mut buf = Vec::new();
+        while let Some(d) = receive(&r, 100, &mut buf) {
+            r.ack(d.receipt, 100).unwrap();
+            got.push((d, buf.clone()));
+        }
+        let mut ids: Vec<u64> = sent.iter().map(|(id, _)| *id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), sent.len(), "message ids are unique");
+        for (d, payload) in &got {
+            let (_, m) = sent
+                .iter()
+                .find(|(id, _)| *id == d.id)
+                .unwrap_or_else(|| panic!("received id {} that was never sent", d.id));
+            assert_eq!(payload, m, "message {} intact", d.id);
+            assert_eq!(d.receives, 1);
+        }
+        let mut got_ids: Vec<u64> = got.iter().map(|(d, _)| d.id).collect();
+        got_ids.sort_unstable();
+        assert_eq!(got_ids, ids, "every sent message received exactly once");
+    });
+}
