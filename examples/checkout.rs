@@ -337,6 +337,15 @@ fn checkout() -> Res {
         ("orders", (shop.next_order - 1).to_string()),
         ("sent", totals.sent.to_string()),
         ("acked", totals.acked.to_string()),
+        (
+            "queue_acked",
+            shop.down
+                .queues
+                .iter()
+                .map(|q| q.stats().acked)
+                .sum::<u64>()
+                .to_string(),
+        ),
         ("dead", totals.in_dlq.to_string()),
         ("lost", totals.lost.len().to_string()),
         ("overlaps", totals.overlaps.to_string()),

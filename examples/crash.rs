@@ -162,6 +162,7 @@ fn run() -> Res {
     summary(&[
         ("sent", a.sent.to_string()),
         ("acked", a.acked.to_string()),
+        ("queue_acked", q.stats().acked.to_string()),
         ("held", held.len().to_string()),
         ("recovered", recovered.to_string()),
         ("redelivered", q.stats().redelivered.to_string()),

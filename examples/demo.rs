@@ -597,6 +597,14 @@ impl Demo {
             ("orders", self.orders.to_string()),
             ("sent", total.sent.to_string()),
             ("acked", total.acked.to_string()),
+            (
+                "queue_acked",
+                self.queues
+                    .iter()
+                    .map(|q| q.stats().acked)
+                    .sum::<u64>()
+                    .to_string(),
+            ),
             ("redelivered", redelivered.to_string()),
             ("dead_lettered", dead_lettered.to_string()),
             ("dlq", total.in_dlq.to_string()),

@@ -126,13 +126,17 @@ fn operate() -> Res {
     );
 
     println!(
+        "  (from a shell: shmq dlq list {})",
+        dir.join("email.q").display()
+    );
+    println!(
         "\nThe fix: the mailer falls back to the customer record when an order has no address."
     );
     set_flag(dir, "fixed", true)?;
     let dead: Vec<u64> = q.dead_letters().into_iter().map(|d| d.id).collect();
     for id in &dead {
         q.redrive(*id)?;
-        println!("  redrive message {id}");
+        println!("  redrive message {id} (from a shell: shmq dlq redrive --id {id} PATH)");
     }
     wait_for(
         "the redriven email to go out",
@@ -161,6 +165,7 @@ fn operate() -> Res {
     summary(&[
         ("sent", a.sent.to_string()),
         ("acked", a.acked.to_string()),
+        ("queue_acked", s.acked.to_string()),
         ("dead_lettered", s.dead_lettered.to_string()),
         ("redriven", dead.len().to_string()),
         ("dlq", s.dead.to_string()),

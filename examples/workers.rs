@@ -133,6 +133,7 @@ fn produce() -> Res {
     summary(&[
         ("sent", a.sent.to_string()),
         ("acked", a.acked.to_string()),
+        ("queue_acked", q.stats().acked.to_string()),
         ("lost", a.lost.len().to_string()),
         ("overlaps", a.overlaps.to_string()),
         ("double_acks", a.double_acks.to_string()),

@@ -154,11 +154,19 @@ impl Summary {
             })
     }
 
-    /// Nothing lost, nothing leased twice at once, nothing acked twice.
+    /// Nothing lost, nothing leased twice at once, nothing acked twice; and
+    /// the acks in the consumers' journals are the acks the queue counted.
     fn assert_clean(&self) {
         for key in ["lost", "overlaps", "double_acks", "strangers"] {
             assert_eq!(self.n(key), 0, "{}: {key}\n{}", self.name, self.output);
         }
+        assert_eq!(
+            self.n("acked"),
+            self.n("queue_acked"),
+            "{}: journal acks vs the queue's ack counter\n{}",
+            self.name,
+            self.output
+        );
     }
 }
 
