@@ -28,6 +28,9 @@
 //! The file format, the protocol and its crash analysis are in
 //! `docs/design.md`.
 #![deny(unsafe_op_in_unsafe_fn)]
+// Under loom only the core is compiled; the file-backed parts that use the
+// rest of it are not.
+#![cfg_attr(loom, allow(dead_code, unused_imports))]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 mod clock;

@@ -611,6 +611,14 @@ impl Queue {
         &self.ring
     }
 
+    /// Record `pid` instead of this process as the owner of the claims and
+    /// leases this handle takes. `recover` returns a lease whose owner is gone;
+    /// a short-lived helper (such as `shmq recv` run from a script) names the
+    /// long-lived process that really holds the work.
+    pub fn set_owner_pid(&mut self, pid: u32) {
+        self.ring.set_pid(pid);
+    }
+
     /// How many times a blocking receive polls before it parks (default 200).
     pub fn set_spin_tries(&mut self, tries: u32) {
         self.spin_tries = tries;

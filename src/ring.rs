@@ -53,7 +53,8 @@ pub enum DeadReason {
 }
 
 impl DeadReason {
-    pub(crate) fn code(self) -> u32 {
+    /// The code stored in a slot.
+    pub fn code(self) -> u32 {
         match self {
             DeadReason::MaxReceives => 1,
             DeadReason::Corrupt => 2,
@@ -61,7 +62,8 @@ impl DeadReason {
             DeadReason::Unknown(c) => c,
         }
     }
-    pub(crate) fn from_code(c: u32) -> DeadReason {
+    /// The reason a code stored in a slot stands for.
+    pub fn from_code(c: u32) -> DeadReason {
         match c {
             1 => DeadReason::MaxReceives,
             2 => DeadReason::Corrupt,
@@ -230,6 +232,11 @@ impl<M: Memory> Ring<M> {
         self.n
     }
 
+    /// Record `pid` as the owner of what this ring claims and leases.
+    pub fn set_pid(&mut self, pid: u32) {
+        self.p.pid = pid;
+    }
+
     /// How often a sweep round starts on an idle queue.
     pub fn sweep_interval_ms(&self) -> u64 {
         self.sweep_interval_ms
@@ -242,11 +249,33 @@ impl<M: Memory> Ring<M> {
     /// Step 1 of §4: read the state word, then the clock word, and classify.
     /// SYNC POINT: these Acquire loads pair with the Release of the commit
     /// (and reservation) CASes of whoever last changed the slot.
+    ///
+    /// Two transitions can land between the two loads, pairing a state of
+    /// gen g with a clock of tag g+2: that pair looks corrupt but is only
+    /// stale. A `Corrupt` view is therefore trusted only if the state word is
+    /// unchanged after the clock load (while the state stays at gen g the
+    /// clock can only carry tag g or g+1, because every transition reserves
+    /// the clock before it commits the state). The retry costs nothing on
+    /// healthy slots.
+    ///
+    /// The state load is SeqCst: it is the load half of the receiver's side
+    /// of the §5.1 Dekker pair (free on x86, `ldar` on Arm).
     fn read(&self, i: u32) -> View {
         let w = self.w(i);
-        let s = w.state.load(Acquire);
-        let c = w.clock.load(Acquire);
-        View::classify(s, c)
+        let mut s = w.state.load(SeqCst);
+        for _ in 0..CAS_RETRIES {
+            let c = w.clock.load(Acquire);
+            let view = View::classify(s, c);
+            if !matches!(view, View::Corrupt { .. }) {
+                return view;
+            }
+            let again = w.state.load(SeqCst);
+            if again == s {
+                return view;
+            }
+            s = again;
+        }
+        View::classify(s, w.clock.load(Acquire))
     }
 
     /// Steps 2-4 of §4. `side` runs inside the reservation, with exclusive
@@ -710,20 +739,23 @@ impl<M: Memory> Ring<M> {
 
     /// An expired claim: WRITING -> ABANDONED; straight on to FREE if the
     /// claimer is gone.
-    fn abandon(&self, i: u32, s: u64, c: u64, now: u64) {
+    /// Returns whether the claim was abandoned by this call.
+    fn abandon(&self, i: u32, s: u64, c: u64, now: u64) -> bool {
         let pid = (self.w(i).owner.load(Relaxed) >> 32) as u32;
-        if let Ok((g1, ())) = self.transition(i, s, c, St::Abandoned, now, |_, _| ()) {
-            if !(self.p.is_alive)(pid) {
-                let _ = self.transition(
-                    i,
-                    pack_state(g1, St::Abandoned),
-                    pack_clock(now, g1),
-                    St::Free,
-                    now,
-                    |_, _| (),
-                );
-            }
+        let Ok((g1, ())) = self.transition(i, s, c, St::Abandoned, now, |_, _| ()) else {
+            return false;
+        };
+        if !(self.p.is_alive)(pid) {
+            let _ = self.transition(
+                i,
+                pack_state(g1, St::Abandoned),
+                pack_clock(now, g1),
+                St::Free,
+                now,
+                |_, _| (),
+            );
         }
+        true
     }
 
     // ------------------------------------------------- ack, nack, extend
@@ -972,7 +1004,13 @@ impl<M: Memory> Ring<M> {
                 let owner = self.w(i).owner.load(Relaxed);
                 let pid = (owner >> 32) as u32;
                 let known = owner & 0xffff_ffff == gen & 0xffff_ffff && pid != 0;
-                if known && !(self.p.is_alive)(pid) {
+                if known
+                    && !(self.p.is_alive)(pid)
+                    && self.w(i).receives.load(Relaxed) >= self.p.max_receives
+                {
+                    self.dead_letter(i, s, c, now)
+                        .then_some("dead-lettered lease of a dead process at max receives")
+                } else if known && !(self.p.is_alive)(pid) {
                     self.transition(i, s, c, St::Ready, now, |_, _| ())
                         .ok()
                         .map(|_| {
@@ -989,10 +1027,9 @@ impl<M: Memory> Ring<M> {
                 st: St::Writing,
                 time,
                 ..
-            } if time <= now => {
-                self.abandon(i, s, c, now);
-                Some("abandoned expired claim")
-            }
+            } if time <= now => self
+                .abandon(i, s, c, now)
+                .then_some("abandoned expired claim"),
             View::AtRest {
                 s,
                 c,
