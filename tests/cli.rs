@@ -343,11 +343,17 @@ fn dead_letters_can_be_listed_peeked_redriven_and_purged() {
     assert_eq!(json(&["stat", q.p(), "--json"])["dead"], 0);
 }
 
-/// Run `shmq recv` (no ack) in a child process that then exits: a consumer
-/// that died holding a lease. Returns its pid.
+/// Run `shmq recv` (no ack) from a shell that then exits: a consumer that
+/// died holding a lease (`shmq recv` records its parent as the holder).
+/// Returns the shell's pid.
 fn crashed_consumer(path: &Path) -> u32 {
-    let child = Command::new(BIN)
-        .args(["recv", path.to_str().unwrap()])
+    let child = Command::new("sh")
+        .args([
+            "-c",
+            "\"$0\" recv \"$1\"; exit $?",
+            BIN,
+            path.to_str().unwrap(),
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -36,7 +36,7 @@ It is idempotent (a second --apply repairs nothing) and safe to interrupt
 (each slot is consistent after every step; run it again to finish).
 Holder liveness is checked by pid: run it in the same pid namespace as the
 processes that use the queue. A lease taken by `shmq recv` without --ack
-counts as leased-dead, since that process has exited.
+is held by the process that ran it (its parent).
 
 ",
     exit_status_help!()

@@ -5,10 +5,10 @@
 pub const AFTER_HELP: &str = concat!(
     "\
 Without --ack the lease outlives this process: it ends at its deadline, or
-with `shmq ack|nack PATH RECEIPT`. The lease is recorded as held by this
-`shmq recv` process, which has exited, so `shmq recover --apply` counts it
-as leased-dead and returns the message to visible; do not run recover
---apply while scripts hold receipts from `shmq recv`.
+with `shmq ack|nack PATH RECEIPT`. The lease is recorded as held by the
+process that ran `shmq recv` (its parent, such as the script's shell), so
+`shmq recover --apply` returns the message early only once that process is
+gone.
 
 ",
     exit_status_help!()
@@ -44,7 +44,13 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<(), Failure> {
-    let q = output::open(&a.path)?;
+    let mut q = output::open(&a.path)?;
+    if !a.ack {
+        // The lease outlives us: the caller holds it.
+        // SAFETY: getppid has no preconditions and cannot fail.
+        let parent = unsafe { libc::getppid() };
+        q.set_owner_pid(parent as u32);
+    }
     let mut payload = Vec::new();
     let got = if a.wait.is_zero() {
         q.try_receive_into(&mut payload, a.visibility)
