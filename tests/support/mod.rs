@@ -1,0 +1,331 @@
+//! What the torture tests share: a seeded random generator, child processes
+//! (the test binary re-executes itself in a role), journals written with one
+//! `write(2)` per record, self-checking payloads, and percentiles.
+//!
+//! Not a test itself: cargo builds `tests/*.rs`, and this directory is a
+//! module each torture test includes with `mod support;`.
+//!
+//! # Roles
+//!
+//! Every torture test binary has a test named `child` that does nothing
+//! unless the environment variable [`ROLE_ENV`] is set. The parent spawns
+//! `<test binary> child --exact --nocapture` with the role (and its
+//! parameters) in the environment; the child runs the role inside that test
+//! and leaves with `std::process::exit`, so libtest never reports on it. A
+//! child dies with its parent (PR_SET_PDEATHSIG), so a parent killed by a
+//! timeout leaves no process behind.
+#![allow(dead_code)]
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The environment variable that names a child's role.
+pub const ROLE_ENV: &str = "SHMQ_TORTURE_ROLE";
+const PARENT_ENV: &str = "SHMQ_TORTURE_PARENT";
+
+// ------------------------------------------------------------------ random
+
+/// SplitMix64: small, fast, and good enough to pick victims and bytes. Every
+/// run prints its seed; the same seed replays the same choices (the kernel's
+/// scheduling still differs from run to run).
+#[derive(Clone, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in `0..n` (`n > 0`).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+    /// Uniform in `lo..=hi`.
+    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.below(hi - lo + 1)
+    }
+    /// True with probability `per_mille / 1000`.
+    pub fn chance(&mut self, per_mille: u64) -> bool {
+        self.below(1000) < per_mille
+    }
+}
+
+/// The seed of this run: `SHMQ_SEED` if set, else one from the clock. Printed,
+/// so a failing run names the seed that replays its choices.
+pub fn seed(what: &str) -> u64 {
+    let seed = std::env::var("SHMQ_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            let t = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(1);
+            t ^ u64::from(std::process::id()) << 32
+        });
+    eprintln!("{what}: SHMQ_SEED={seed}");
+    seed
+}
+
+/// A numeric environment variable, or `default`.
+pub fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A string environment variable a child needs (its parent always sets it).
+pub fn env_str(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("child started without {name}"))
+}
+
+// --------------------------------------------------------------- children
+
+/// The role this process was started in, if it is a child. Arms the death
+/// signal first, so the child never outlives its parent.
+pub fn role() -> Option<String> {
+    let role = std::env::var(ROLE_ENV).ok()?;
+    // SAFETY: PR_SET_PDEATHSIG takes one argument, a valid signal number;
+    // SIGKILL is one. It changes only this process's own attributes.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) };
+    let parent: Option<i32> = std::env::var(PARENT_ENV).ok().and_then(|v| v.parse().ok());
+    // SAFETY: getppid has no arguments and cannot fail.
+    let ppid = unsafe { libc::getppid() };
+    if parent.is_some_and(|p| p != ppid) {
+        // The parent died before the death signal was armed.
+        std::process::exit(1);
+    }
+    Some(role)
+}
+
+/// Start this test binary again as a child in `role`, with `envs`, its
+/// stdout and stderr appended to `log`.
+pub fn spawn(role: &str, envs: &[(&str, String)], log: &Path) -> Child {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let out = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("child log");
+    let err = out.try_clone().expect("child log");
+    let mut cmd = Command::new(exe);
+    cmd.args(["child", "--exact", "--nocapture", "--test-threads=1"])
+        .env(ROLE_ENV, role)
+        .env(PARENT_ENV, std::process::id().to_string())
+        .env_remove("SHMQ_FAILPOINT")
+        .env_remove("SHMQ_FAILPOINT_SKIP")
+        .env_remove("SHMQ_FAILPOINT_ACTION")
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd.spawn().expect("spawn a child")
+}
+
+/// SIGKILL `child` and reap it. Returns how it ended: `Ok(())` if the kill
+/// did it, `Err(status)` if it had already exited on its own.
+pub fn kill9(child: &mut Child) -> Result<(), std::process::ExitStatus> {
+    use std::os::unix::process::ExitStatusExt;
+    if let Some(st) = child.try_wait().expect("try_wait") {
+        return Err(st);
+    }
+    // SAFETY: kill(2) with a pid we spawned and have not reaped (try_wait
+    // just said it runs), so the pid cannot have been reused.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGKILL) };
+    let st = child.wait().expect("wait");
+    if st.signal() == Some(libc::SIGKILL) {
+        Ok(())
+    } else {
+        Err(st)
+    }
+}
+
+/// The last `n` bytes of a child's log, for failure messages.
+pub fn tail(log: &Path, n: usize) -> String {
+    let text = std::fs::read(log).unwrap_or_default();
+    let from = text.len().saturating_sub(n);
+    String::from_utf8_lossy(&text[from..]).into_owned()
+}
+
+/// Poll `cond` until it holds or `timeout` passes; whether it held. The
+/// pause between polls is `poll` (a condition wait with a deadline, not a
+/// sleep that hopes something has happened).
+pub fn wait_until(timeout: Duration, poll: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    loop {
+        if cond() {
+            return true;
+        }
+        if start.elapsed() > timeout {
+            return false;
+        }
+        std::thread::sleep(poll);
+    }
+}
+
+// ---------------------------------------------------------------- journals
+
+/// An append-only journal: one `write(2)` of one whole line per record, no
+/// user-space buffer, so a SIGKILL can never leave half a record (and the
+/// reader still skips a torn last line, should a kernel ever produce one).
+pub struct Journal(File);
+
+impl Journal {
+    pub fn create(path: &Path) -> Journal {
+        Journal(
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .unwrap_or_else(|e| panic!("journal {}: {e}", path.display())),
+        )
+    }
+
+    pub fn log(&mut self, line: std::fmt::Arguments<'_>) {
+        let mut s = line.to_string();
+        s.push('\n');
+        let n = self.0.write(s.as_bytes()).expect("journal write");
+        assert_eq!(n, s.len(), "a short journal write");
+    }
+}
+
+/// The records of a journal, each split on spaces; a last line without its
+/// newline (torn) is dropped.
+pub fn read_journal(path: &Path) -> Vec<Vec<String>> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let complete = match text.rfind('\n') {
+        Some(end) => &text[..=end],
+        None => "",
+    };
+    complete
+        .lines()
+        .map(|l| l.split(' ').map(str::to_owned).collect())
+        .collect()
+}
+
+/// Every file in `dir` whose name starts with `prefix`, sorted.
+pub fn files(dir: &Path, prefix: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("read dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(prefix))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+// ---------------------------------------------------------------- payloads
+
+/// FNV-1a, 32 bits: the payloads' own checksum, independent of the queue's
+/// CRC-32, so a payload the queue should have caught but delivered is seen.
+pub fn fnv32(b: &[u8]) -> u32 {
+    b.iter().fold(0x811c_9dc5u32, |h, &x| {
+        (h ^ u32::from(x)).wrapping_mul(0x0100_0193)
+    })
+}
+
+/// The message a producer sends: `KEY|filler|checksum`, where `KEY` is
+/// `producer.incarnation.sequence`, the filler (0 to 47 bytes) is derived
+/// from the key, and the checksum is [`fnv32`] of everything before it, in
+/// hex. At most 96 bytes for keys below 10^9 each.
+pub fn make_payload(key: &str) -> Vec<u8> {
+    let h = fnv32(key.as_bytes());
+    let n = (h % 48) as usize;
+    let mut v = Vec::with_capacity(key.len() + n + 10);
+    v.extend_from_slice(key.as_bytes());
+    v.push(b'|');
+    v.extend((0..n).map(|i| b'a' + ((h >> (i % 24)) as u8 ^ i as u8) % 26));
+    v.push(b'|');
+    let c = fnv32(&v);
+    v.extend_from_slice(format!("{c:08x}").as_bytes());
+    v
+}
+
+/// The key of a well-formed payload; `None` if any byte is wrong.
+pub fn check_payload(p: &[u8]) -> Option<String> {
+    let s = std::str::from_utf8(p).ok()?;
+    let key = s.split('|').next()?;
+    (make_payload(key) == p).then(|| key.to_owned())
+}
+
+// ------------------------------------------------------------------ numbers
+
+/// The `p`-th percentile (0..=100) of `v` (sorted here), nearest rank.
+pub fn percentile(v: &mut [u64], p: f64) -> Option<u64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_unstable();
+    let rank = ((p / 100.0) * v.len() as f64).ceil() as usize;
+    Some(v[rank.clamp(1, v.len()) - 1])
+}
+
+/// `p50 / p99 / max` of `v` in milliseconds, or `n/a`.
+pub fn summary(v: &mut [u64]) -> String {
+    match (percentile(v, 50.0), percentile(v, 99.0), v.iter().max()) {
+        (Some(a), Some(b), Some(m)) => {
+            format!("p50 {a} ms, p99 {b} ms, max {m} ms (n = {})", v.len())
+        }
+        _ => "n/a (no samples)".to_owned(),
+    }
+}
+
+/// A watchdog for the current process: [`Watchdog::start`] an operation,
+/// [`Watchdog::done`] when it returns; a thread checks every 10 ms and, if
+/// one operation has run longer than `limit`, writes `HANG <op> <ms>` to
+/// `journal` and leaves the process with exit code [`HANG_EXIT`].
+pub struct Watchdog {
+    since: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    op: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// Exit code of a process whose watchdog caught a hang.
+pub const HANG_EXIT: i32 = 86;
+
+impl Watchdog {
+    pub fn new(limit: Duration, journal: PathBuf, names: &'static [&'static str]) -> Watchdog {
+        use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+        use std::sync::Arc;
+        let since = Arc::new(AtomicU64::new(0));
+        let op = Arc::new(AtomicU64::new(0));
+        let (s, o) = (since.clone(), op.clone());
+        std::thread::spawn(move || loop {
+            std::thread::sleep(Duration::from_millis(10));
+            let t = s.load(Relaxed);
+            if t != 0 && shmq::now_ms().saturating_sub(t) > limit.as_millis() as u64 {
+                let name = names.get(o.load(Relaxed) as usize).unwrap_or(&"?");
+                Journal::create(&journal).log(format_args!(
+                    "HANG {name} {}",
+                    shmq::now_ms().saturating_sub(t)
+                ));
+                // SAFETY: _exit ends the process at once; nothing is borrowed.
+                unsafe { libc::_exit(HANG_EXIT) };
+            }
+        });
+        Watchdog { since, op }
+    }
+    pub fn start(&self, op: usize) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.op.store(op as u64, Relaxed);
+        self.since.store(shmq::now_ms(), Relaxed);
+    }
+    pub fn done(&self) {
+        self.since.store(0, std::sync::atomic::Ordering::Relaxed);
+    }
+}
