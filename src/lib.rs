@@ -33,6 +33,7 @@
 #![cfg_attr(loom, allow(dead_code, unused_imports))]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+mod batch;
 mod clock;
 mod error;
 mod failpoint;

@@ -1,0 +1,229 @@
+//! Batches: send, receive and ack many messages in one call.
+//!
+//! A batch is a sequence of the single-message transitions of
+//! docs/design.md §4-§5, not one atomic step: each message is claimed,
+//! published, leased and acked on its own, so every crash case of §7 is
+//! unchanged, and a batch can be cut short (a full queue, a lost lease) after
+//! any message. What a batch saves are the per-call costs around the
+//! transitions:
+//!
+//! - one clock read for the whole batch instead of one per message;
+//! - `send_batch`: one check of the park word (§6) after the last publish
+//!   instead of one per message, and at most one `FUTEX_WAKE`;
+//! - `receive_batch`: the first message is received as `receive_into` does
+//!   (sweep step, spin, park); the rest come from the main path only (§5.2),
+//!   without further sweep steps, and only while messages are visible;
+//! - `ack_batch`: no per-call overhead beyond the ack itself.
+//!
+//! Amortising the shared cursors themselves (one `fill.fetch_add(k)` for k
+//! tickets, one `rcur` advance for k consecutive leases, one counter update
+//! per batch) needs core support in `ring.rs`; see BENCHMARKS.md.
+#![cfg(not(loom))]
+
+use std::time::Duration;
+
+use crate::clock::now_ms;
+use crate::error::{Error, Result};
+use crate::layout::MAX_TIMEOUT_MS;
+use crate::queue::Queue;
+use crate::ring::{Delivery, Receipt};
+use crate::sync::Ordering::{Relaxed, SeqCst};
+use crate::wait::futex_wake_all;
+
+impl Queue {
+    /// Send every message of `msgs`, in order, each visible at once.
+    ///
+    /// `ids` is cleared, then receives the id of each message sent. On error
+    /// the messages `msgs[..ids.len()]` were sent (and stay sent) and
+    /// `msgs[ids.len()]` failed with the returned error (`Full`, `TooLarge`,
+    /// `ClaimExpired`); the rest were not tried. Parked receivers are woken
+    /// once, after the last publish.
+    pub fn send_batch<T: AsRef<[u8]>>(&self, msgs: &[T], ids: &mut Vec<u64>) -> Result<()> {
+        ids.clear();
+        let now = now_ms();
+        let mut outcome = Ok(());
+        for m in msgs {
+            match self.ring().send(m.as_ref(), 0, now) {
+                Ok(id) => ids.push(id),
+                Err(e) => {
+                    outcome = Err(e);
+                    break;
+                }
+            }
+        }
+        if !ids.is_empty() {
+            self.wake_parked_after_batch();
+        }
+        outcome
+    }
+
+    /// Lease up to `max` messages.
+    ///
+    /// Waits up to `wait` for the first one, as
+    /// [`receive_into`](Queue::receive_into) does (zero: do not wait, as
+    /// [`try_receive_into`](Queue::try_receive_into)); then takes the messages
+    /// that are visible at once, without waiting, until `max`. `got` is
+    /// cleared and receives one [`Delivery`] per message; the payload of
+    /// `got[k]` is in `bufs[k]` (`bufs` grows to the largest batch seen and
+    /// its buffers are reused, so a steady loop does not allocate). Returns
+    /// the number of messages, `got.len()`. `visibility` overrides the
+    /// queue's visibility timeout for these leases.
+    pub fn receive_batch(
+        &self,
+        bufs: &mut Vec<Vec<u8>>,
+        got: &mut Vec<Delivery>,
+        max: usize,
+        wait: Duration,
+        visibility: Option<Duration>,
+    ) -> usize {
+        got.clear();
+        if max == 0 {
+            return 0;
+        }
+        if bufs.is_empty() {
+            bufs.push(Vec::new());
+        }
+        let first = if wait.is_zero() {
+            self.try_receive_into(&mut bufs[0], visibility)
+        } else {
+            self.receive_into(&mut bufs[0], wait, visibility)
+        };
+        let Some(d) = first else { return 0 };
+        got.push(d);
+        let vt = visibility
+            .unwrap_or(self.config().visibility_timeout)
+            .as_millis()
+            .clamp(1, u128::from(MAX_TIMEOUT_MS)) as u64;
+        let now = now_ms();
+        while got.len() < max {
+            let k = got.len();
+            if bufs.len() == k {
+                bufs.push(Vec::new());
+            }
+            // Main path only (sweep budget 0): the first receive already took
+            // this call's sweep step.
+            match self.ring().try_receive(now, vt, &mut bufs[k], false, 0) {
+                Some(d) => got.push(d),
+                None => break,
+            }
+        }
+        got.len()
+    }
+
+    /// Ack every receipt. Returns how many were acked; `failed` is cleared,
+    /// then receives each receipt whose ack failed with its error (typically
+    /// `LeaseLost`: the lease expired and the message was or will be
+    /// delivered again). A failure does not stop the rest of the batch.
+    pub fn ack_batch(
+        &self,
+        receipts: impl IntoIterator<Item = Receipt>,
+        failed: &mut Vec<(Receipt, Error)>,
+    ) -> usize {
+        failed.clear();
+        let now = now_ms();
+        let mut acked = 0;
+        for rc in receipts {
+            match self.ring().ack(rc, now) {
+                Ok(()) => acked += 1,
+                Err(e) => failed.push((rc, e)),
+            }
+        }
+        acked
+    }
+
+    /// `Queue::wake_parked` (queue.rs), once per batch: wake parked receivers
+    /// if the waiter bit is set (§6). One load when nobody is parked.
+    fn wake_parked_after_batch(&self) {
+        let park = &self.ring().shared().park;
+        // SYNC POINT (§6): SeqCst load after the SeqCst publish commit of the
+        // batch's last message, against the receiver's SeqCst CAS of the
+        // waiter bit before its last look. A receiver that parked before any
+        // of the batch's publishes is woken here.
+        let w = park.load(SeqCst);
+        if w & 1 != 0
+            && park
+                .compare_exchange(w, w.wrapping_add(2) & !1, SeqCst, Relaxed)
+                .is_ok()
+        {
+            futex_wake_all(park);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Config, Error, Queue};
+    use std::time::{Duration, Instant};
+
+    fn queue(slots: u32) -> (tempfile::TempDir, Queue) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let q = Queue::create(dir.path().join("b.q"), &Config::new(slots, 64)).expect("create");
+        (dir, q)
+    }
+
+    #[test]
+    fn batch_round_trip_keeps_order_and_payloads() {
+        let (_d, q) = queue(64);
+        let msgs: Vec<Vec<u8>> = (0..20u8).map(|i| vec![i; usize::from(i) + 1]).collect();
+        let mut ids = Vec::new();
+        q.send_batch(&msgs, &mut ids).expect("send");
+        assert_eq!(ids.len(), 20);
+        let (mut bufs, mut got) = (Vec::new(), Vec::new());
+        assert_eq!(
+            q.receive_batch(&mut bufs, &mut got, 8, Duration::ZERO, None),
+            8
+        );
+        assert_eq!(
+            q.receive_batch(&mut bufs, &mut got, 64, Duration::ZERO, None),
+            12
+        );
+        for (k, d) in got.iter().enumerate() {
+            assert_eq!(d.id, ids[8 + k]);
+            assert_eq!(bufs[k], msgs[8 + k]);
+        }
+        let mut failed = Vec::new();
+        assert_eq!(q.ack_batch(got.iter().map(|d| d.receipt), &mut failed), 12);
+        assert!(failed.is_empty());
+        // A receipt acked twice is reported, and does not stop the batch.
+        let again = [got[0].receipt, got[1].receipt];
+        assert_eq!(q.ack_batch(again, &mut failed), 0);
+        assert_eq!(failed.len(), 2);
+        assert!(matches!(failed[0].1, Error::LeaseLost));
+        assert_eq!(q.stats().acked, 12);
+        assert_eq!(q.stats().in_flight, 8);
+    }
+
+    #[test]
+    fn send_batch_stops_at_full_and_reports_what_was_sent() {
+        let (_d, q) = queue(4);
+        let msgs = [b"a", b"b", b"c", b"d", b"e", b"f"];
+        let mut ids = Vec::new();
+        let err = q.send_batch(&msgs, &mut ids).expect_err("full");
+        assert!(matches!(err, Error::Full));
+        assert_eq!(ids.len(), 4);
+        assert_eq!(q.stats().visible, 4);
+    }
+
+    #[test]
+    fn receive_batch_waits_for_a_send_batch_from_another_thread() {
+        let (_d, q) = queue(64);
+        let mut q2 = Queue::open(q.path()).expect("open");
+        q2.set_spin_tries(0);
+        std::thread::scope(|s| {
+            let h = s.spawn(|| {
+                let (mut bufs, mut got) = (Vec::new(), Vec::new());
+                let start = Instant::now();
+                let n = q2.receive_batch(&mut bufs, &mut got, 4, Duration::from_secs(10), None);
+                (n, start.elapsed())
+            });
+            // Let the receiver park (it parks with or without this pause;
+            // the pause only makes the wake path the likely one).
+            std::thread::sleep(Duration::from_millis(20));
+            let mut ids = Vec::new();
+            q.send_batch(&[b"x", b"y"], &mut ids).expect("send");
+            let (n, waited) = h.join().expect("receiver");
+            assert!(n >= 1);
+            assert!(waited < Duration::from_secs(5), "woken, not timed out");
+        });
+    }
+}
