@@ -4,6 +4,12 @@
 //! the environment variable `SHMQ_FAILPOINT` equals `name` (and, if
 //! `SHMQ_FAILPOINT_SKIP=k` is set, only on the k+1-th hit). Without the
 //! feature it compiles to nothing.
+//!
+//! `SHMQ_FAILPOINT_ACTION=stop` stops the process there instead
+//! (`raise(SIGSTOP)`): it goes on where it was when someone sends SIGCONT.
+//! That is a stalled process rather than a dead one, the case of §7's
+//! "stopped (not dead) processes" (a zombie sender resuming after its claim
+//! was abandoned). A stopping point fires once per process.
 
 /// Every crash point the library defines, in protocol order.
 pub const FAILPOINTS: &[&str] = &[
@@ -23,7 +29,7 @@ pub const FAILPOINTS: &[&str] = &[
 pub(crate) fn hit(name: &str) {
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::OnceLock;
-    static ARMED: OnceLock<Option<(String, u64)>> = OnceLock::new();
+    static ARMED: OnceLock<Option<(String, u64, bool)>> = OnceLock::new();
     static HITS: AtomicU64 = AtomicU64::new(0);
     let armed = ARMED.get_or_init(|| {
         let name = std::env::var("SHMQ_FAILPOINT").ok()?;
@@ -31,12 +37,20 @@ pub(crate) fn hit(name: &str) {
             .ok()
             .and_then(|s| s.parse().ok())
             .unwrap_or(0);
-        Some((name, skip))
+        let stop = std::env::var("SHMQ_FAILPOINT_ACTION").is_ok_and(|a| a == "stop");
+        Some((name, skip, stop))
     });
-    if let Some((armed, skip)) = armed {
-        if armed == name && HITS.fetch_add(1, Ordering::Relaxed) >= *skip {
-            // The point of a failpoint: die here, as SIGKILL would, with no unwinding.
-            std::process::abort();
+    if let Some((armed, skip, stop)) = armed {
+        if armed == name {
+            let hit = HITS.fetch_add(1, Ordering::Relaxed);
+            if *stop && hit == *skip {
+                // SAFETY: raise(2) with a valid signal number; SIGSTOP cannot be
+                // caught, so this only suspends the process until SIGCONT.
+                unsafe { libc::raise(libc::SIGSTOP) };
+            } else if !*stop && hit >= *skip {
+                // The point of a failpoint: die here, as SIGKILL would, with no unwinding.
+                std::process::abort();
+            }
         }
     }
 }

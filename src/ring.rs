@@ -875,6 +875,20 @@ impl<M: Memory> Ring<M> {
             if want.is_some_and(|g| g != gen) {
                 return Ok(false);
             }
+            // A claim that `recover --force-abandoned` quarantined (reason
+            // Recovered) still belongs to its stalled sender: if that sender
+            // resumes, it writes its message words and payload into the slot
+            // before its publish fails. Freeing or redriving the slot while
+            // the sender lives would let those late writes land in the next
+            // message to use the slot (§7, stopped processes), so it stays
+            // dead until the sender is gone. Regression test:
+            // tests/failpoints.rs, a_forced_hole_that_is_purged_and_reused_*.
+            let w = self.w(i);
+            if w.reason.load(Relaxed) == DeadReason::Recovered.code()
+                && (self.p.is_alive)((w.owner.load(Relaxed) >> 32) as u32)
+            {
+                return Ok(false);
+            }
             let done = self.transition(i, s, c, to, now, |w, _| {
                 if to == St::Ready {
                     failpoint!("redrive.inside");

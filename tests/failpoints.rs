@@ -1,0 +1,662 @@
+//! Failpoints and zombies (issue 3, torture items 2 and 3). Needs the
+//! `failpoints` feature: `cargo test --features failpoints --test failpoints`.
+//!
+//! **Every crash point** in [`shmq::FAILPOINTS`]: a child process runs an
+//! operation with `SHMQ_FAILPOINT=<point>` (and `SHMQ_FAILPOINT_SKIP=k`, to
+//! die on the k+1-th hit instead of the first) and must die there with
+//! SIGABRT. The parent then recovers (`recover::apply` and receiving past
+//! the timeouts, polled with a deadline) and checks:
+//!
+//! - nothing whose send returned `Ok` is lost: every such message, unless
+//!   an ack or purge of it returned `Ok`, is delivered or dead-lettered, with
+//!   its payload intact; nothing acked or purged comes back;
+//! - nothing is stuck: once the dead letters are purged every slot is free,
+//!   a `recover` scan agrees, and the queue takes and delivers a full load.
+//!
+//! **Hole and zombie**: a sender stopped (SIGSTOP, `SHMQ_FAILPOINT_ACTION=stop`)
+//! right after its claim. Other traffic flows past its hole; the sweep
+//! abandons the hole within the claim timeout plus a sweep interval; after
+//! SIGCONT its send fails with `ClaimExpired`, its slot is freed, and nothing
+//! it wrote is ever delivered. The long form (`scripts/torture-long.sh`)
+//! runs 1 000 trials and reports the times.
+#![cfg(feature = "failpoints")]
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use shmq::{now_ms, recover, Config, Nacked, Queue, St, FAILPOINTS};
+use support::*;
+
+const VT_MS: u64 = 200;
+const CLAIM_MS: u64 = 200;
+const SLOTS: u32 = 8;
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn config(max_receives: u32) -> Config {
+    Config::new(SLOTS, 128)
+        .visibility_timeout(ms(VT_MS))
+        .claim_timeout(ms(CLAIM_MS))
+        .max_receives(max_receives)
+}
+
+// ------------------------------------------------------------------ children
+
+#[test]
+fn child() {
+    let Some(role) = role() else { return };
+    let dir = PathBuf::from(env_str("T_DIR"));
+    match role.as_str() {
+        "op" => op(&dir, &env_str("T_OP")),
+        "zombie" => zombie(&dir),
+        other => panic!("unknown role {other}"),
+    }
+    std::process::exit(0);
+}
+
+/// Run `op` on the queue, journaling each outcome that returned `Ok`. The
+/// armed failpoint should kill us before we get to the end.
+fn op(dir: &Path, op: &str) {
+    let q = Queue::open(dir.join("q")).expect("open");
+    let mut j = Journal::create(&dir.join("child.log"));
+    let mut buf = Vec::new();
+    for k in 0..6 {
+        match op {
+            "send" => {
+                let key = format!("child.{k}");
+                if let Ok(id) = q.send(make_payload(&key)) {
+                    j.log(format_args!("S {id} {key}"));
+                }
+            }
+            "receive" => {
+                if let Some(d) = q.try_receive_into(&mut buf, None) {
+                    j.log(format_args!("R {}", d.id));
+                }
+            }
+            "ack" | "nack" | "deadletter" => {
+                let Some(d) = q.try_receive_into(&mut buf, None) else {
+                    continue;
+                };
+                match op {
+                    "ack" => {
+                        if q.ack(d.receipt).is_ok() {
+                            j.log(format_args!("A {}", d.id));
+                        }
+                    }
+                    _ => match q.nack(d.receipt, Duration::ZERO) {
+                        Ok(Nacked::DeadLettered) => j.log(format_args!("D {}", d.id)),
+                        Ok(Nacked::Requeued) => j.log(format_args!("N {}", d.id)),
+                        Err(_) => {}
+                    },
+                }
+            }
+            "redrive" | "purge" => {
+                let Some(d) = q.dead_letters().into_iter().next() else {
+                    continue;
+                };
+                if op == "redrive" && q.redrive(d.id).is_ok() {
+                    j.log(format_args!("V {}", d.id));
+                }
+                if op == "purge" && q.purge(d.id).is_ok() {
+                    j.log(format_args!("P {}", d.id));
+                }
+            }
+            "recover" => {
+                recover::apply(&q, now_ms(), false);
+                j.log(format_args!("done"));
+            }
+            other => panic!("unknown op {other}"),
+        }
+    }
+}
+
+/// Send one message with the failpoint armed to stop us after the claim;
+/// after SIGCONT, journal what the send returned.
+fn zombie(dir: &Path) {
+    let q = Queue::open(dir.join("q")).expect("open");
+    let key = env_str("T_KEY");
+    let mut j = Journal::create(&dir.join(format!("{key}.log")));
+    match q.send(make_payload(&key)) {
+        Ok(id) => j.log(format_args!("OK {id}")),
+        Err(e) => j.log(format_args!("ERR {:?}", e.error)),
+    }
+}
+
+// ---------------------------------------------------------------- failpoints
+
+/// One crash-point scenario: the point, the operation the child runs, the
+/// hits to skip, and the queue's max receives.
+struct Case {
+    point: &'static str,
+    op: &'static str,
+    skips: &'static [u64],
+    max_receives: u32,
+}
+
+const CASES: &[Case] = &[
+    Case {
+        point: "send.after_claim",
+        op: "send",
+        skips: &[0, 2],
+        max_receives: 5,
+    },
+    Case {
+        point: "send.mid_payload",
+        op: "send",
+        skips: &[0, 2],
+        max_receives: 5,
+    },
+    Case {
+        point: "send.before_publish",
+        op: "send",
+        skips: &[0, 2],
+        max_receives: 5,
+    },
+    Case {
+        point: "receive.after_lease",
+        op: "receive",
+        skips: &[0, 2],
+        max_receives: 5,
+    },
+    Case {
+        point: "ack.inside",
+        op: "ack",
+        skips: &[0, 2],
+        max_receives: 5,
+    },
+    Case {
+        point: "nack.inside",
+        op: "nack",
+        skips: &[0, 2],
+        max_receives: 5,
+    },
+    Case {
+        point: "deadletter.inside",
+        op: "deadletter",
+        skips: &[0, 2],
+        max_receives: 1,
+    },
+    Case {
+        point: "redrive.inside",
+        op: "redrive",
+        skips: &[0, 2],
+        max_receives: 1,
+    },
+    Case {
+        point: "purge.inside",
+        op: "purge",
+        skips: &[0, 2],
+        max_receives: 1,
+    },
+    Case {
+        point: "recover.inside",
+        op: "recover",
+        skips: &[0, 3, 7],
+        max_receives: 5,
+    },
+];
+
+/// Messages the parent sends before the child runs.
+const PRELOAD: u64 = 5;
+
+fn run_point(point: &str) {
+    let case = CASES
+        .iter()
+        .find(|c| c.point == point)
+        .unwrap_or_else(|| panic!("no scenario for {point}"));
+    for &skip in case.skips {
+        run_case(case, skip);
+    }
+}
+
+fn run_case(case: &Case, skip: u64) {
+    let what = format!("{} (skip {skip})", case.point);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let q = Queue::create(dir.join("q"), &config(case.max_receives)).unwrap();
+
+    // id -> key of every message whose send returned Ok and that must
+    // still be somewhere at the end.
+    let mut expected: BTreeMap<u64, String> = BTreeMap::new();
+    for k in 0..PRELOAD {
+        let key = format!("parent.{k}");
+        expected.insert(q.send(make_payload(&key)).unwrap(), key);
+    }
+    let mut buf = Vec::new();
+    match case.op {
+        // Dead letters for the child to redrive or purge.
+        "redrive" | "purge" => {
+            while let Some(d) = q.try_receive_into(&mut buf, None) {
+                assert_eq!(
+                    q.nack(d.receipt, Duration::ZERO).unwrap(),
+                    Nacked::DeadLettered
+                );
+            }
+            assert_eq!(q.dead_letters().len() as u64, PRELOAD);
+        }
+        // Expired leases for the child's recover to return.
+        "recover" => {
+            let mut deadline = 0;
+            for _ in 0..3 {
+                deadline = q
+                    .try_receive_into(&mut buf, Some(ms(1)))
+                    .unwrap()
+                    .deadline_ms;
+            }
+            assert!(wait_until(ms(1000), ms(1), || now_ms() > deadline));
+        }
+        _ => {}
+    }
+
+    let log = dir.join("child.out");
+    let mut kid = spawn(
+        "op",
+        &[
+            ("T_DIR", dir.display().to_string()),
+            ("T_OP", case.op.to_owned()),
+            ("SHMQ_FAILPOINT", case.point.to_owned()),
+            ("SHMQ_FAILPOINT_SKIP", skip.to_string()),
+        ],
+        &log,
+    );
+    let st = kid.wait().unwrap();
+    assert_eq!(
+        st.signal(),
+        Some(libc::SIGABRT),
+        "{what}: the child did not die at the failpoint ({st}):\n{}",
+        tail(&log, 3000)
+    );
+
+    // What the child did before it died.
+    let mut gone = BTreeSet::new();
+    for r in read_journal(&dir.join("child.log")) {
+        let id = r.get(1).and_then(|v| v.parse::<u64>().ok());
+        match (r[0].as_str(), id) {
+            ("S", Some(id)) => {
+                expected.insert(id, r[2].clone());
+            }
+            ("A" | "P", Some(id)) => {
+                expected.remove(&id);
+                gone.insert(id);
+            }
+            _ => {}
+        }
+    }
+
+    // Recover: repair and receive until every slot is free or dead.
+    let mut delivered: BTreeMap<u64, String> = BTreeMap::new();
+    let mut problems = Vec::new();
+    let settled = wait_until(ms(5000), ms(5), || {
+        recover::apply(&q, now_ms(), false);
+        while let Some(d) = q.try_receive_into(&mut buf, None) {
+            let key = check_payload(&buf).unwrap_or_else(|| "CORRUPT".into());
+            if gone.contains(&d.id) {
+                problems.push(format!(
+                    "id {} came back after its ack/purge returned Ok",
+                    d.id
+                ));
+            }
+            delivered.insert(d.id, key);
+            q.ack(d.receipt).unwrap();
+        }
+        let s = q.stats();
+        s.free + s.dead == s.capacity
+    });
+    assert!(settled, "{what}: slots stuck: {:?}", q.stats());
+    let mut dead = BTreeMap::new();
+    for d in q.dead_letters() {
+        let key = check_payload(&d.payload).unwrap_or_else(|| "CORRUPT".into());
+        dead.insert(d.id, key);
+        q.purge(d.id).unwrap();
+    }
+
+    // Nothing lost, nothing corrupt.
+    for (id, key) in &expected {
+        match delivered.get(id).or_else(|| dead.get(id)) {
+            None => problems.push(format!("id {id} ({key}) lost")),
+            Some(k) if k != key => problems.push(format!("id {id}: sent {key}, found {k}")),
+            Some(_) => {}
+        }
+    }
+    for (id, key) in delivered.iter().chain(&dead) {
+        if !expected.contains_key(id) {
+            problems.push(format!("id {id} ({key}) delivered but never sent Ok"));
+        }
+    }
+    assert!(problems.is_empty(), "{what}: {problems:#?}");
+
+    // Nothing stuck, and the queue works at full capacity.
+    let scan = recover::scan(&q, now_ms(), false);
+    assert_eq!(
+        scan.count(recover::Class::Free),
+        u64::from(SLOTS),
+        "{what}: {:?}",
+        scan.findings
+    );
+    let fresh: BTreeSet<u64> = (0..SLOTS)
+        .map(|k| q.send(make_payload(&format!("after.{k}"))).unwrap())
+        .collect();
+    let mut got = BTreeSet::new();
+    while let Some(d) = q.try_receive_into(&mut buf, None) {
+        assert!(check_payload(&buf).is_some());
+        got.insert(d.id);
+        q.ack(d.receipt).unwrap();
+    }
+    assert_eq!(got, fresh, "{what}: the queue does not deliver a full load");
+}
+
+#[test]
+fn crash_at_send_after_claim() {
+    run_point("send.after_claim");
+}
+#[test]
+fn crash_at_send_mid_payload() {
+    run_point("send.mid_payload");
+}
+#[test]
+fn crash_at_send_before_publish() {
+    run_point("send.before_publish");
+}
+#[test]
+fn crash_at_receive_after_lease() {
+    run_point("receive.after_lease");
+}
+#[test]
+fn crash_inside_ack() {
+    run_point("ack.inside");
+}
+#[test]
+fn crash_inside_nack() {
+    run_point("nack.inside");
+}
+#[test]
+fn crash_inside_dead_lettering() {
+    run_point("deadletter.inside");
+}
+#[test]
+fn crash_inside_redrive() {
+    run_point("redrive.inside");
+}
+#[test]
+fn crash_inside_purge() {
+    run_point("purge.inside");
+}
+#[test]
+fn crash_inside_recover() {
+    run_point("recover.inside");
+}
+
+/// Points covered out of points listed: every name in `FAILPOINTS` has a
+/// scenario above (and a test that runs it), and no scenario names a point
+/// the library does not have.
+#[test]
+fn every_failpoint_has_a_scenario() {
+    let covered: BTreeSet<&str> = CASES.iter().map(|c| c.point).collect();
+    let listed: BTreeSet<&str> = FAILPOINTS.iter().copied().collect();
+    eprintln!(
+        "failpoints covered: {} of {} listed",
+        covered.intersection(&listed).count(),
+        listed.len()
+    );
+    assert_eq!(covered, listed);
+}
+
+// ------------------------------------------------------------ hole and zombie
+
+#[derive(Default)]
+struct Zombies {
+    trials: u64,
+    /// Stop -> the hole's slot abandoned by the sweep.
+    unblock: Vec<u64>,
+    /// Send -> receive of a message sent while the hole was open.
+    flow: Vec<u64>,
+    /// Sends of stopped senders that returned Ok after SIGCONT.
+    accepted: u64,
+    /// Payloads written by a zombie that were delivered.
+    delivered: u64,
+    /// Messages of others damaged.
+    corrupt: u64,
+}
+
+/// Wait for `pid` to stop (WUNTRACED); panics if it exits instead.
+fn wait_stopped(pid: u32, log: &Path) {
+    let mut status = 0;
+    // SAFETY: waitpid on our own unreaped child, with a valid status pointer.
+    let rc = unsafe { libc::waitpid(pid as libc::pid_t, &mut status, libc::WUNTRACED) };
+    assert_eq!(rc, pid as libc::pid_t, "waitpid");
+    assert!(
+        libc::WIFSTOPPED(status),
+        "the zombie did not stop (status {status:#x}):\n{}",
+        tail(log, 3000)
+    );
+}
+
+fn zombie_trials(trials: u64, claim_ms: u64) -> Zombies {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let q = Queue::create(
+        dir.join("q"),
+        &Config::new(SLOTS, 128)
+            .visibility_timeout(ms(1000))
+            .claim_timeout(ms(claim_ms)),
+    )
+    .unwrap();
+    let mut z = Zombies::default();
+    let mut buf = Vec::new();
+    for t in 0..trials {
+        let key = format!("zombie.{t}");
+        let log = dir.join(format!("{key}.out"));
+        let mut kid = spawn(
+            "zombie",
+            &[
+                ("T_DIR", dir.display().to_string()),
+                ("T_KEY", key.clone()),
+                ("SHMQ_FAILPOINT", "send.after_claim".into()),
+                ("SHMQ_FAILPOINT_ACTION", "stop".into()),
+            ],
+            &log,
+        );
+        let pid = kid.id();
+        wait_stopped(pid, &log);
+        let stopped = now_ms();
+        let hole = (0..SLOTS)
+            .find(|&i| {
+                let s = q.slot_info(i).unwrap();
+                s.state == Some(St::Writing) && s.owner_pid == pid
+            })
+            .expect("the zombie's claimed slot");
+
+        // Traffic flows past the hole until the sweep abandons it.
+        let mut abandoned_at = None;
+        let mut sent_at = BTreeMap::new();
+        let mut k = 0;
+        while abandoned_at.is_none() {
+            assert!(
+                now_ms() - stopped < 10 * claim_ms + 5000,
+                "trial {t}: the hole was never abandoned: {:?}",
+                q.slot_info(hole)
+            );
+            let fkey = format!("flow.{t}.{k}");
+            k += 1;
+            if let Ok(id) = q.send(make_payload(&fkey)) {
+                sent_at.insert(id, now_ms());
+            }
+            while let Some(d) = q.receive_into(&mut buf, ms(5), None) {
+                match check_payload(&buf) {
+                    Some(kk) if kk.starts_with("zombie") => z.delivered += 1,
+                    Some(_) => {}
+                    None => z.corrupt += 1,
+                }
+                if let Some(s) = sent_at.remove(&d.id) {
+                    z.flow.push(now_ms() - s);
+                }
+                q.ack(d.receipt).unwrap();
+                if q.slot_info(hole).unwrap().state == Some(St::Abandoned) {
+                    break;
+                }
+            }
+            if q.slot_info(hole).unwrap().state == Some(St::Abandoned) {
+                abandoned_at = Some(now_ms());
+            }
+        }
+        z.unblock.push(abandoned_at.unwrap() - stopped);
+
+        // SIGCONT: the zombie's publish must fail and free its slot.
+        // SAFETY: kill(2) on our own stopped, unreaped child.
+        unsafe { libc::kill(pid as libc::pid_t, libc::SIGCONT) };
+        let st = kid.wait().unwrap();
+        assert!(st.success(), "zombie {t}: {st}\n{}", tail(&log, 3000));
+        let said = read_journal(&dir.join(format!("{key}.log")));
+        match said.first().map(|r| r.join(" ")) {
+            Some(s) if s == "ERR ClaimExpired" => {}
+            Some(s) if s.starts_with("OK") => z.accepted += 1,
+            other => panic!("zombie {t} said {other:?}"),
+        }
+        // Drain; the zombie's slot must be free again, nothing of it delivered.
+        while let Some(d) = q.try_receive_into(&mut buf, None) {
+            match check_payload(&buf) {
+                Some(kk) if kk.starts_with("zombie") => z.delivered += 1,
+                Some(_) => {}
+                None => z.corrupt += 1,
+            }
+            q.ack(d.receipt).unwrap();
+        }
+        assert_eq!(
+            q.slot_info(hole).unwrap().state,
+            Some(St::Free),
+            "trial {t}: the zombie's slot was not freed"
+        );
+        z.trials += 1;
+    }
+    let s = q.stats();
+    assert_eq!(s.free, s.capacity, "{s:?}");
+    z
+}
+
+fn zombie_report(z: &mut Zombies, label: &str, claim_ms: u64) -> String {
+    let text = format!(
+        "== {label}\n\
+         trials                                   {}\n\
+         claim timeout                            {claim_ms} ms\n\
+         stop -> hole abandoned (unblocked)       {}\n\
+         send -> receive past an open hole        {}\n\
+         ZOMBIE SENDS ACCEPTED after SIGCONT      {}\n\
+         ZOMBIE PAYLOADS DELIVERED                {}\n\
+         other messages damaged                   {}\n",
+        z.trials,
+        summary(&mut z.unblock),
+        summary(&mut z.flow),
+        z.accepted,
+        z.delivered,
+        z.corrupt
+    );
+    eprintln!("{text}");
+    text
+}
+
+fn zombie_check(trials: u64, claim_ms: u64, label: &str) {
+    let mut z = zombie_trials(trials, claim_ms);
+    let text = zombie_report(&mut z, label, claim_ms);
+    if let Ok(out) = std::env::var("SHMQ_ZOMBIE_REPORT") {
+        std::fs::write(out, &text).unwrap();
+    }
+    assert_eq!(z.accepted, 0, "{text}");
+    assert_eq!(z.delivered, 0, "{text}");
+    assert_eq!(z.corrupt, 0, "{text}");
+}
+
+/// The short form: 10 stopped senders.
+#[test]
+fn a_stopped_sender_blocks_nothing_and_its_late_publish_fails() {
+    zombie_check(10, 100, "hole and zombie, short form");
+}
+
+/// The long form: `SHMQ_ZOMBIE_TRIALS` (default 1 000).
+#[test]
+#[ignore = "long form: scripts/torture-long.sh"]
+fn zombies_long() {
+    zombie_check(
+        env_u64("SHMQ_ZOMBIE_TRIALS", 1000),
+        env_u64("SHMQ_ZOMBIE_CLAIM_MS", 100),
+        "hole and zombie, long form",
+    );
+}
+
+/// `recover --force-abandoned` quarantines the hole of a live, stalled
+/// sender as dead; if that dead letter is then purged and the slot reused,
+/// the sender's late writes must still not reach the new message.
+#[test]
+fn a_forced_hole_that_is_purged_and_reused_is_safe_from_its_zombie() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let q = Queue::create(dir.join("q"), &config(5)).unwrap();
+    let log = dir.join("zombie.out");
+    let mut kid = spawn(
+        "zombie",
+        &[
+            ("T_DIR", dir.display().to_string()),
+            ("T_KEY", "zombie.forced".into()),
+            ("SHMQ_FAILPOINT", "send.after_claim".into()),
+            ("SHMQ_FAILPOINT_ACTION", "stop".into()),
+        ],
+        &log,
+    );
+    let pid = kid.id();
+    wait_stopped(pid, &log);
+    let hole = (0..SLOTS)
+        .find(|&i| q.slot_info(i).unwrap().state == Some(St::Writing))
+        .unwrap();
+    let deadline = q.slot_info(hole).unwrap().time_ms;
+    assert!(wait_until(ms(5000), ms(5), || now_ms() > deadline));
+    recover::apply(&q, now_ms(), true);
+    let after_force = q.slot_info(hole).unwrap().state;
+    assert_eq!(after_force, Some(St::Dead));
+    q.purge_all(100).unwrap();
+    assert_eq!(
+        q.slot_info(hole).unwrap().state,
+        Some(St::Dead),
+        "purged while its sender lives"
+    );
+    // Fill every slot, the old hole included.
+    let mut sent = BTreeMap::new();
+    for k in 0..SLOTS {
+        let key = format!("fill.{k}");
+        if let Ok(id) = q.send(make_payload(&key)) {
+            sent.insert(id, key);
+        }
+    }
+    // SAFETY: kill(2) on our own stopped, unreaped child.
+    unsafe { libc::kill(pid as libc::pid_t, libc::SIGCONT) };
+    assert!(kid.wait().unwrap().success());
+    let said = read_journal(&dir.join("zombie.forced.log"));
+    let mut buf = Vec::new();
+    let mut problems = Vec::new();
+    while let Some(d) = q.try_receive_into(&mut buf, None) {
+        let key = check_payload(&buf).unwrap_or_else(|| "CORRUPT".into());
+        if sent.remove(&d.id).as_ref() != Some(&key) {
+            problems.push(format!("id {} delivered {key}", d.id));
+        }
+        q.ack(d.receipt).unwrap();
+    }
+    for (id, key) in &sent {
+        problems.push(format!("id {id} ({key}) not delivered"));
+    }
+    assert!(
+        problems.is_empty(),
+        "hole state after force: {after_force:?}; zombie said {said:?}; dead: {:?}; {problems:#?}",
+        q.dead_letters()
+            .iter()
+            .map(|d| (d.id, d.reason))
+            .collect::<Vec<_>>()
+    );
+    // Its sender gone, the quarantined hole can be purged like any other.
+    assert_eq!(q.purge_all(100).unwrap(), 1);
+    let s = q.stats();
+    assert_eq!(s.free, s.capacity, "{s:?}");
+}
