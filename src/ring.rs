@@ -269,6 +269,9 @@ impl<M: Memory> Ring<M> {
             if !matches!(view, View::Corrupt { .. }) {
                 return view;
             }
+            // Mutant (design.md §10): trust the first corrupt-looking pair.
+            #[cfg(shmq_mutation = "no_reread")]
+            return view;
             let again = w.state.load(SeqCst);
             if again == s {
                 return view;
@@ -294,17 +297,54 @@ impl<M: Memory> Ring<M> {
         let g1 = next_gen(gen_of(s));
         // Reserve. SYNC POINT: AcqRel; the Acquire half pairs with the previous
         // reservation or extend, the Release half with step-1 loads of others.
+        #[cfg(not(any(
+            shmq_mutation = "check_then_store",
+            shmq_mutation = "transition_relaxed"
+        )))]
         w.clock
             .compare_exchange(c, pack_clock(time, g1), AcqRel, Acquire)
+            .map_err(|_| Step::Raced)?;
+        // Mutants (design.md §10): reserve by load, compare, store; reserve
+        // with a Relaxed CAS.
+        #[cfg(shmq_mutation = "check_then_store")]
+        if w.clock.load(Acquire) == c {
+            w.clock.store(pack_clock(time, g1), Release);
+        } else {
+            return Err(Step::Raced);
+        }
+        #[cfg(shmq_mutation = "transition_relaxed")]
+        w.clock
+            .compare_exchange(c, pack_clock(time, g1), Relaxed, Relaxed)
             .map_err(|_| Step::Raced)?;
         let r = side(w, g1);
         // Commit. SYNC POINT: Release pairs with the Acquire load of `state` in
         // step 1 of the next actor (who then sees the side data and payload).
         // SeqCst because sends and receives also use this CAS as the store
         // half of the Dekker pairs of §5.1 and §6.
+        #[cfg(not(any(
+            shmq_mutation = "check_then_store",
+            shmq_mutation = "transition_relaxed",
+            shmq_mutation = "commit_relaxed",
+            shmq_mutation = "commit_store"
+        )))]
         w.state
             .compare_exchange(s, pack_state(g1, to), SeqCst, Acquire)
             .map_err(|_| Step::Aborted)?;
+        // Mutants (design.md §10): commit by load, compare, store; commit
+        // with a Relaxed CAS; commit with a plain store that trusts the
+        // reservation.
+        #[cfg(shmq_mutation = "check_then_store")]
+        if w.state.load(SeqCst) == s {
+            w.state.store(pack_state(g1, to), SeqCst);
+        } else {
+            return Err(Step::Aborted);
+        }
+        #[cfg(any(shmq_mutation = "transition_relaxed", shmq_mutation = "commit_relaxed"))]
+        w.state
+            .compare_exchange(s, pack_state(g1, to), Relaxed, Relaxed)
+            .map_err(|_| Step::Aborted)?;
+        #[cfg(shmq_mutation = "commit_store")]
+        w.state.store(pack_state(g1, to), SeqCst);
         Ok((g1, r))
     }
 
@@ -369,7 +409,11 @@ impl<M: Memory> Ring<M> {
                 View::Corrupt { s, c } => {
                     self.quarantine(i, s, c, now);
                 }
+                #[cfg(not(shmq_mutation = "send_no_step_over"))]
                 _ => {}
+                // Mutant (design.md §10): a slot still in use ends the send.
+                #[cfg(shmq_mutation = "send_no_step_over")]
+                _ => break,
             }
         }
         let (t, i, g) = claimed.ok_or(Error::Full)?;
@@ -724,6 +768,11 @@ impl<M: Memory> Ring<M> {
     }
 
     fn dead_letter(&self, i: u32, s: u64, c: u64, now: u64) -> bool {
+        // Mutant (design.md §10): side data written before the reservation.
+        #[cfg(shmq_mutation = "reason_before_reserve")]
+        self.w(i)
+            .reason
+            .store(DeadReason::MaxReceives.code(), Relaxed);
         let ok = self
             .transition(i, s, c, St::Dead, now, |w, g1| {
                 failpoint!("deadletter.inside");
@@ -766,6 +815,7 @@ impl<M: Memory> Ring<M> {
             return Err(Error::BadReceipt);
         }
         match self.read(rc.slot) {
+            #[cfg(not(shmq_mutation = "no_gen_fence"))]
             View::AtRest {
                 s,
                 c,
@@ -773,6 +823,15 @@ impl<M: Memory> Ring<M> {
                 gen,
                 time,
             } if gen == rc.gen => Ok((s, c, time)),
+            // Mutant (design.md §10): any lease of the slot passes for ours.
+            #[cfg(shmq_mutation = "no_gen_fence")]
+            View::AtRest {
+                s,
+                c,
+                st: St::Leased,
+                time,
+                ..
+            } => Ok((s, c, time)),
             _ => Err(Error::LeaseLost),
         }
     }
@@ -833,12 +892,23 @@ impl<M: Memory> Ring<M> {
             // Clock only: the generation (and so every copy of the receipt)
             // stays valid. SYNC POINT: a takeover must CAS this same word
             // first (§4 Extend), so exactly one of us wins.
+            #[cfg(not(shmq_mutation = "extend_no_cas"))]
             if self
                 .w(rc.slot)
                 .clock
                 .compare_exchange(c, pack_clock(deadline, rc.gen), AcqRel, Acquire)
                 .is_ok()
             {
+                return Ok(deadline);
+            }
+            // Mutant (design.md §10): a plain store over whatever the clock
+            // holds now, a takeover's reservation included.
+            #[cfg(shmq_mutation = "extend_no_cas")]
+            {
+                let _ = c;
+                self.w(rc.slot)
+                    .clock
+                    .store(pack_clock(deadline, rc.gen), Release);
                 return Ok(deadline);
             }
         }
