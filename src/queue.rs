@@ -721,11 +721,17 @@ impl Queue {
     ) -> Option<Delivery> {
         let vt = self.vt_ms(visibility);
         let start = Instant::now();
+        // Spin with exponential backoff between polls (yielding the CPU once
+        // the backoff is long), then park.
+        let backoff = crossbeam_utils::Backoff::new();
         for _ in 0..self.spin_tries {
             if let Some(d) = self.try_once(vt, buf, SWEEP_STEP) {
                 return Some(d);
             }
-            std::hint::spin_loop();
+            if start.elapsed() >= wait {
+                return None;
+            }
+            backoff.snooze();
         }
         let park = &self.ring.shared().park;
         let n = u64::from(self.ring.slot_count());
