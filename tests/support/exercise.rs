@@ -57,8 +57,10 @@ pub struct Outcome {
 }
 
 /// Write `bytes` to `path` and exercise the queue. Panics (the failure the
-/// callers look for) only where a promise is broken.
-pub fn exercise(path: &Path, bytes: &[u8]) -> Outcome {
+/// callers look for) only where a promise is broken. `park`: also make one
+/// blocking receive that parks for up to 1 ms on the (possibly garbage)
+/// futex word.
+pub fn exercise(path: &Path, bytes: &[u8], park: bool) -> Outcome {
     let _ = std::fs::remove_file(path);
     std::fs::write(path, bytes).expect("write the case");
     let mut out = Outcome::default();
@@ -103,7 +105,8 @@ pub fn exercise(path: &Path, bytes: &[u8]) -> Outcome {
         };
     }
     let _ = q.send(&b"after"[..]);
-    let _ = q.receive(Duration::from_millis(1)).map(|l| l.ack());
+    let wait = if park { 1 } else { 0 };
+    let _ = q.receive(Duration::from_millis(wait)).map(|l| l.ack());
     let _ = q.stats();
     let _ = q.peek(8);
     let _ = q.dead_letters();
