@@ -58,6 +58,12 @@ fn child() {
     match role.as_str() {
         "hostile" => hostile(&dir, rng),
         "producer" | "consumer" => honest(&dir, &name, role == "producer", rng),
+        "hang" => {
+            let dog = Watchdog::new(ms(50), dir.join("hang.log"), OPS);
+            dog.start(1);
+            // An operation that never returns, as far as the watchdog knows.
+            let _ = wait_until(ms(10_000), ms(10), || false);
+        }
         other => panic!("unknown role {other}"),
     }
     std::process::exit(0);
@@ -411,4 +417,26 @@ fn hostile_long() {
     if let Ok(out) = std::env::var("SHMQ_HOSTILE_REPORT") {
         std::fs::write(out, text).unwrap();
     }
+}
+
+/// The watchdog must be able to fail a run: an operation that overruns its
+/// limit ends the process with HANG_EXIT and a HANG record.
+#[test]
+fn the_watchdog_catches_a_hang() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let log = dir.join("hang.out");
+    let st = spawn(
+        "hang",
+        &[
+            ("T_DIR", dir.display().to_string()),
+            ("T_NAME", "hang".into()),
+        ],
+        &log,
+    )
+    .wait()
+    .unwrap();
+    assert_eq!(st.code(), Some(HANG_EXIT), "{st}: {}", tail(&log, 2000));
+    let j = read_journal(&dir.join("hang.log"));
+    assert_eq!(j[0][..2], ["HANG".to_owned(), "receive".to_owned()]);
 }
