@@ -12,6 +12,7 @@
 #   SHMQ_FUZZ_CASES      random file damage: cases                (200000)
 #   SHMQ_HOSTILE_SECS    hostile peer: seconds                       (300)
 #   SHMQ_ASAN_SECS       hostile peer under AddressSanitizer: secs    (60)
+#   SHMQ_ASAN_CASES      random file damage under AddressSanitizer  (20000)
 #   SHMQ_SEED            replay one run's random choices
 #
 # `asan` needs a nightly toolchain (rustup toolchain install nightly); it
@@ -58,7 +59,8 @@ for w in "${what[@]}"; do
       export CARGO_TARGET_DIR=target/asan ASAN_OPTIONS="detect_leaks=0:abort_on_error=1"
       asan=(cargo +nightly test --target x86_64-unknown-linux-gnu --no-default-features)
       {
-        "${asan[@]}" --test corrupt -- --include-ignored --nocapture
+        SHMQ_FUZZ_CASES=${SHMQ_ASAN_CASES:-20000} "${asan[@]}" --test corrupt \
+          -- --include-ignored --nocapture
         SHMQ_HOSTILE_SECS=${SHMQ_ASAN_SECS:-60} "${asan[@]}" --test hostile \
           -- --include-ignored --nocapture
       } 2>&1 | tee "$OUT/asan.txt"
