@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# Every loom model must be able to fail (docs/design.md §10). For each row of
+# the table below this builds the core with one `--cfg shmq_mutation="NAME"`
+# and runs the one model the mutant must fail. It prints a table and exits
+# non-zero if a model passes against its mutant (the mutant survived), if a
+# model fails without any mutant, or if a build breaks.
+#
+# Slow: every mutant is a fresh build of the core and of loom (about a minute
+# each on 2 cores), so this is not part of .ci/run. Run it after changing a
+# model or the code a mutation point sits in:
+#
+#     loom-tests/run-mutations.sh                   # every row
+#     loom-tests/run-mutations.sh commit_store ...  # only these mutations
+#
+# Logs: $CARGO_TARGET_DIR/mutation-logs/ (default target/loom-mut).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# model                            file   mutation (a cfg point in src/ring.rs)
+TABLE="
+two_producers_race_for_one_slot    send   check_then_store
+two_producers_race_for_one_slot    send   no_reread
+publish_against_receive            send   transition_relaxed
+wrap_around_two_slots              send   send_no_step_over
+late_ack_against_takeover          lease  no_gen_fence
+extend_against_takeover            lease  extend_no_cas
+ack_against_slot_reuse             lease  no_gen_fence
+stalled_ack_against_abort          lease  commit_store
+dead_letter_against_ack            dead   reason_before_reserve
+redrive_against_receive            dead   commit_relaxed
+"
+
+export LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-2}"
+export CARGO_TERM_COLOR=never
+target="${CARGO_TARGET_DIR:-target/loom-mut}"
+logs="$target/mutation-logs"
+mkdir -p "$logs"
+# Seconds one mutant may take (build and model). A model that runs longer
+# against its mutant counts as a survivor.
+limit="${MUTATION_TIMEOUT_S:-900}"
+
+wanted() {
+  [ $# -eq 1 ] && return 0
+  local m=$1
+  shift
+  local w
+  for w in "$@"; do [ "$w" = "$m" ] && return 0; done
+  return 1
+}
+
+# The first panic message in a log on one line (with assert_eq's left and
+# right), or "-".
+panic_line() {
+  awk '
+    grab && (/^stack backtrace/ || /^note:/ || /^$/) { exit }
+    grab { sub(/^ +/, ""); line = line (line == "" ? "" : " ") $0 }
+    /panicked at/ { grab = 1 }
+    END { print (line == "" ? "-" : line) }
+  ' "$1" | cut -c1-160
+}
+
+# Baseline: the models must pass on the unmutated core, or a failing model
+# would "kill" every mutant.
+echo "baseline: the models on the unmutated core (target/loom)"
+if ! RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \
+  cargo test -p shmq-loom-tests --release >"$logs/baseline.log" 2>&1; then
+  echo "the models fail without a mutation: see $logs/baseline.log" >&2
+  exit 1
+fi
+
+rows=()
+bad=0
+while read -r model file mutation; do
+  [ -n "${model:-}" ] || continue
+  wanted "$mutation" "$@" || continue
+  log="$logs/$mutation--$model.log"
+  start=$SECONDS
+  rc=0
+  RUSTFLAGS="--cfg loom --cfg shmq_mutation=\"$mutation\"" CARGO_TARGET_DIR="$target" \
+    timeout "$limit" cargo test -p shmq-loom-tests --release \
+    --test "$file" "$model" -- --exact </dev/null >"$log" 2>&1 || rc=$?
+  secs=$((SECONDS - start))
+  if grep -q "^test $model \.\.\. FAILED" "$log"; then
+    verdict=killed
+    why=$(panic_line "$log")
+  elif grep -q "^test $model \.\.\. ok" "$log"; then
+    verdict=SURVIVED
+    why="the model passed against the mutant"
+    bad=1
+  elif [ "$rc" -eq 124 ]; then
+    verdict=TIMEOUT
+    why="no verdict within ${limit}s"
+    bad=1
+  else
+    verdict=ERROR
+    why="no test result (build failed?): see $log"
+    bad=1
+  fi
+  printf '  %-32s %-22s %-8s %4ss\n' "$model" "$mutation" "$verdict" "$secs"
+  rows+=("$(printf '%-32s %-6s %-22s %-8s %4ss  %s' "$model" "$file" "$mutation" "$verdict" "$secs" "$why")")
+done <<<"$TABLE"
+
+if [ ${#rows[@]} -eq 0 ]; then
+  echo "no row matches: $*" >&2
+  exit 2
+fi
+echo
+printf '%-32s %-6s %-22s %-8s %5s  %s\n' model file mutation verdict time "observed failure"
+printf '%s\n' "${rows[@]}"
+if [ "$bad" -ne 0 ]; then
+  echo "some mutant survived or did not run (logs in $logs)" >&2
+  exit 1
+fi
+echo "every mutant was killed"
