@@ -250,6 +250,14 @@ pub fn child_main() {
                 let k = share.min(batch as u64) as usize;
                 let mut sent = 0;
                 while sent < k {
+                    if batch == 1 {
+                        // The single-message API, as a user without batches calls it.
+                        match q.send(msgs[0]) {
+                            Ok(_) => sent += 1,
+                            Err(_) => std::thread::yield_now(),
+                        }
+                        continue;
+                    }
                     let r = q.send_batch(&msgs[sent..k], &mut ids);
                     sent += ids.len();
                     if r.is_err() {
@@ -259,12 +267,21 @@ pub fn child_main() {
                 share -= k as u64;
             }
         } else {
+            let mut idle = 0u32;
             while c.consumed.load(SeqCst) < n {
-                let got_n =
-                    q.receive_batch(&mut bufs, &mut got, batch, Duration::from_micros(500), None);
+                // Non-blocking receives; an empty queue spins a little, then
+                // yields the core (2/2 and 4/4 outnumber the cores here).
+                let got_n = q.receive_batch(&mut bufs, &mut got, batch, Duration::ZERO, None);
                 if got_n == 0 {
+                    idle += 1;
+                    if idle > 64 {
+                        std::thread::yield_now();
+                    } else {
+                        std::hint::spin_loop();
+                    }
                     continue;
                 }
+                idle = 0;
                 for _ in 0..got_n {
                     busy(work_ns);
                 }
