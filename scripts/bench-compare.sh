@@ -14,6 +14,8 @@
 #                       load average to drop below 1.0 before measuring
 #   BENCH_SAMPLES=N     ping-pong samples (default 1000000)
 #   BENCH_NO_CRITERION=1  skip the criterion benches (quick look at the peers)
+#   BENCH_REPORT_ONLY=1   measure nothing: rewrite OUT.md from the last run's
+#                       results (target/bench-compare, target/criterion)
 # Takes about 15 minutes on a 2-core machine, builds included.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,11 +23,13 @@ ROOT=$PWD
 OUT_MD=${1:-BENCHMARKS.md}
 SAMPLES=${BENCH_SAMPLES:-1000000}
 RES=$ROOT/target/bench-compare
-rm -rf "$RES"
-mkdir -p "$RES"
 export CARGO_TERM_COLOR=never
 
 log() { printf '== %s (%s)\n' "$1" "$(date -u +%H:%M:%S)" >&2; }
+
+if [ -z "${BENCH_REPORT_ONLY:-}" ]; then
+rm -rf "$RES"
+mkdir -p "$RES"
 
 # ---------------------------------------------------------------- build
 log "build shmq benches"
@@ -123,6 +127,7 @@ fi
 "$PROFILE" single 1000000 64 >"$RES/profile-native.txt" 2>&1 || true
 "$PROFILE" batch 1000000 64 >>"$RES/profile-native.txt" 2>&1 || true
 cat /proc/loadavg >"$RES/load_after"
+fi # BENCH_REPORT_ONLY
 
 # ---------------------------------------------------------------- report
 log "write $OUT_MD"
@@ -219,6 +224,8 @@ def ver(name):
     return m.group(1) if m else "?"
 
 
+REDIS_V = sh("redis-server --version 2>/dev/null | cut -d' ' -f3")
+RUSTC = sh("rustc -V")
 out = []
 p = out.append
 p("# shmq benchmarks")
@@ -231,10 +238,10 @@ p("")
 p("## Machine")
 p("")
 p(f"- CPU: {cpu} ({sh('nproc')} logical CPUs), kernel {sh('uname -r')}")
-p(f"- {sh('rustc -V')}; shmq {sh('git rev-parse --short HEAD')} ({sh('git log -1 --format=%cd --date=short')})")
+p(f"- {RUSTC}; shmq {sh('git rev-parse --short HEAD')} ({sh('git log -1 --format=%cd --date=short')})")
 p(f"- peers: rtrb {ver('rtrb')}, crossbeam-queue {ver('crossbeam-queue')}, iceoryx2 {ver('iceoryx2')}, "
   f"ipmpsc {ver('ipmpsc')}, posixmq {ver('posixmq')}, redis (client) {ver('redis')}, "
-  f"redis-server {sh('redis-server --version 2>/dev/null | cut -d\" \" -f3')}; hdrhistogram {ver('hdrhistogram')}, criterion 0.5")
+  f"redis-server {REDIS_V}; hdrhistogram {ver('hdrhistogram')}, criterion 0.5")
 p(f"- date: {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}")
 p(f"- load average (1, 5, 15 min) before: {' '.join(read('load_before').split()[:3])}, "
   f"after: {' '.join(read('load_after').split()[:3])}. The machine is a shared 2-core VM: other")

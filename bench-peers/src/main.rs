@@ -317,7 +317,7 @@ fn throughput(peer: &str, size: usize, batch: usize) {
     let probe_n = 20_000;
     let probe = run_once(peer, size, batch, probe_n);
     let rate = probe_n as f64 / probe.as_secs_f64();
-    let n = ((rate * 0.4) as usize).clamp(5_000, 20_000_000);
+    let n = ((rate * 0.4) as usize).clamp(5_000, 200_000_000);
     let mut rates: Vec<f64> = (0..3)
         .map(|_| n as f64 / run_once(peer, size, batch, n).as_secs_f64())
         .collect();
@@ -594,8 +594,8 @@ mod inproc {
                         }
                     } else {
                         let k = left.min(batch);
-                        let (rest, _) = p.push_partial_slice(&items[..k]);
-                        left -= k - rest.len();
+                        let (pushed, _) = p.push_partial_slice(&items[..k]);
+                        left -= pushed.len();
                     }
                 }
                 h.join().expect("consumer");
