@@ -20,14 +20,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("orders.q");
-    let q = Queue::create(&path, &Config::new(64, 256).visibility_timeout(Duration::from_secs(5)))?;
-    println!("producer: created {} (64 slots of 256 bytes)", path.display());
+    let q = Queue::create(
+        &path,
+        &Config::new(64, 256).visibility_timeout(Duration::from_secs(5)),
+    )?;
+    println!(
+        "producer: created {} (64 slots of 256 bytes)",
+        path.display()
+    );
 
-    let mut consumer = Command::new(std::env::current_exe()?).arg("consumer").arg(&path).spawn()?;
+    let mut consumer = Command::new(std::env::current_exe()?)
+        .arg("consumer")
+        .arg(&path)
+        .spawn()?;
     for n in 1..=ORDERS {
         let t = Instant::now();
         let id = q.send(format!("order #{n}")).map_err(|e| e.error)?;
-        println!("producer: sent order #{n} as message {id} in {:?}", t.elapsed());
+        println!(
+            "producer: sent order #{n} as message {id} in {:?}",
+            t.elapsed()
+        );
     }
     let status = consumer.wait()?;
     let stats = q.stats();

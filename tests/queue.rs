@@ -32,9 +32,15 @@ const SLOT0: u64 = 4096;
 #[test]
 fn create_refuses_an_existing_file_and_open_reads_the_config() {
     let (_d, path) = tmp();
-    let cfg = Config::new(16, 100).visibility_timeout(Duration::from_millis(1500)).max_receives(7).mode(0o640);
+    let cfg = Config::new(16, 100)
+        .visibility_timeout(Duration::from_millis(1500))
+        .max_receives(7)
+        .mode(0o640);
     let q = Queue::create(&path, &cfg).unwrap();
-    assert!(matches!(Queue::create(&path, &cfg), Err(Error::AlreadyExists { .. })));
+    assert!(matches!(
+        Queue::create(&path, &cfg),
+        Err(Error::AlreadyExists { .. })
+    ));
     let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o7777;
     assert_eq!(mode, 0o640);
     let o = Queue::open(&path).unwrap();
@@ -43,7 +49,11 @@ fn create_refuses_an_existing_file_and_open_reads_the_config() {
     assert_eq!(o.config().max_receives, 7);
     let other = Config::new(4, 8);
     let oc = Queue::open_or_create(&path, &other).unwrap();
-    assert_eq!(oc.config().slots, 16, "open-or-create keeps the existing file's config");
+    assert_eq!(
+        oc.config().slots,
+        16,
+        "open-or-create keeps the existing file's config"
+    );
     std::fs::remove_file(&path).unwrap();
     let oc = Queue::open_or_create(&path, &other).unwrap();
     assert_eq!(oc.config().slots, 4);
@@ -58,7 +68,11 @@ fn open_of_a_missing_file_is_not_found() {
 #[test]
 fn bad_configs_are_refused_with_a_reason() {
     let (_d, path) = tmp();
-    for cfg in [Config::new(0, 64), Config::new(4, 0), Config::new(4, 64).max_receives(0)] {
+    for cfg in [
+        Config::new(0, 64),
+        Config::new(4, 0),
+        Config::new(4, 64).max_receives(0),
+    ] {
         let e = Queue::create(&path, &cfg).err().expect("refused");
         assert!(matches!(e, Error::InvalidConfig(_)), "{e}");
         assert!(!path.exists(), "a refused create leaves no file");
@@ -84,7 +98,14 @@ fn patched_header_bytes_give_typed_errors() {
     reset(&path);
 
     patch(&path, 8, &2u32.to_le_bytes());
-    assert!(matches!(Queue::open(&path), Err(Error::Incompatible { found: 2, supported: 1, .. })));
+    assert!(matches!(
+        Queue::open(&path),
+        Err(Error::Incompatible {
+            found: 2,
+            supported: 1,
+            ..
+        })
+    ));
     reset(&path);
 
     // Each layout field, and the CRC itself: the checksum catches them all.
@@ -94,7 +115,10 @@ fn patched_header_bytes_give_typed_errors() {
         patch(&path, off, &b);
         match Queue::open(&path) {
             Err(Error::Corrupt { what, .. }) => assert!(!what.is_empty()),
-            other => panic!("offset {off}: expected Corrupt, got {:?}", other.map(|_| ())),
+            other => panic!(
+                "offset {off}: expected Corrupt, got {:?}",
+                other.map(|_| ())
+            ),
         }
         reset(&path);
     }
@@ -107,8 +131,14 @@ fn a_header_that_never_gets_its_version_is_not_initialised() {
     Queue::create(&path, &Config::new(8, 64)).unwrap();
     patch(&path, 8, &0u32.to_le_bytes());
     let t = Instant::now();
-    assert!(matches!(Queue::open(&path), Err(Error::NotInitialised { .. })));
-    assert!(t.elapsed() < Duration::from_secs(30), "bounded wait, never a hang");
+    assert!(matches!(
+        Queue::open(&path),
+        Err(Error::NotInitialised { .. })
+    ));
+    assert!(
+        t.elapsed() < Duration::from_secs(30),
+        "bounded wait, never a hang"
+    );
 }
 
 #[test]
@@ -122,7 +152,10 @@ fn a_file_whose_length_disagrees_with_its_header_is_refused() {
     f.set_len(len + 4096).unwrap();
     assert!(matches!(Queue::open(&path), Err(Error::Corrupt { .. })));
     f.set_len(100).unwrap();
-    assert!(matches!(Queue::open(&path), Err(Error::Corrupt { .. } | Error::NotInitialised { .. })));
+    assert!(matches!(
+        Queue::open(&path),
+        Err(Error::Corrupt { .. } | Error::NotInitialised { .. })
+    ));
 }
 
 #[test]
@@ -137,19 +170,33 @@ fn patched_slot_words_are_quarantined_and_never_delivered() {
     patch(&path, SLOT0, &[0x77]);
     patch(&path, SLOT0 + stride + 32, &10_000u32.to_le_bytes());
     patch(&path, SLOT0 + 2 * stride + 64, b"T");
-    let got: Vec<Vec<u8>> = std::iter::from_fn(|| q.try_receive()).map(|l| l.payload().to_vec()).collect();
+    let got: Vec<Vec<u8>> = std::iter::from_fn(|| q.try_receive())
+        .map(|l| l.payload().to_vec())
+        .collect();
     assert_eq!(got, vec![b"three".to_vec()]);
     let dead = q.dead_letters();
-    assert_eq!(dead.len(), 2, "slots 1 and 2 quarantined with their message");
+    assert_eq!(
+        dead.len(),
+        2,
+        "slots 1 and 2 quarantined with their message"
+    );
     assert!(dead.iter().all(|d| d.reason == DeadReason::Corrupt));
     let s0 = q.slot_info(0).unwrap();
-    assert_eq!(s0.state, Some(St::Dead), "a corrupt state word is quarantined too");
+    assert_eq!(
+        s0.state,
+        Some(St::Dead),
+        "a corrupt state word is quarantined too"
+    );
 }
 
 #[test]
 fn after_a_reboot_every_lease_is_expired() {
     let (_d, path) = tmp();
-    let q = Queue::create(&path, &Config::new(4, 64).visibility_timeout(Duration::from_secs(3600))).unwrap();
+    let q = Queue::create(
+        &path,
+        &Config::new(4, 64).visibility_timeout(Duration::from_secs(3600)),
+    )
+    .unwrap();
     q.send(b"held over a reboot").unwrap();
     let lease = q.try_receive().unwrap();
     assert!(q.try_receive().is_none());
@@ -157,7 +204,9 @@ fn after_a_reboot_every_lease_is_expired() {
     // A different boot id in the header: what the file looks like after a reboot.
     patch(&path, 128, &[0xab; 16]);
     let q2 = Queue::open(&path).unwrap();
-    let again = q2.receive(Duration::from_secs(5)).expect("lease treated as expired");
+    let again = q2
+        .receive(Duration::from_secs(5))
+        .expect("lease treated as expired");
     assert_eq!(again.payload(), b"held over a reboot");
     assert_eq!(again.receives(), 2);
     assert_eq!(read_at(&path, 128, 16), {
@@ -175,7 +224,8 @@ fn a_parked_receiver_is_woken_by_a_send() {
         let (q, parked) = (q.clone(), parked.clone());
         std::thread::spawn(move || {
             parked.wait();
-            q.receive(Duration::from_secs(20)).map(|l| l.payload().to_vec())
+            q.receive(Duration::from_secs(20))
+                .map(|l| l.payload().to_vec())
         })
     };
     parked.wait();
@@ -224,7 +274,10 @@ fn lease_api_ack_nack_extend_and_dead_letter_workflow() {
     assert_eq!(l.nack(Duration::ZERO).unwrap(), Nacked::DeadLettered);
     let dead = q.dead_letters();
     assert_eq!(dead.len(), 1);
-    assert_eq!((dead[0].id, dead[0].receives, dead[0].payload.as_slice()), (id, 2, &b"poison"[..]));
+    assert_eq!(
+        (dead[0].id, dead[0].receives, dead[0].payload.as_slice()),
+        (id, 2, &b"poison"[..])
+    );
     let st = q.stats();
     assert_eq!((st.dead, st.dead_lettered, st.visible), (1, 1, 0));
     q.redrive(id).unwrap();
@@ -247,7 +300,11 @@ fn purge_deletes_dead_messages_only() {
     let b = q.try_receive().unwrap();
     assert_eq!(b.id(), id);
     assert_eq!(b.nack(Duration::ZERO).unwrap(), Nacked::DeadLettered);
-    assert_eq!(a.nack(Duration::from_secs(60)).unwrap(), Nacked::DeadLettered, "max receives 1: dead too");
+    assert_eq!(
+        a.nack(Duration::from_secs(60)).unwrap(),
+        Nacked::DeadLettered,
+        "max receives 1: dead too"
+    );
     assert_eq!(q.purge_all(usize::MAX).unwrap(), 2);
     assert!(q.dead_letters().is_empty());
     assert_eq!(q.stats().free, 8);
@@ -261,9 +318,15 @@ fn peek_and_stats_do_not_lease() {
     q.send(b"two").unwrap();
     q.send_delayed(b"later", Duration::from_secs(60)).unwrap();
     let p = q.peek(10);
-    assert_eq!(p.iter().map(|m| m.payload.as_slice()).collect::<Vec<_>>(), vec![&b"one"[..], b"two"]);
+    assert_eq!(
+        p.iter().map(|m| m.payload.as_slice()).collect::<Vec<_>>(),
+        vec![&b"one"[..], b"two"]
+    );
     let st = q.stats();
-    assert_eq!((st.visible, st.delayed, st.in_flight, st.free, st.sent), (2, 1, 0, 5, 3));
+    assert_eq!(
+        (st.visible, st.delayed, st.in_flight, st.free, st.sent),
+        (2, 1, 0, 5, 3)
+    );
     assert!(st.oldest_visible_age.is_some());
     let _l = q.try_receive().unwrap();
     assert_eq!(q.stats().in_flight, 1);
@@ -314,7 +377,10 @@ fn threads_compete_and_every_message_is_acked_once() {
         h.join().unwrap();
     }
     let seen = seen.lock().unwrap();
-    assert!(seen.iter().all(|&n| n == 1), "every message acked exactly once");
+    assert!(
+        seen.iter().all(|&n| n == 1),
+        "every message acked exactly once"
+    );
     let st = q.stats();
     assert_eq!((st.sent, st.acked, st.free), (4 * PER, 4 * PER, 64));
 }
