@@ -384,3 +384,12 @@ fn threads_compete_and_every_message_is_acked_once() {
     let st = q.stats();
     assert_eq!((st.sent, st.acked, st.free), (4 * PER, 4 * PER, 64));
 }
+
+#[test]
+fn queue_and_its_tokens_cross_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Queue>();
+    send_sync::<shmq::Receipt>();
+    send_sync::<shmq::Delivery>();
+    send_sync::<shmq::Error>();
+}
