@@ -38,6 +38,7 @@
 //! | `A id slot gen t`                       | ack returned `Ok`                         |
 //! | `F id slot gen op error`                | ack, nack or extend failed                |
 //! | `N id slot gen t`                       | nack returned `Ok`                        |
+//! | `P id slot gen refused`                 | a stale receipt's ack was refused, as it must be |
 //! | `Z id slot gen what`                    | a stale receipt's ack was accepted (a violation) |
 
 mod support;
@@ -160,6 +161,8 @@ fn consumer() -> ! {
             // The receipt of a released lease must be refused.
             if q.ack(rc).is_ok() {
                 j.log(format_args!("Z {id} {slot} {gen} ack-after-nack"));
+            } else {
+                j.log(format_args!("P {id} {slot} {gen} refused"));
             }
             continue;
         }
@@ -173,8 +176,12 @@ fn consumer() -> ! {
             Ok(()) => {
                 j.log(format_args!("A {id} {slot} {gen} {}", now_ms()));
                 // The receipt of an acked lease must be refused.
-                if me.rng.chance(100) && q.ack(rc).is_ok() {
-                    j.log(format_args!("Z {id} {slot} {gen} ack-after-ack"));
+                if me.rng.chance(100) {
+                    if q.ack(rc).is_ok() {
+                        j.log(format_args!("Z {id} {slot} {gen} ack-after-ack"));
+                    } else {
+                        j.log(format_args!("P {id} {slot} {gen} refused"));
+                    }
                 }
             }
             Err(e) => j.log(format_args!("F {id} {slot} {gen} ack {e:?}")),
@@ -361,6 +368,7 @@ struct Report {
     lost: Vec<u64>,
     corrupt: Vec<String>,
     nonholder: Vec<String>,
+    stale_probes: u64,
     stale_probes_accepted: u64,
     stuck: u64,
     dead_letters: u64,
@@ -413,8 +421,8 @@ impl Report {
             self.nonholder.len().to_string(),
         );
         line(
-            "  stale-receipt acks tried, accepted",
-            self.stale_probes_accepted.to_string(),
+            "  stale-receipt acks tried / accepted",
+            format!("{} / {}", self.stale_probes, self.stale_probes_accepted),
         );
         line("SLOTS STUCK after the drain", self.stuck.to_string());
         line(
@@ -565,7 +573,9 @@ fn check(dir: &Path, kills: &[Kill]) -> Report {
                     }
                 }
                 "N" => rep.nacks_ok += 1,
+                "P" => rep.stale_probes += 1,
                 "Z" => {
+                    rep.stale_probes += 1;
                     rep.stale_probes_accepted += 1;
                     rep.nonholder.push(format!(
                         "stale receipt {slot}:{gen} of id {id} acked ({})",

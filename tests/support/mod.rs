@@ -18,6 +18,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -119,7 +120,14 @@ pub fn spawn(role: &str, envs: &[(&str, String)], log: &Path) -> Child {
         .expect("child log");
     let err = out.try_clone().expect("child log");
     let mut cmd = Command::new(exe);
-    cmd.args(["child", "--exact", "--nocapture", "--test-threads=1"])
+    // Each child leads its own process group: a child stopped with SIGSTOP
+    // (the zombie trials) must not leave the parent's group with a stopped
+    // member, which the kernel answers with SIGHUP to the whole group once
+    // that group is orphaned (a run started in the background of a shell
+    // that has exited). A group of its own is never orphaned while the
+    // parent lives; if the parent dies, the death signal ends the child.
+    cmd.process_group(0)
+        .args(["child", "--exact", "--nocapture", "--test-threads=1"])
         .env(ROLE_ENV, role)
         .env(PARENT_ENV, std::process::id().to_string())
         .env_remove("SHMQ_FAILPOINT")
