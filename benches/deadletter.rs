@@ -2,8 +2,8 @@
 //!
 //! - `nack_at_max_receives`: N messages, each delivered once, are nacked;
 //!   each nack dead-letters at once (time per nack);
-//! - `expired_lease_swept`: N leases with a 1 ms deadline expire (untimed
-//!   25 ms pause); empty receives then sweep the queue, and the sweep
+//! - `expired_lease_swept`: N leases with a 20 ms deadline expire (untimed
+//!   40 ms pause); empty receives then sweep the queue, and the sweep
 //!   dead-letters every expired lease it passes (time per dead letter,
 //!   including a `stats()` scan every lap to see when all N are dead).
 //!
@@ -39,7 +39,10 @@ fn deadletter(c: &mut Criterion) {
                 receipts.clear();
                 for _ in 0..N {
                     q.send(msg).expect("send");
-                    let d = q.try_receive_into(&mut buf, None).expect("receive");
+                    // A long lease: the nacks below must find it held.
+                    let d = q
+                        .try_receive_into(&mut buf, Some(Duration::from_secs(60)))
+                        .expect("receive");
                     receipts.push(d.receipt);
                 }
                 let start = Instant::now();
@@ -57,13 +60,13 @@ fn deadletter(c: &mut Criterion) {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
+                let before = q.stats().dead_lettered;
                 for _ in 0..N {
                     q.send(msg).expect("send");
-                    q.try_receive_into(&mut buf, Some(Duration::from_millis(1)))
+                    q.try_receive_into(&mut buf, Some(Duration::from_millis(20)))
                         .expect("receive");
                 }
-                std::thread::sleep(Duration::from_millis(25));
-                let before = q.stats().dead_lettered;
+                std::thread::sleep(Duration::from_millis(40));
                 let start = Instant::now();
                 let mut tries = 0u64;
                 loop {

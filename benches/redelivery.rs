@@ -1,6 +1,6 @@
-//! Cost of redelivering expired leases: N messages are leased with a 1 ms
-//! lease and left to expire (untimed: a 25 ms pause, past the 10 ms sweep
-//! interval); the timed part receives all N again, each found by the sweep
+//! Cost of redelivering expired leases: N messages are leased with a 20 ms
+//! lease and left to expire (untimed: a 40 ms pause, past the deadline plus
+//! the 10 ms sweep interval); the timed part receives all N again, each found by the sweep
 //! (docs/design.md §5.3: takeover of an expired lease), and acks them.
 //! Time per redelivered message (receive + ack).
 
@@ -35,10 +35,10 @@ fn redelivery(c: &mut Criterion) {
                         q.send(msg).expect("send");
                     }
                     for _ in 0..n {
-                        q.try_receive_into(&mut buf, Some(Duration::from_millis(1)))
+                        q.try_receive_into(&mut buf, Some(Duration::from_millis(20)))
                             .expect("first delivery");
                     }
-                    std::thread::sleep(Duration::from_millis(25));
+                    std::thread::sleep(Duration::from_millis(40));
                     let start = Instant::now();
                     let mut got = 0;
                     while got < n {

@@ -3,6 +3,7 @@
 //! ```text
 //! peers throughput PEER SIZE BATCH     1 producer, 1 consumer; msg/s
 //! peers pingpong PEER SAMPLES          round trip / 2 percentiles
+//! peers rate PEER RATE SECS            one-way latency at a fixed offered rate
 //! peers list                           the peers
 //! ```
 //!
@@ -10,7 +11,7 @@
 //! process: this binary run again with `PEER_CHILD` set. The timer starts
 //! after the child reported ready and stops when it reported that it has
 //! received (and, where the peer has acks, acked) every message. Each
-//! throughput figure is the median of 3 runs sized to about 0.4 s each.
+//! throughput figure is the median of 5 runs sized to about 0.4 s each.
 //! Results are printed as `RESULT {json}` lines for scripts/bench-compare.sh.
 //!
 //! Peers:
@@ -313,23 +314,23 @@ fn consume_child() {
 }
 
 fn throughput(peer: &str, size: usize, batch: usize) {
-    // Size the runs: a probe, then three runs of about 0.4 s.
+    // Size the runs: a probe, then five runs of about 0.4 s.
     let probe_n = 20_000;
     let probe = run_once(peer, size, batch, probe_n);
     let rate = probe_n as f64 / probe.as_secs_f64();
     let n = ((rate * 0.4) as usize).clamp(5_000, 200_000_000);
-    let mut rates: Vec<f64> = (0..3)
+    let mut rates: Vec<f64> = (0..5)
         .map(|_| n as f64 / run_once(peer, size, batch, n).as_secs_f64())
         .collect();
     rates.sort_by(|a, b| a.total_cmp(b));
-    let med = rates[1];
+    let med = rates[2];
     println!(
         "{peer:<10} {size:>5} B  batch {batch:>2}  {:>12.0} msg/s  ({:.0} .. {:.0}, n {n})",
-        med, rates[0], rates[2]
+        med, rates[0], rates[4]
     );
     println!(
         "RESULT {{\"kind\":\"throughput\",\"peer\":\"{peer}\",\"size\":{size},\"batch\":{batch},\"msgs_per_s\":{med:.0},\"min\":{:.0},\"max\":{:.0},\"n\":{n}}}",
-        rates[0], rates[2]
+        rates[0], rates[4]
     );
 }
 
@@ -556,6 +557,117 @@ impl Hop for MqHop {
     fn recv(&mut self, out: &mut [u8]) {
         self.1.recv(out).expect("mq_receive");
     }
+}
+
+// ------------------------------------------------------------ fixed rates
+
+/// One-way latency at a fixed offered rate, coordinated omission corrected:
+/// message i is due at t0 + i / rate; the producer busy-waits until then and
+/// writes the due time into the message; the consumer (busy-polling) records
+/// now - due. Same harness for shmq and the bare ring, so the ring's figures
+/// show what the machine itself allows.
+fn rate(peer: &str, rate: u64, secs: u64) {
+    let dir = scratch();
+    let n = rate * secs;
+    let path = dir.path().join("q");
+    enum Tx {
+        Shmq(shmq::Queue),
+        Ring(shmring::Ring),
+    }
+    let tx = match peer {
+        "shmq" => Tx::Shmq(
+            shmq::Queue::create(&path, &shmq::Config::new(SLOTS as u32, 64)).expect("create"),
+        ),
+        "shm-ring" => Tx::Ring(shmring::Ring::create(&path, SLOTS, 64)),
+        other => panic!("no rate test for {other}"),
+    };
+    let mut c = Peer::spawn(
+        "rate",
+        &[
+            ("PEER", peer.to_string()),
+            ("PATH", path.display().to_string()),
+            ("N", n.to_string()),
+        ],
+    );
+    c.expect("ready");
+    let period = 1_000_000_000 / rate;
+    let mut msg = [0u8; 64];
+    let t0 = now_ns() + 1_000_000;
+    for i in 0..n {
+        let due = t0 + i * period;
+        while now_ns() < due {
+            std::hint::spin_loop();
+        }
+        msg[..8].copy_from_slice(&due.to_le_bytes());
+        match &tx {
+            Tx::Shmq(q) => {
+                while q.send(msg).is_err() {
+                    std::hint::spin_loop();
+                }
+            }
+            Tx::Ring(r) => r.push_batch(&msg, 1),
+        }
+    }
+    let mut line = String::new();
+    c.out.read_line(&mut line).expect("child summary");
+    c.finish();
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .map(|w| w.parse().expect("number"))
+        .collect();
+    println!(
+        "{peer:<10} at {rate:>8} msg/s: p50 {:>9} ns  p99 {:>10} ns  p99.9 {:>10} ns  max {:>11} ns  n {}",
+        v[0], v[1], v[2], v[4], v[5]
+    );
+    println!(
+        "RESULT {{\"kind\":\"rate\",\"peer\":\"{peer}\",\"rate\":{rate},\"p50\":{},\"p99\":{},\"p999\":{},\"p9999\":{},\"max\":{},\"n\":{}}}",
+        v[0], v[1], v[2], v[3], v[4], v[5]
+    );
+}
+
+fn rate_child() {
+    let peer = env("PEER");
+    let n = env_n("N");
+    let mut h = hist();
+    let mut record = |m: &[u8]| {
+        let now = now_ns();
+        let due = u64::from_le_bytes(m[..8].try_into().expect("8 bytes"));
+        h.record(now.saturating_sub(due).max(1)).expect("record");
+    };
+    if peer == "shmq" {
+        let q = shmq::Queue::open(env("PATH")).expect("open");
+        say("ready");
+        let mut buf = Vec::with_capacity(64);
+        let mut got = 0;
+        while got < n {
+            if let Some(d) = q.try_receive_into(&mut buf, None) {
+                record(&buf);
+                q.ack(d.receipt).expect("ack");
+                got += 1;
+            }
+        }
+    } else {
+        let r = shmring::Ring::open(Path::new(&env("PATH")));
+        say("ready");
+        let mut buf = [0u8; 64];
+        let mut got = 0;
+        while got < n {
+            if r.pop_batch(&mut buf, 1) == 1 {
+                record(&buf);
+                got += 1;
+            }
+        }
+    }
+    let q = |x: f64| h.value_at_quantile(x);
+    say(&format!(
+        "{} {} {} {} {} {}",
+        q(0.5),
+        q(0.99),
+        q(0.999),
+        q(0.9999),
+        h.max(),
+        h.len()
+    ));
 }
 
 // ------------------------------------------------------------ in-process
@@ -920,6 +1032,7 @@ fn main() {
     match std::env::var(CHILD).as_deref() {
         Ok("consume") => return consume_child(),
         Ok("echo") => return echo_child(),
+        Ok("rate") => return rate_child(),
         _ => {}
     }
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -927,9 +1040,10 @@ fn main() {
     match a(0) {
         "throughput" => throughput(a(1), a(2).parse().expect("SIZE"), a(3).parse().unwrap_or(1)),
         "pingpong" => pingpong(a(1), a(2).parse().unwrap_or(1_000_000)),
+        "rate" => rate(a(1), a(2).parse().expect("RATE"), a(3).parse().unwrap_or(2)),
         "list" => println!("shmq shm-ring iceoryx2 ipmpsc posixmq uds redis rtrb crossbeam"),
         _ => {
-            eprintln!("usage: peers throughput PEER SIZE BATCH | peers pingpong PEER SAMPLES | peers list");
+            eprintln!("usage: peers throughput PEER SIZE BATCH | peers pingpong PEER SAMPLES | peers rate PEER RATE SECS | peers list");
             std::process::exit(2);
         }
     }
