@@ -389,7 +389,10 @@ p("")
 
 # ------------------------------------------------------------------ criterion
 def crit_rows(prefix):
-    return sorted((k, v) for k, v in crit.items() if k.startswith(prefix))
+    def natural(kv):
+        return [int(x) if x.isdigit() else x for x in re.split(r"(\d+)", kv[0])]
+
+    return sorted(((k, v) for k, v in crit.items() if k.startswith(prefix)), key=natural)
 
 
 def per_msg(k, v):
