@@ -202,6 +202,11 @@ pub struct Ring<M> {
     n: u32,
     p: Params,
     sweep_interval_ms: u64,
+    /// This process's last reading of `fill` (process memory, not the
+    /// mapping). `fill` only grows, so a stale reading is a lower bound: a
+    /// receiver below it has work to look at without touching the senders'
+    /// cache line, and reloads `fill` only when it catches up (§5.2).
+    fill_seen: AtomicU64,
 }
 
 impl<M: Memory> Ring<M> {
@@ -214,6 +219,7 @@ impl<M: Memory> Ring<M> {
             p,
             sweep_interval_ms: (p.visibility_ms / 4).clamp(10, 1000),
             mem,
+            fill_seen: AtomicU64::new(0),
         }
     }
 
@@ -526,9 +532,14 @@ impl<M: Memory> Ring<M> {
         let n = u64::from(self.n);
         for _ in 0..2 * n + 8 {
             let r = sh.rcur.load(SeqCst);
-            let f = sh.fill.load(SeqCst);
+            let mut f = self.fill_seen.load(Relaxed);
             if r >= f {
-                return None;
+                // Caught up with our last reading: read the senders' word.
+                f = sh.fill.load(SeqCst);
+                self.fill_seen.store(f, Relaxed);
+                if r >= f {
+                    return None;
+                }
             }
             if f - r > n {
                 let _ = sh.rcur.compare_exchange(r, f - n, SeqCst, Relaxed);
