@@ -26,7 +26,10 @@ SAMPLES=${BENCH_SAMPLES:-1000000}
 RES=$ROOT/target/bench-compare
 export CARGO_TERM_COLOR=never
 
-log() { printf '== %s (%s)\n' "$1" "$(date -u +%H:%M:%S)" >&2; }
+log() {
+  printf '== %s (%s)\n' "$1" "$(date -u +%H:%M:%S)" >&2
+  if [ -d "$RES" ] && [ -z "${BENCH_REPORT_ONLY:-}" ]; then cat /proc/loadavg >>"$RES/load_trace"; fi
+}
 
 if [ -z "${BENCH_REPORT_ONLY:-}" ]; then
 rm -rf "$RES"
@@ -251,8 +254,11 @@ p(f"- peers: rtrb {ver('rtrb')}, crossbeam-queue {ver('crossbeam-queue')}, iceor
   f"ipmpsc {ver('ipmpsc')}, posixmq {ver('posixmq')}, redis (client) {ver('redis')}, "
   f"redis-server {REDIS_V}; hdrhistogram {ver('hdrhistogram')}, criterion 0.5")
 p(f"- date: {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}")
+trace = [float(l.split()[0]) for l in read("load_trace").splitlines() if l.strip()]
 p(f"- load average (1, 5, 15 min) before: {' '.join(read('load_before').split()[:3])}, "
-  f"after: {' '.join(read('load_after').split()[:3])}. The machine is a shared 2-core VM: other")
+  f"after: {' '.join(read('load_after').split()[:3])}"
+  + (f"; 1-minute load at each step of the run: {min(trace):.2f} to {max(trace):.2f}" if trace else "")
+  + ". The machine is a shared 2-core VM: other")
 p("  work runs beside the benchmark, and two busy-polling processes already fill both cores.")
 p("- hardware counters: not exposed in this VM (`perf stat` shows software events only);")
 p("  instruction profiles come from `valgrind --tool=callgrind`.")
@@ -315,7 +321,8 @@ p("")
 # ------------------------------------------------------------------ peers throughput
 p("## Throughput, 1 producer / 1 consumer (peers harness, same run)")
 p("")
-p("Median of 3 runs of about 0.4 s (range in the raw output). Cross-process unless marked")
+p("Median of 5 runs of about 0.4 s each (min and max in target/bench-compare/peers.txt).")
+p("Cross-process unless marked")
 p("in-process. shmq: one lease and one ack per message (batch 64: `send_batch`,")
 p("`receive_batch`, `ack_batch`), checksums on (the default). Ratio = shmq (same payload,")
 p("same batch where the peer has batches, else batch 1) / peer.")
@@ -476,7 +483,7 @@ if native:
     p("")
 perf = read("perfstat.txt")
 if perf:
-    p("`perf stat` of `peers throughput shmq 64 1` (probe + 3 runs, both processes):")
+    p("`perf stat` of `peers throughput shmq 64 1` (a probe and 5 runs, both processes):")
     p("")
     p("```")
     p("\n".join(l for l in perf.splitlines() if l.strip() and not l.startswith("#")))
@@ -528,8 +535,9 @@ if r64:
     p(f"  The batch target (0.8x rtrb) is further still; batches amortise only per-call costs")
     p(f"  today (see the core change below, measured at 1.5-2.2x for batches of 64).")
 if s64 and mq64:
-    p(f"- POSIX mqueue makes two system calls per message; shmq makes none ({cs} context switches")
-    p(f"  in the `perf stat` run of about 1.6 s, both processes). shmq is {ratio(s64, mq64)} of mqueue")
+    p(f"- POSIX mqueue makes two system calls per message; shmq makes none on the path (the {cs}")
+    p(f"  context switches in the `perf stat` run above are start-up, the ready/done handshake and")
+    p(f"  preemption, for millions of messages). shmq is {ratio(s64, mq64)} of mqueue")
     p(f"  at 64 B one message at a time, {ratio(s64b, mq64)} with batches of 64; the 10x target")
     p(f"  needs the per-message cost to fall to about {1e9 / (10 * mq64):.0f} ns.")
 p("")
@@ -541,12 +549,13 @@ if pps and ppi:
     p(f"  hop is a loan and a push into a per-connection SPSC queue. Measured p50: shmq")
     p(f"  {fmt_ns(pps['p50'])}, iceoryx2 {fmt_ns(ppi['p50'])} ({ratio(pps['p50'], ppi['p50'])}),"
       + (f" ring {fmt_ns(ppr['p50'])}." if ppr else "."))
-    p(f"  Halving iceoryx2 would put shmq within {ratio(0.5 * ppi['p50'], ppr['p50']) if ppr else 'n/a'} of the bare ring.")
+    p(f"  The bare ring's p50 is the floor of a cross-process hop on this machine; shmq's hop")
+    p(f"  does about 10 atomic read-modify-writes and two CRCs more than the ring's.")
 p(f"- Tails: both sides busy-poll, so on 2 shared cores every interrupt and every other")
 p(f"  tenant's thread preempts one of them and lands in the tail"
   + (f" (the bare ring's own p99.9 is {fmt_ns(ppr['p999'])}, p99.99 {fmt_ns(ppr['p9999'])})." if ppr else "."))
 p(f"  On top of that, shmq has a core bug that puts rare messages a whole sweep interval late")
-p(f"  (finding 1 below): that is its 0.4-0.5 s maximum"
+p(f"  (finding 1 below): that is its maximum of 0.4-1 s"
   + (f" ({fmt_ns(pps['max'])} here)." if pps else "."))
 p("")
 p("### Park mode (targets: wake-up p50 within 1.2x of a bare futex; idle 0.0%)")
@@ -590,7 +599,9 @@ p("   sender's §5.1 re-check has already run. Only the next sweep round finds t
 p("   Deterministic reproducer (Ring on HeapMemory, 1024 slots, time as a parameter): finish a")
 p("   sweep lap at t=1000; `send(b\"x\", 0, 1001)`; `try_receive(1000, ..)` gives None; then")
 p("   `try_receive(t, ..)` keeps giving None until t=2001 (40 001 calls). It shows in every")
-p("   shmq ping-pong as a p99.99/max of 0.4-0.5 s that iceoryx2 and the ring do not have.")
+p("   shmq ping-pong and fixed-rate run as a maximum of 0.4-1 s that iceoryx2 and the ring")
+p("   do not have; a receiver preempted between its clock read and its slot read widens the")
+p("   window from nanoseconds to the length of the preemption.")
 p("   Fix: publish zero-delay sends with a visible time no stale receiver clock can precede")
 p("   (0, say), and when the main path steps over a READY slot that is not yet visible, call")
 p("   `note_due(time)` so the sweep comes back then. Expected: the 0.5 s outliers disappear.")
