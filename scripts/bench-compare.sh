@@ -41,6 +41,8 @@ cargo bench --no-run >"$RES/build.log" 2>&1 || { cat "$RES/build.log"; exit 1; }
 log "build bench-peers"
 cargo build --release --manifest-path bench-peers/Cargo.toml --bins >>"$RES/build.log" 2>&1 ||
   { tail -50 "$RES/build.log"; exit 1; }
+git rev-parse --short HEAD >"$RES/commit"
+git status --porcelain -- src Cargo.toml | wc -l >"$RES/dirty"
 PEERS=$ROOT/bench-peers/target/release/peers
 PROFILE=$ROOT/bench-peers/target/release/profile
 
@@ -249,7 +251,10 @@ p("")
 p("## Machine")
 p("")
 p(f"- CPU: {cpu} ({sh('nproc')} logical CPUs), kernel {sh('uname -r')}")
-p(f"- {RUSTC}; shmq {sh('git rev-parse --short HEAD')} ({sh('git log -1 --format=%cd --date=short')})")
+commit = read("commit").strip() or sh("git rev-parse --short HEAD")
+dirty = read("dirty").strip()
+p(f"- {RUSTC}; shmq at commit {commit}"
+  + (" (with uncommitted changes to src/ in the working tree)" if dirty not in ("", "0") else ""))
 p(f"- peers: rtrb {ver('rtrb')}, crossbeam-queue {ver('crossbeam-queue')}, iceoryx2 {ver('iceoryx2')}, "
   f"ipmpsc {ver('ipmpsc')}, posixmq {ver('posixmq')}, redis (client) {ver('redis')}, "
   f"redis-server {REDIS_V}; hdrhistogram {ver('hdrhistogram')}, criterion 0.5")
