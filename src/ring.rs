@@ -430,14 +430,12 @@ impl<M: Memory> Ring<M> {
         w.receives.store(0, Relaxed);
         w.sent_ms.store(now, Relaxed);
         w.reason.store(0, Relaxed);
-        w.crc.store(
-            if self.p.checksums {
-                crc32fast::hash(msg)
-            } else {
-                0
-            },
-            Relaxed,
-        );
+        let crc = if self.p.checksums {
+            message_crc(t, msg)
+        } else {
+            0
+        };
+        w.crc.store(crc, Relaxed);
         // SYNC POINT: pairs with the fence(Acquire) of `peek`'s seqlock read:
         // a peeker that sees any payload word below also sees our claim.
         fence(Release);
@@ -640,7 +638,9 @@ impl<M: Memory> Ring<M> {
                 st: St::Ready,
                 time,
                 ..
-            } if time <= now => self.lease(i, s, c, now, vt, buf),
+            } if time <= now && (!sweeping || self.behind_main_path(i)) => {
+                self.lease(i, s, c, now, vt, buf)
+            }
             View::AtRest {
                 s,
                 c,
@@ -700,6 +700,17 @@ impl<M: Memory> Ring<M> {
         }
     }
 
+    /// Whether the message in slot `i` is one the main path will not reach:
+    /// its id (its ticket) is behind `rcur`, or is no ticket ever handed out.
+    /// The sweep leaves the others to the main path, so that in a busy queue
+    /// it keeps moving (and finds expired leases) instead of stopping at every
+    /// fresh message (§5.3).
+    fn behind_main_path(&self, i: u32) -> bool {
+        let sh = self.mem.shared();
+        let id = self.w(i).msg_id.load(Relaxed);
+        id < sh.rcur.load(Relaxed) || id >= sh.fill.load(Relaxed)
+    }
+
     /// READY (or expired LEASED) -> LEASED, then copy the message out.
     fn lease(
         &self,
@@ -730,13 +741,14 @@ impl<M: Memory> Ring<M> {
             return None;
         }
         read_payload(self.mem.payload(i), len, buf);
-        if self.p.checksums && crc32fast::hash(buf) != w.crc.load(Relaxed) {
+        let id = w.msg_id.load(Relaxed);
+        if self.p.checksums && message_crc(id, buf) != w.crc.load(Relaxed) {
             self.quarantine_held(i, g1, now);
             return None;
         }
         Some(Delivery {
             receipt: Receipt { slot: i, gen: g1 },
-            id: w.msg_id.load(Relaxed),
+            id,
             receives: before.saturating_add(1),
             deadline_ms: deadline,
             sent_ms: w.sent_ms.load(Relaxed),
@@ -1180,6 +1192,17 @@ impl<M: Memory> Ring<M> {
     pub fn shared(&self) -> &crate::layout::Shared {
         self.mem.shared()
     }
+}
+
+/// The checksum a slot stores: CRC-32 of the message id, the length and the
+/// payload, so that a slot a hostile writer turns READY (id, length and
+/// payload all zero, say) does not check out as an empty message (§8).
+pub(crate) fn message_crc(id: u64, payload: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(&id.to_le_bytes());
+    h.update(&(payload.len() as u32).to_le_bytes());
+    h.update(payload);
+    h.finalize()
 }
 
 /// Copy `msg` into payload words, little-endian, zero-padding the last word.

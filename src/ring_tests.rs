@@ -390,7 +390,7 @@ fn a_publish_behind_the_receive_cursor_is_found() {
     // Publish ticket 0 by hand as the stalled sender would, then rewind as send does.
     w.msg_id.store(0, Relaxed);
     w.len.store(3, Relaxed);
-    w.crc.store(crc32fast::hash(b"old"), Relaxed);
+    w.crc.store(crate::ring::message_crc(0, b"old"), Relaxed);
     crate::ring::write_payload(r.memory().payload(0), b"old");
     r.transition(
         0,
@@ -404,4 +404,34 @@ fn a_publish_behind_the_receive_cursor_is_found() {
     // Without the sender's rewind, the sweep still finds it within one interval.
     let (_, p) = recv(&r, r.sweep_interval_ms() + 1).expect("found by the sweep");
     assert_eq!(p, b"old");
+}
+
+#[test]
+fn in_a_busy_queue_the_sweep_passes_fresh_messages_to_find_an_expired_lease() {
+    let r = ring(64);
+    r.send(b"expires", 0, 0).unwrap();
+    let (held, _) = recv(&r, 0).unwrap();
+    for k in 0..60u32 {
+        r.send(&k.to_le_bytes(), 0, 0).unwrap();
+    }
+    // The sweep starts just past the expired lease: it must walk over the
+    // 60 fresh messages (the main path's) to come back to it.
+    r.shared().sweep_cursor.store(1, Relaxed);
+    let mut buf = Vec::new();
+    let now = VT + 1;
+    let found = (0..3)
+        .filter_map(|_| r.try_receive(now, VT, &mut buf, true, 0))
+        .any(|d| d.id == held.id);
+    assert!(found, "two periodic sweep steps of 32 slots reach slot 0");
+}
+
+#[test]
+fn a_slot_turned_ready_by_a_stranger_fails_its_checksum() {
+    let r = ring(2);
+    // Never used: id 0, length 0, payload 0, crc 0. A hostile writer makes it READY.
+    let w = r.memory().slot(1);
+    w.state.store(pack_state(0, St::Ready), Relaxed);
+    r.shared().fill.store(2, Relaxed);
+    assert!(recv(&r, 0).is_none(), "no phantom empty message");
+    assert_eq!(state_of(&r, 1), Some(St::Dead));
 }
