@@ -27,8 +27,6 @@ use crate::error::{Error, Result};
 use crate::layout::MAX_TIMEOUT_MS;
 use crate::queue::Queue;
 use crate::ring::{Delivery, Receipt};
-use crate::sync::Ordering::{Relaxed, SeqCst};
-use crate::wait::futex_wake_all;
 
 impl Queue {
     /// Send every message of `msgs`, in order, each visible at once.
@@ -52,7 +50,7 @@ impl Queue {
             }
         }
         if !ids.is_empty() {
-            self.wake_parked_after_batch();
+            self.wake_parked();
         }
         outcome
     }
@@ -129,24 +127,6 @@ impl Queue {
             }
         }
         acked
-    }
-
-    /// `Queue::wake_parked` (queue.rs), once per batch: wake parked receivers
-    /// if the waiter bit is set (§6). One load when nobody is parked.
-    fn wake_parked_after_batch(&self) {
-        let park = &self.ring().shared().park;
-        // SYNC POINT (§6): SeqCst load after the SeqCst publish commit of the
-        // batch's last message, against the receiver's SeqCst CAS of the
-        // waiter bit before its last look. A receiver that parked before any
-        // of the batch's publishes is woken here.
-        let w = park.load(SeqCst);
-        if w & 1 != 0
-            && park
-                .compare_exchange(w, w.wrapping_add(2) & !1, SeqCst, Relaxed)
-                .is_ok()
-        {
-            futex_wake_all(park);
-        }
     }
 }
 

@@ -11,8 +11,8 @@
 //!     20     4  slot_size                   256     8  fill      (senders)
 //!     24     4  slot_stride                 264     8  sent
 //!     28     4  max_receives                384     8  rcur      (receivers)
-//!     32     8  visibility_timeout_ms       392    24  acked, redelivered, dead_lettered
-//!     40     8  claim_timeout_ms            512     4  park      (futex)
+//!     32     8  visibility_timeout_ms       512     4  park      (futex)
+//!     40     8  claim_timeout_ms            640    24  acked, redelivered, dead_lettered
 //!     48     8  created_unix_ms            4096     -  slots
 //!     56     8  file_len
 //!     64     4  header_crc
@@ -79,18 +79,21 @@ pub struct Shared {
     /// Counter: sends that returned Ok.
     pub(crate) sent: AtomicU64,
     _pad1: [u64; 14],
-    /// Receivers' cursor over tickets (§5.2).
+    /// Receivers' cursor over tickets (§5.2). Alone on its line: senders
+    /// read it after every publish, so nothing else written per message
+    /// may share it.
     pub(crate) rcur: AtomicU64,
+    _pad2: [u64; 15],
+    /// Futex word: `seq << 1 | has_waiters` (§6).
+    pub(crate) park: AtomicU32,
+    _pad3: [u32; 31],
     /// Counter: acks.
     pub(crate) acked: AtomicU64,
     /// Counter: deliveries of a message received before.
     pub(crate) redelivered: AtomicU64,
     /// Counter: messages that died at max receives.
     pub(crate) dead_lettered: AtomicU64,
-    _pad2: [u64; 12],
-    /// Futex word: `seq << 1 | has_waiters` (§6).
-    pub(crate) park: AtomicU32,
-    _pad3: [u32; 31],
+    _pad4: [u64; 13],
 }
 
 /// A slot's control words: one cache line (§2).
@@ -136,6 +139,8 @@ const _: () = {
     assert!(OFF_SHARED + offset_of!(Shared, fill) == 256);
     assert!(OFF_SHARED + offset_of!(Shared, rcur) == 384);
     assert!(OFF_SHARED + offset_of!(Shared, park) == 512);
+    assert!(OFF_SHARED + offset_of!(Shared, acked) == 640);
+    assert!(OFF_SHARED + offset_of!(Shared, dead_lettered) == 656);
     assert!(OFF_SHARED + size_of::<Shared>() <= HEADER_LEN);
     assert!(align_of::<Shared>() == 8);
 };
@@ -166,12 +171,13 @@ fn zero_shared() -> Shared {
         sent: AtomicU64::new(0),
         _pad1: [0; 14],
         rcur: AtomicU64::new(0),
+        _pad2: [0; 15],
+        park: AtomicU32::new(0),
+        _pad3: [0; 31],
         acked: AtomicU64::new(0),
         redelivered: AtomicU64::new(0),
         dead_lettered: AtomicU64::new(0),
-        _pad2: [0; 12],
-        park: AtomicU32::new(0),
-        _pad3: [0; 31],
+        _pad4: [0; 13],
     }
 }
 

@@ -656,7 +656,7 @@ impl Queue {
     }
 
     /// Wake parked receivers, if any (§6). One load when nobody is parked.
-    fn wake_parked(&self) {
+    pub(crate) fn wake_parked(&self) {
         let park = &self.ring.shared().park;
         // SYNC POINT: SeqCst load after the SeqCst publish commit, against the
         // receiver's SeqCst CAS of the waiter bit before its last look.

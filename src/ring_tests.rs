@@ -435,3 +435,19 @@ fn a_slot_turned_ready_by_a_stranger_fails_its_checksum() {
     assert!(recv(&r, 0).is_none(), "no phantom empty message");
     assert_eq!(state_of(&r, 1), Some(St::Dead));
 }
+
+#[test]
+fn a_message_sent_without_delay_is_visible_to_a_receiver_with_an_older_clock_reading() {
+    let r = ring(4);
+    // The receiver read the clock a tick before the sender did.
+    r.send(b"now", 0, 1001).unwrap();
+    r.send(b"later", 500, 1001).unwrap();
+    let (d, p) = recv(&r, 1000).expect("visible at once, not a sweep interval later");
+    assert_eq!(p, b"now");
+    r.ack(d.receipt, 1000).unwrap();
+    assert!(
+        recv(&r, 1000).is_none(),
+        "a delayed message still waits for its time"
+    );
+    assert!(recv(&r, 1501).is_some());
+}
