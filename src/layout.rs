@@ -60,6 +60,8 @@ pub(crate) const fn slot_stride(slot_size: u32) -> usize {
 }
 
 /// The header's mutable words, at offset 128. Roles sit 128 bytes apart.
+/// Even the padding is atomics: another process may write any byte of the
+/// mapping, and a shared reference may only cover bytes that tolerate that.
 #[repr(C)]
 pub struct Shared {
     /// Host boot id the clock words refer to (two little-endian halves).
@@ -73,27 +75,27 @@ pub struct Shared {
     /// Earliest future time the current sweep lap saw (a lease deadline, a
     /// delayed message); the next round starts no later (§5.3).
     pub(crate) sweep_next: AtomicU64,
-    _pad0: [u64; 10],
+    _pad0: [AtomicU64; 10],
     /// Senders' ticket counter; a ticket is a message id (§5.1).
     pub(crate) fill: AtomicU64,
     /// Counter: sends that returned Ok.
     pub(crate) sent: AtomicU64,
-    _pad1: [u64; 14],
+    _pad1: [AtomicU64; 14],
     /// Receivers' cursor over tickets (§5.2). Alone on its line: senders
     /// read it after every publish, so nothing else written per message
     /// may share it.
     pub(crate) rcur: AtomicU64,
-    _pad2: [u64; 15],
+    _pad2: [AtomicU64; 15],
     /// Futex word: `seq << 1 | has_waiters` (§6).
     pub(crate) park: AtomicU32,
-    _pad3: [u32; 31],
+    _pad3: [AtomicU32; 31],
     /// Counter: acks.
     pub(crate) acked: AtomicU64,
     /// Counter: deliveries of a message received before.
     pub(crate) redelivered: AtomicU64,
     /// Counter: messages that died at max receives.
     pub(crate) dead_lettered: AtomicU64,
-    _pad4: [u64; 13],
+    _pad4: [AtomicU64; 13],
 }
 
 /// A slot's control words: one cache line (§2).
@@ -166,18 +168,18 @@ fn zero_shared() -> Shared {
         sweep_cursor: AtomicU64::new(0),
         sweep_pending: AtomicU64::new(0),
         sweep_next: AtomicU64::new(0),
-        _pad0: [0; 10],
+        _pad0: std::array::from_fn(|_| Default::default()),
         fill: AtomicU64::new(0),
         sent: AtomicU64::new(0),
-        _pad1: [0; 14],
+        _pad1: std::array::from_fn(|_| Default::default()),
         rcur: AtomicU64::new(0),
-        _pad2: [0; 15],
+        _pad2: std::array::from_fn(|_| Default::default()),
         park: AtomicU32::new(0),
-        _pad3: [0; 31],
+        _pad3: std::array::from_fn(|_| Default::default()),
         acked: AtomicU64::new(0),
         redelivered: AtomicU64::new(0),
         dead_lettered: AtomicU64::new(0),
-        _pad4: [0; 13],
+        _pad4: std::array::from_fn(|_| Default::default()),
     }
 }
 
