@@ -361,6 +361,12 @@ pub(crate) fn decode_header(b: &[u8; OFF_SHARED], actual_len: u64) -> Result<Hea
     Ok(Header { config, file_len })
 }
 
+/// Whether a READY slot's message is visible: its time has come, or it was
+/// sent without a delay (as the receive path judges it, ring.rs `visible`).
+fn visible_now(info: &SlotInfo, now: u64) -> bool {
+    info.time_ms <= now || info.time_ms <= info.sent_ms
+}
+
 /// How long `open` waits for a concurrent creator to finish the header.
 const INIT_WAIT: Duration = Duration::from_secs(2);
 
@@ -883,7 +889,7 @@ impl Queue {
         let mut buf = Vec::new();
         for i in 0..self.ring.slot_count() {
             if let Some(info) = self.ring.peek(i, &mut buf) {
-                if info.state == Some(St::Ready) && info.time_ms <= now {
+                if info.state == Some(St::Ready) && visible_now(&info, now) {
                     out.push(Peeked {
                         id: info.id,
                         receives: info.receives,
@@ -920,7 +926,7 @@ impl Queue {
             match info.state {
                 Some(St::Free) => st.free += 1,
                 Some(St::Writing) => st.writing += 1,
-                Some(St::Ready) if info.time_ms <= now => {
+                Some(St::Ready) if visible_now(&info, now) => {
                     st.visible += 1;
                     oldest = Some(oldest.map_or(info.sent_ms, |o| o.min(info.sent_ms)));
                 }
