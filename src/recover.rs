@@ -386,6 +386,19 @@ mod tests {
         )
     }
 
+    /// One `--apply` pass over the ring at `now`, without progress.
+    fn apply_at(r: &Ring<HeapMemory>, now: u64) -> Report {
+        run(
+            r,
+            now,
+            Options {
+                apply: true,
+                ..Options::default()
+            },
+            |_| {},
+        )
+    }
+
     fn receive(r: &Ring<HeapMemory>, now: u64) -> crate::ring::Delivery {
         let mut buf = Vec::new();
         r.try_receive(now, VT, &mut buf, false, 8)
@@ -397,15 +410,7 @@ mod tests {
         let r = ring(LIVE);
         r.send(b"a", 0, T0).unwrap();
         r.send(b"b", 5000, T0).unwrap();
-        let rep = run(
-            &r,
-            T0,
-            Options {
-                apply: true,
-                ..Options::default()
-            },
-            |_| {},
-        );
+        let rep = apply_at(&r, T0);
         assert_eq!(rep.count(Class::Visible), 1);
         assert_eq!(rep.count(Class::Delayed), 1);
         assert_eq!(rep.count(Class::Free), 6);
@@ -425,26 +430,10 @@ mod tests {
         assert_eq!(scan.repaired(), 0, "a scan changes nothing");
         assert_eq!(r.info(d.receipt.slot).state, Some(St::Leased));
 
-        let first = run(
-            &r,
-            T0 + 1,
-            Options {
-                apply: true,
-                ..Options::default()
-            },
-            |_| {},
-        );
+        let first = apply_at(&r, T0 + 1);
         assert_eq!(first.repaired(), 1);
         assert_eq!(r.info(d.receipt.slot).state, Some(St::Ready));
-        let second = run(
-            &r,
-            T0 + 1,
-            Options {
-                apply: true,
-                ..Options::default()
-            },
-            |_| {},
-        );
+        let second = apply_at(&r, T0 + 1);
         assert_eq!(second.repaired(), 0, "{:?}", second.findings);
         assert_eq!(second.count(Class::Visible), 1);
     }
@@ -454,26 +443,10 @@ mod tests {
         let r = ring(LIVE);
         r.send(b"m", 0, T0).unwrap();
         receive(&r, T0);
-        let rep = run(
-            &r,
-            T0 + 1,
-            Options {
-                apply: true,
-                ..Options::default()
-            },
-            |_| {},
-        );
+        let rep = apply_at(&r, T0 + 1);
         assert_eq!(rep.count(Class::LeasedLive), 1);
         assert_eq!(rep.repaired(), 0);
-        let later = run(
-            &r,
-            T0 + VT,
-            Options {
-                apply: true,
-                ..Options::default()
-            },
-            |_| {},
-        );
+        let later = apply_at(&r, T0 + VT);
         assert_eq!(later.count(Class::LeaseExpired), 1);
         assert_eq!(later.repaired(), 1);
         assert_eq!(
@@ -489,15 +462,7 @@ mod tests {
         let d = receive(&r, T0);
         r.nack(d.receipt, 0, T0).unwrap();
         receive(&r, T0 + 1);
-        let rep = run(
-            &r,
-            T0 + 1 + VT,
-            Options {
-                apply: true,
-                ..Options::default()
-            },
-            |_| {},
-        );
+        let rep = apply_at(&r, T0 + 1 + VT);
         assert_eq!(
             rep.findings[0].action,
             "dead-letter: lease expired at max receives"
@@ -518,25 +483,9 @@ mod tests {
             run(&r, now, Options::default(), |_| {}).count(Class::PendingStale),
             1
         );
-        let first = run(
-            &r,
-            now,
-            Options {
-                apply: true,
-                ..Options::default()
-            },
-            |_| {},
-        );
+        let first = apply_at(&r, now);
         assert_eq!(first.findings[0].done.len(), 2, "{:?}", first.findings);
-        let second = run(
-            &r,
-            now,
-            Options {
-                apply: true,
-                ..Options::default()
-            },
-            |_| {},
-        );
+        let second = apply_at(&r, now);
         assert_eq!(second.repaired(), 0, "{:?}", second.findings);
         assert_eq!(second.count(Class::Visible), 1);
     }
@@ -576,25 +525,9 @@ mod tests {
         r.memory().slot(6).clock.store(pack_clock(0, 77), Relaxed);
         let scan = run(&r, T0, Options::default(), |_| {});
         assert_eq!(scan.count(Class::Corrupt), 2);
-        let first = run(
-            &r,
-            T0,
-            Options {
-                apply: true,
-                ..Options::default()
-            },
-            |_| {},
-        );
+        let first = apply_at(&r, T0);
         assert_eq!(first.repaired(), 2);
-        let second = run(
-            &r,
-            T0,
-            Options {
-                apply: true,
-                ..Options::default()
-            },
-            |_| {},
-        );
+        let second = apply_at(&r, T0);
         assert_eq!(second.count(Class::Dead), 2);
         assert_eq!(second.repaired(), 0);
     }
@@ -604,15 +537,7 @@ mod tests {
         let r = ring(LIVE);
         r.send(b"m", 0, T0).unwrap();
         r.memory().slot(0).len.store(65, Relaxed);
-        let rep = run(
-            &r,
-            T0,
-            Options {
-                apply: true,
-                ..Options::default()
-            },
-            |_| {},
-        );
+        let rep = apply_at(&r, T0);
         assert_eq!(rep.count(Class::Corrupt), 1);
         assert_eq!(rep.to_repair(), 0);
         assert_eq!(rep.repaired(), 0);
