@@ -305,13 +305,7 @@ fn checkout() -> Res {
             a.in_dlq.to_string(),
             a.lost.len().to_string(),
         ]);
-        totals.sent += a.sent;
-        totals.acked += a.acked;
-        totals.in_dlq += a.in_dlq;
-        totals.lost.extend(&a.lost);
-        totals.overlaps += a.overlaps;
-        totals.double_acks += a.double_acks;
-        totals.strangers += a.strangers;
+        totals.add(&a);
         per.push(a);
     }
     for l in table(

@@ -48,14 +48,7 @@ fn take_batch_and_hang(name: &str, dir: &Path) -> Res {
     let mut leases = Vec::new();
     while leases.len() < BATCH {
         if let Some(lease) = q.receive(Duration::from_secs(10)) {
-            let d = lease.delivery();
-            journal.log(format_args!(
-                "D {} {} {} {}",
-                d.id,
-                d.receives,
-                now_ms(),
-                d.deadline_ms
-            ))?;
+            journal.delivered(&lease)?;
             leases.push(lease);
         } else {
             return Err("no job within 10 s".into());

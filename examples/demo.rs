@@ -540,13 +540,7 @@ impl Demo {
             ]);
             redelivered += s.redelivered;
             dead_lettered += s.dead_lettered;
-            total.sent += a.sent;
-            total.acked += a.acked;
-            total.in_dlq += a.in_dlq;
-            total.lost.extend(&a.lost);
-            total.overlaps += a.overlaps;
-            total.double_acks += a.double_acks;
-            total.strangers += a.strangers;
+            total.add(&a);
             per.push(a);
         }
         rows.push(vec![

@@ -282,6 +282,18 @@ impl Journal {
         Ok(Journal(f))
     }
 
+    /// Record a delivery: `D id receives now deadline`.
+    pub fn delivered(&mut self, lease: &Lease<'_>) -> Res {
+        let d = lease.delivery();
+        self.log(format_args!(
+            "D {} {} {} {}",
+            d.id,
+            d.receives,
+            now_ms(),
+            d.deadline_ms
+        ))
+    }
+
     /// Append one line.
     pub fn log(&mut self, line: std::fmt::Arguments<'_>) -> Res {
         let mut s = line.to_string();
@@ -460,14 +472,7 @@ pub fn serve(
         let Some(mut lease) = q.receive(ms(100)) else {
             continue;
         };
-        let d = lease.delivery();
-        journal.log(format_args!(
-            "D {} {} {} {}",
-            d.id,
-            d.receives,
-            now_ms(),
-            d.deadline_ms
-        ))?;
+        journal.delivered(&lease)?;
         let outcome = handle(&mut Job {
             lease: &mut lease,
             journal: &mut journal,
@@ -543,6 +548,19 @@ pub struct Audit {
 }
 
 impl Audit {
+    /// Fold another queue's audit into this one (for a total row).
+    pub fn add(&mut self, a: &Audit) {
+        self.sent += a.sent;
+        self.acked += a.acked;
+        self.in_dlq += a.in_dlq;
+        self.lost.extend(&a.lost);
+        self.deliveries += a.deliveries;
+        self.repeats += a.repeats;
+        self.overlaps += a.overlaps;
+        self.double_acks += a.double_acks;
+        self.strangers += a.strangers;
+    }
+
     /// No message lost, none leased twice at once, none acked twice.
     pub fn clean(&self) -> bool {
         self.lost.is_empty() && self.overlaps == 0 && self.double_acks == 0 && self.strangers == 0
