@@ -358,6 +358,9 @@ impl<M: Memory> Ring<M> {
     /// A message left READY this way is visible behind the cursors, so the
     /// sweep is told to run a full lap.
     fn abort(&self, i: u32, s: u64, st: St) -> bool {
+        // SYNC POINT: AcqRel like a commit: pairs with the step-1 Acquire
+        // loads of the next actor, and acquires the stalled actor's
+        // reservation (its clock CAS) whose time the slot keeps.
         let done = self
             .w(i)
             .state
@@ -605,6 +608,11 @@ impl<M: Memory> Ring<M> {
     fn note_due(&self, t: u64) {
         let sh = self.mem.shared();
         // Loads first: the RMWs are needed only when `t` is the new earliest.
+        // SYNC POINT: the SeqCst RMWs pair with `end_lap`'s SeqCst swap of
+        // `sweep_next` and CAS of `sweep_due`: a time noted before the swap
+        // is folded into the next due time, one noted after stays for the
+        // next lap, and one that lowers `sweep_due` after the lap read it
+        // makes the lap's CAS fail (§5.3).
         if t < sh.sweep_next.load(Relaxed) {
             sh.sweep_next.fetch_min(t, SeqCst);
         }
