@@ -4,20 +4,23 @@
 //! docs/design.md §4-§5, not one atomic step: each message is claimed,
 //! published, leased and acked on its own, so every crash case of §7 is
 //! unchanged, and a batch can be cut short (a full queue, a lost lease) after
-//! any message. What a batch saves are the per-call costs around the
-//! transitions:
+//! any message. What a batch saves are the shared words around the
+//! transitions ([`Ring::send_many`], [`Ring::receive_many`],
+//! [`Ring::ack_many`]):
 //!
 //! - one clock read for the whole batch instead of one per message;
-//! - `send_batch`: one check of the park word (§6) after the last publish
-//!   instead of one per message, and at most one `FUTEX_WAKE`;
+//! - `send_batch`: the tickets of the batch with one `fill` update, one
+//!   `sent` update, one §5.1 re-check of `rcur`, one check of the park word
+//!   (§6) and at most one `FUTEX_WAKE`, after the last publish;
 //! - `receive_batch`: the first message is received as `receive_into` does
-//!   (sweep step, spin, park); the rest come from the main path only (§5.2),
-//!   without further sweep steps, and only while messages are visible;
-//! - `ack_batch`: no per-call overhead beyond the ack itself.
+//!   (sweep step, spin, park); the rest are leased from consecutive tickets
+//!   of the main path (§5.2) with one advance of `rcur` for all of them, and
+//!   only while messages are visible;
+//! - `ack_batch`: one update of the `acked` counter.
 //!
-//! Amortising the shared cursors themselves (one `fill.fetch_add(k)` for k
-//! tickets, one `rcur` advance for k consecutive leases, one counter update
-//! per batch) needs core support in `ring.rs`; see BENCHMARKS.md.
+//! [`Ring::send_many`]: crate::Ring::send_many
+//! [`Ring::receive_many`]: crate::Ring::receive_many
+//! [`Ring::ack_many`]: crate::Ring::ack_many
 #![cfg(not(loom))]
 
 use std::time::Duration;
@@ -37,18 +40,7 @@ impl Queue {
     /// `ClaimExpired`); the rest were not tried. Parked receivers are woken
     /// once, after the last publish.
     pub fn send_batch<T: AsRef<[u8]>>(&self, msgs: &[T], ids: &mut Vec<u64>) -> Result<()> {
-        ids.clear();
-        let now = now_ms();
-        let mut outcome = Ok(());
-        for m in msgs {
-            match self.ring().send(m.as_ref(), 0, now) {
-                Ok(id) => ids.push(id),
-                Err(e) => {
-                    outcome = Err(e);
-                    break;
-                }
-            }
-        }
+        let outcome = self.ring().send_many(msgs, now_ms(), ids);
         if !ids.is_empty() {
             self.wake_parked();
         }
@@ -94,12 +86,17 @@ impl Queue {
             .clamp(1, u128::from(MAX_TIMEOUT_MS)) as u64;
         let now = now_ms();
         while got.len() < max {
+            let want = max - got.len();
+            if self.ring().receive_many(now, vt, bufs, got, want) > 0 {
+                continue;
+            }
+            // The next ticket's slot holds no visible message: the single
+            // main path steps over it (sweep budget 0: the first receive
+            // already took this call's sweep step).
             let k = got.len();
             if bufs.len() == k {
                 bufs.push(Vec::new());
             }
-            // Main path only (sweep budget 0): the first receive already took
-            // this call's sweep step.
             match self.ring().try_receive(now, vt, &mut bufs[k], false, 0) {
                 Some(d) => got.push(d),
                 None => break,
@@ -118,15 +115,7 @@ impl Queue {
         failed: &mut Vec<(Receipt, Error)>,
     ) -> usize {
         failed.clear();
-        let now = now_ms();
-        let mut acked = 0;
-        for rc in receipts {
-            match self.ring().ack(rc, now) {
-                Ok(()) => acked += 1,
-                Err(e) => failed.push((rc, e)),
-            }
-        }
-        acked
+        self.ring().ack_many(receipts, now_ms(), failed)
     }
 }
 

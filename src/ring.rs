@@ -32,6 +32,9 @@ use crate::sync::{fence, spin_hint, AtomicU64, Ordering::*};
 /// How long a pending transition may stay pending beyond its own time before
 /// anyone aborts it (§4).
 pub const GRACE_MS: u64 = 1000;
+/// How long a sender trusts another sender's finding that every slot was in
+/// use, when no slot was freed since (§5.1).
+pub(crate) const FULL_HINT_MS: u64 = 100;
 /// Slots a receive sweeps when the main path is empty, or periodically.
 pub(crate) const SWEEP_STEP: u64 = 32;
 /// Bound on retries of one CAS against interference (a hostile writer could
@@ -351,6 +354,9 @@ impl<M: Memory> Ring<M> {
             .map_err(|_| Step::Aborted)?;
         #[cfg(shmq_mutation = "commit_store")]
         w.state.store(pack_state(g1, to), SeqCst);
+        if to == St::Free {
+            self.note_freed();
+        }
         Ok((g1, r))
     }
 
@@ -369,6 +375,9 @@ impl<M: Memory> Ring<M> {
         if done && st == St::Ready {
             self.signal_return();
         }
+        if done && st == St::Free {
+            self.note_freed();
+        }
         done
     }
 
@@ -386,6 +395,89 @@ impl<M: Memory> Ring<M> {
 
     /// Send `msg`, visible from `now + delay_ms`. Returns the message id.
     pub fn send(&self, msg: &[u8], delay_ms: u64, now: u64) -> Result<u64> {
+        self.check_len(msg)?;
+        let sh = self.mem.shared();
+        // SeqCst: part of the Dekker pair of §6 (a parked receiver that sees
+        // the publish must also see the ticket). No other ordering is
+        // needed: the slot's own CASes order the message.
+        let t = sh.fill.fetch_add(1, SeqCst);
+        let (t, i, g) = self.claim_ticket(t, now)?;
+        self.write_and_publish(t, i, g, msg, delay_ms, now)?;
+        sh.sent.fetch_add(1, Relaxed);
+        if delay_ms > 0 {
+            self.note_due(now + delay_ms);
+        } else {
+            self.rewind_rcur(t);
+        }
+        Ok(t)
+    }
+
+    /// Send the messages of `msgs` in order, each visible at once, pushing
+    /// each id into `ids` (cleared first). The tickets of the whole batch
+    /// are taken with one `fill` update, the `sent` counter and the §5.1
+    /// re-check of `rcur` are done once, after the last publish; each
+    /// message is still claimed and published on its own (§4), so a batch
+    /// cut short by an error has sent exactly `msgs[..ids.len()]`.
+    pub fn send_many<T: AsRef<[u8]>>(
+        &self,
+        msgs: &[T],
+        now: u64,
+        ids: &mut Vec<u64>,
+    ) -> Result<()> {
+        ids.clear();
+        let sh = self.mem.shared();
+        let n = u64::from(self.n);
+        let max = self.p.slot_size as usize;
+        let fit = msgs.iter().take_while(|m| m.as_ref().len() <= max).count() as u64;
+        let block = fit.min(n);
+        // SeqCst as in `send`.
+        let mut next = if block > 0 {
+            sh.fill.fetch_add(block, SeqCst)
+        } else {
+            0
+        };
+        // A hostile `fill` near the top only shortens the block.
+        let end = next.saturating_add(block);
+        let mut outcome = Ok(());
+        for m in msgs {
+            let m = m.as_ref();
+            let step = self.check_len(m).and_then(|()| {
+                // The block's next ticket whose slot is free; past the block,
+                // a ticket as `send` takes one. Either way ids keep increasing.
+                let mut claimed = None;
+                while claimed.is_none() && next < end {
+                    let i = (next % n) as u32;
+                    claimed = self.claim(i, now).map(|g| (next, i, g));
+                    next += 1;
+                }
+                let (t, i, g) = match claimed {
+                    Some(c) => c,
+                    None => self.claim_ticket(sh.fill.fetch_add(1, SeqCst), now)?,
+                };
+                self.write_and_publish(t, i, g, m, 0, now).map(|()| t)
+            });
+            match step {
+                Ok(t) => ids.push(t),
+                Err(e) => {
+                    outcome = Err(e);
+                    break;
+                }
+            }
+        }
+        if let (Some(&first), Some(&_last)) = (ids.first(), ids.last()) {
+            sh.sent.fetch_add(ids.len() as u64, Relaxed);
+            // The load of `rcur` follows every publish commit of the batch,
+            // so one re-check with the smallest id covers them all (§5.1).
+            #[cfg(not(shmq_mutation = "batch_rewind_last"))]
+            self.rewind_rcur(first);
+            // Mutant (design.md §10): re-check with the batch's last id.
+            #[cfg(shmq_mutation = "batch_rewind_last")]
+            self.rewind_rcur(_last);
+        }
+        outcome
+    }
+
+    fn check_len(&self, msg: &[u8]) -> Result<()> {
         let max = self.p.slot_size as usize;
         if msg.len() > max {
             return Err(Error::TooLarge {
@@ -393,39 +485,135 @@ impl<M: Memory> Ring<M> {
                 max,
             });
         }
-        let sh = self.mem.shared();
+        Ok(())
+    }
+
+    /// Claim slot `i` if it is free (§4: FREE -> WRITING). Returns the claim
+    /// generation. Quarantines the slot if its words are corrupt.
+    fn claim(&self, i: u32, now: u64) -> Option<u64> {
+        match self.read(i) {
+            View::AtRest {
+                s, c, st: St::Free, ..
+            } => self
+                .transition(i, s, c, St::Writing, now + self.p.claim_ms, |w, g1| {
+                    w.owner.store(owner_word(self.p.pid, g1), Relaxed);
+                })
+                .ok()
+                .map(|(g, ())| g),
+            View::Corrupt { s, c } => {
+                self.quarantine(i, s, c, now);
+                None
+            }
+            _ => None,
+        }
+    }
+
+    /// §5.1: claim the slot of ticket `t`; if it is still in use, find a free
+    /// slot further on without taking a ticket per slot looked at, and take
+    /// the tickets up to it with one CAS of `fill`. Returns (ticket, slot,
+    /// claim generation), or `Full` when a whole lap of slots was busy.
+    fn claim_ticket(&self, t: u64, now: u64) -> Result<(u64, u32, u64)> {
         let n = u64::from(self.n);
-        let mut claimed = None;
-        for _ in 0..n {
-            // SeqCst: part of the Dekker pair of §6 (a parked receiver that
-            // sees the publish must also see the ticket). No other ordering
-            // is needed: the slot's own CASes order the message.
-            let t = sh.fill.fetch_add(1, SeqCst);
+        let i = (t % n) as u32;
+        if let Some(g) = self.claim(i, now) {
+            return Ok((t, i, g));
+        }
+        // Mutant (design.md §10): a slot still in use ends the send.
+        #[cfg(shmq_mutation = "send_no_step_over")]
+        return Err(Error::Full);
+        let sh = self.mem.shared();
+        if self.full_hint_fresh(now) {
+            return Err(Error::Full);
+        }
+        let mut hinted = false;
+        for _ in 0..CAS_RETRIES {
+            let f = sh.fill.load(SeqCst);
+            let Some(j) = self.find_free(f, now) else {
+                if hinted {
+                    return Err(Error::Full);
+                }
+                // SYNC POINT (§5.1, full queue): store the hint, then look at
+                // every slot once more, against a freeing commit followed by
+                // a load of the hint (`note_freed`). Store-then-load on both
+                // sides: either the freer sees the hint and clears it, or
+                // this second look sees the free slot.
+                sh.full_hint.store(now + 1, SeqCst);
+                hinted = true;
+                #[cfg(shmq_mutation = "full_hint_no_second_look")]
+                return Err(Error::Full);
+                #[cfg(not(shmq_mutation = "full_hint_no_second_look"))]
+                continue;
+            };
+            if hinted {
+                let _ = sh.full_hint.compare_exchange(now + 1, 0, SeqCst, Relaxed);
+                hinted = false;
+            }
+            // The tickets up to the free slot's in one step; if other senders
+            // took tickets meanwhile, take the next one as `send` does.
+            let t = f.wrapping_add(j);
+            let t = match sh
+                .fill
+                .compare_exchange(f, t.wrapping_add(1), SeqCst, Relaxed)
+            {
+                Ok(_) => t,
+                Err(_) => sh.fill.fetch_add(1, SeqCst),
+            };
             let i = (t % n) as u32;
-            match self.read(i) {
-                View::AtRest {
-                    s, c, st: St::Free, ..
-                } => {
-                    let claim =
-                        self.transition(i, s, c, St::Writing, now + self.p.claim_ms, |w, g1| {
-                            w.owner.store(owner_word(self.p.pid, g1), Relaxed);
-                        });
-                    if let Ok((g, ())) = claim {
-                        claimed = Some((t, i, g));
-                        break;
-                    }
-                }
-                View::Corrupt { s, c } => {
-                    self.quarantine(i, s, c, now);
-                }
-                #[cfg(not(shmq_mutation = "send_no_step_over"))]
-                _ => {}
-                // Mutant (design.md §10): a slot still in use ends the send.
-                #[cfg(shmq_mutation = "send_no_step_over")]
-                _ => break,
+            if let Some(g) = self.claim(i, now) {
+                return Ok((t, i, g));
             }
         }
-        let (t, i, g) = claimed.ok_or(Error::Full)?;
+        Err(Error::Full)
+    }
+
+    /// The distance from ticket `f` to the first ticket whose slot is free,
+    /// looking at one lap of slots; `None` if every slot is in use.
+    fn find_free(&self, f: u64, now: u64) -> Option<u64> {
+        let n = u64::from(self.n);
+        (0..n).find(|j| {
+            let i = (f.wrapping_add(*j) % n) as u32;
+            match self.read(i) {
+                View::AtRest { st: St::Free, .. } => true,
+                View::Corrupt { s, c } => {
+                    self.quarantine(i, s, c, now);
+                    false
+                }
+                _ => false,
+            }
+        })
+    }
+
+    /// Whether a sender found every slot in use within the last
+    /// [`FULL_HINT_MS`] and no slot was freed since. A hint only: a freer
+    /// killed between its commit and `note_freed` leaves it set, so it
+    /// expires; a hostile value can only make sends fail `Full` for as long
+    /// as it is rewritten.
+    fn full_hint_fresh(&self, now: u64) -> bool {
+        let h = self.mem.shared().full_hint.load(SeqCst);
+        h != 0 && h - 1 <= now && now <= (h - 1).saturating_add(FULL_HINT_MS)
+    }
+
+    /// A slot became FREE: clear the full-queue hint (§5.1). SYNC POINT:
+    /// SeqCst load after the SeqCst commit that freed the slot, against the
+    /// sender's store of the hint then second look.
+    fn note_freed(&self) {
+        let sh = self.mem.shared();
+        if sh.full_hint.load(SeqCst) != 0 {
+            sh.full_hint.store(0, SeqCst);
+        }
+    }
+
+    /// Write the message into claimed slot `i` (claim generation `g`) and
+    /// publish it: WRITING -> READY, visible from `now + delay_ms`.
+    fn write_and_publish(
+        &self,
+        t: u64,
+        i: u32,
+        g: u64,
+        msg: &[u8],
+        delay_ms: u64,
+        now: u64,
+    ) -> Result<()> {
         failpoint!("send.after_claim");
         let w = self.w(i);
         w.msg_id.store(t, Relaxed);
@@ -455,24 +643,25 @@ impl<M: Memory> Ring<M> {
             self.release_abandoned(i, g, now);
             return Err(Error::ClaimExpired);
         }
-        sh.sent.fetch_add(1, Relaxed);
-        if delay_ms > 0 {
-            self.note_due(now + delay_ms);
-        } else {
-            // SYNC POINT (§5.1): SeqCst load after the SeqCst commit, against
-            // the receivers' SeqCst rcur CAS then state load.
-            let mut r = sh.rcur.load(SeqCst);
-            for _ in 0..CAS_RETRIES {
-                if r <= t {
-                    break;
-                }
-                match sh.rcur.compare_exchange(r, t, SeqCst, SeqCst) {
-                    Ok(_) => break,
-                    Err(now_r) => r = now_r,
-                }
+        Ok(())
+    }
+
+    /// §5.1 after publishing ticket `t` (the smallest of a batch): if
+    /// receivers already walked past it, move `rcur` back to it. SYNC POINT:
+    /// SeqCst load after the SeqCst publish commit(s), against the receivers'
+    /// SeqCst rcur CAS then state load.
+    fn rewind_rcur(&self, t: u64) {
+        let rcur = &self.mem.shared().rcur;
+        let mut r = rcur.load(SeqCst);
+        for _ in 0..CAS_RETRIES {
+            if r <= t {
+                break;
+            }
+            match rcur.compare_exchange(r, t, SeqCst, SeqCst) {
+                Ok(_) => break,
+                Err(now_r) => r = now_r,
             }
         }
-        Ok(t)
     }
 
     /// After a failed publish: our claim was abandoned. Free the slot, which
@@ -560,6 +749,75 @@ impl<M: Memory> Ring<M> {
             }
         }
         None
+    }
+
+    /// §5.2 for a batch: lease the messages of consecutive tickets from
+    /// `rcur` while their slots hold visible READY messages, at most `max`,
+    /// then advance `rcur` over all of them with one CAS. Each lease is the
+    /// single transition of §4. Deliveries are pushed to `got` and the
+    /// payload of `got[k]` is copied into `bufs[k]` (grown as needed).
+    /// Returns how many were leased; 0 when the next ticket's slot holds
+    /// anything else, which the single-message path then steps over.
+    ///
+    /// Skipping only slots it leased itself, the advance hides nothing
+    /// from other receivers: a leased slot holds no other message, and no
+    /// sender publishes into it while the lease lasts.
+    pub fn receive_many(
+        &self,
+        now: u64,
+        vt: u64,
+        bufs: &mut Vec<Vec<u8>>,
+        got: &mut Vec<Delivery>,
+        max: usize,
+    ) -> usize {
+        let sh = self.mem.shared();
+        let n = u64::from(self.n);
+        let r = sh.rcur.load(SeqCst);
+        let mut f = self.fill_seen.load(Relaxed);
+        if r >= f {
+            f = sh.fill.load(SeqCst);
+            self.fill_seen.store(f, Relaxed);
+        }
+        if r >= f || f - r > n {
+            return 0;
+        }
+        let want = (f - r).min(max as u64);
+        let mut k = 0u64;
+        while k < want {
+            let i = ((r + k) % n) as u32;
+            let View::AtRest {
+                s,
+                c,
+                st: St::Ready,
+                time,
+                ..
+            } = self.read(i)
+            else {
+                break;
+            };
+            if !self.visible(i, time, now) {
+                break;
+            }
+            let at = got.len();
+            if bufs.len() <= at {
+                bufs.resize_with(at + 1, Vec::new);
+            }
+            let Some(d) = self.lease(i, s, c, now, vt, &mut bufs[at]) else {
+                break;
+            };
+            got.push(d);
+            k += 1;
+        }
+        if k > 0 {
+            #[cfg(not(shmq_mutation = "batch_skip_one_more"))]
+            let to = r + k;
+            // Mutant (design.md §10): advance over one ticket more than was
+            // leased.
+            #[cfg(shmq_mutation = "batch_skip_one_more")]
+            let to = r + k + 1;
+            let _ = sh.rcur.compare_exchange(r, to, SeqCst, Relaxed);
+        }
+        k as usize
     }
 
     /// §5.3: advance the sweep cursor by up to `budget` slots, repairing what
@@ -877,16 +1135,42 @@ impl<M: Memory> Ring<M> {
 
     /// Delete the message for good.
     pub fn ack(&self, rc: Receipt, now: u64) -> Result<()> {
+        self.free_lease(rc, now)?;
+        self.mem.shared().acked.fetch_add(1, Relaxed);
+        Ok(())
+    }
+
+    /// Ack every receipt; one update of the `acked` counter for the batch.
+    /// Returns how many were acked; each receipt whose ack failed is pushed
+    /// to `failed` with its error, and does not stop the rest.
+    pub fn ack_many(
+        &self,
+        receipts: impl IntoIterator<Item = Receipt>,
+        now: u64,
+        failed: &mut Vec<(Receipt, Error)>,
+    ) -> usize {
+        let mut acked = 0;
+        for rc in receipts {
+            match self.free_lease(rc, now) {
+                Ok(()) => acked += 1,
+                Err(e) => failed.push((rc, e)),
+            }
+        }
+        if acked > 0 {
+            self.mem.shared().acked.fetch_add(acked as u64, Relaxed);
+        }
+        acked
+    }
+
+    /// The ack transition, LEASED -> FREE, without the counter.
+    fn free_lease(&self, rc: Receipt, now: u64) -> Result<()> {
         for _ in 0..CAS_RETRIES {
             let (s, c, _) = self.held(rc)?;
             match self.transition(rc.slot, s, c, St::Free, now, |w, _| {
                 failpoint!("ack.inside");
                 w.reason.store(0, Relaxed);
             }) {
-                Ok(_) => {
-                    self.mem.shared().acked.fetch_add(1, Relaxed);
-                    return Ok(());
-                }
+                Ok(_) => return Ok(()),
                 // An extend from another handle moved the clock: look again.
                 Err(Step::Raced) => continue,
                 Err(Step::Aborted) => return Err(Error::LeaseLost),
@@ -1202,6 +1486,7 @@ impl<M: Memory> Ring<M> {
         let sh = self.mem.shared();
         sh.sweep_due.store(0, SeqCst);
         sh.sweep_pending.store(1, SeqCst);
+        sh.full_hint.store(0, SeqCst);
     }
 
     /// The header's shared words (cursors and counters).

@@ -451,3 +451,205 @@ fn a_message_sent_without_delay_is_visible_to_a_receiver_with_an_older_clock_rea
     );
     assert!(recv(&r, 1501).is_some());
 }
+
+/// Fill `n` slots, lease them all; returns the receipts in slot order.
+fn fill_and_lease(r: &Ring<HeapMemory>, now: u64) -> Vec<Receipt> {
+    let n = r.slot_count();
+    for _ in 0..n {
+        r.send(b"x", 0, now).unwrap();
+    }
+    let mut rcs: Vec<Receipt> = (0..n).map(|_| recv(r, now).unwrap().0.receipt).collect();
+    rcs.sort_by_key(|rc| rc.slot);
+    rcs
+}
+
+#[test]
+fn a_send_on_a_full_queue_takes_one_ticket_and_finds_the_one_free_slot() {
+    let r = ring(1024);
+    let rcs = fill_and_lease(&r, 1);
+    let fill = r.shared().fill.load(Relaxed);
+    for _ in 0..2000 {
+        assert!(matches!(r.send(b"y", 0, 1), Err(Error::Full)));
+    }
+    // One ticket per failed send, not one per slot looked at: ids stay dense.
+    assert_eq!(r.shared().fill.load(Relaxed), fill + 2000);
+    // A slot far from the next ticket's is freed: the very next send finds
+    // it, at the same clock reading (the ack cleared the full hint).
+    r.ack(rcs[700], 1).unwrap();
+    let id = r.send(b"z", 0, 1).unwrap();
+    let (d, p) = recv(&r, 1).unwrap();
+    assert_eq!((d.id, d.receipt.slot, p.as_slice()), (id, 700, &b"z"[..]));
+    assert_eq!(id % 1024, 700, "the id is the ticket of the slot it took");
+    assert!(matches!(r.send(b"w", 0, 1), Err(Error::Full)));
+}
+
+#[test]
+fn every_way_of_freeing_a_slot_clears_the_full_hint() {
+    // Purge of a dead message, and reclaim of an abandoned claim whose
+    // owner is gone, free slots as an ack does.
+    let r = ring(4);
+    let rcs = fill_and_lease(&r, 1);
+    assert!(matches!(r.send(b"y", 0, 1), Err(Error::Full)));
+    assert_ne!(
+        r.shared().full_hint.load(Relaxed),
+        0,
+        "the full lap left a hint"
+    );
+    assert_eq!(r.nack(rcs[2], 0, 1).unwrap(), Nacked::Requeued);
+    // max_receives is 3: the third delivery's nack kills it.
+    let (d, _) = recv(&r, 1).unwrap();
+    assert_eq!(r.nack(d.receipt, 0, 1).unwrap(), Nacked::Requeued);
+    let (d, _) = recv(&r, 1).unwrap();
+    assert_eq!(r.nack(d.receipt, 0, 1).unwrap(), Nacked::DeadLettered);
+    assert!(
+        matches!(r.send(b"y", 0, 1), Err(Error::Full)),
+        "dead holds its slot"
+    );
+    assert!(r.purge(2, None, 1).unwrap());
+    assert_eq!(r.shared().full_hint.load(Relaxed), 0);
+    r.send(b"y", 0, 1).unwrap();
+
+    // An abandoned claim of a dead owner, reclaimed by the sweep.
+    let r = ring(2);
+    let _ = fill_and_lease(&r, 1);
+    assert!(matches!(r.send(b"y", 0, 1), Err(Error::Full)));
+    let rc = recv(&r, 1 + VT).unwrap().0.receipt; // slot 0 or 1, taken over
+    r.ack(rc, 1 + VT).unwrap();
+    let w = r.memory().slot(rc.slot);
+    let s = w.state.load(Relaxed);
+    let g1 = next_gen(gen_of(s));
+    // A sender claims the slot by hand and dies (owner pid 7 is not alive).
+    w.clock.store(pack_clock(2 + VT, g1), Relaxed);
+    w.owner.store(owner_word(7, g1), Relaxed);
+    w.state.store(pack_state(g1, St::Writing), Relaxed);
+    let _ = recv(&r, 2 + 2 * VT); // the other slot's lease expires and is taken
+    r.shared().full_hint.store(3 + 2 * VT, Relaxed);
+    assert!(matches!(r.send(b"y", 0, 2 + 2 * VT), Err(Error::Full)));
+    // Claim expired at 2 + VT + 500: the sweep abandons it, the owner is
+    // gone, so it is freed at once, and the hint with it.
+    let _ = recv(&r, 3 + 2 * VT);
+    assert_eq!(state_of(&r, rc.slot), Some(St::Free));
+    assert_eq!(r.shared().full_hint.load(Relaxed), 0);
+    r.send(b"y", 0, 3 + 2 * VT).unwrap();
+}
+
+#[test]
+fn a_stale_full_hint_expires() {
+    // A freer killed between its commit and clearing the hint leaves it
+    // set: sends trust it for FULL_HINT_MS, then look again.
+    let r = ring(4);
+    for m in [b"a", b"b", b"c"] {
+        r.send(m, 0, 1).unwrap(); // slots 0, 1, 2; slot 3 stays free
+    }
+    r.shared().fill.store(4, Relaxed);
+    r.shared().full_hint.store(11, Relaxed); // "full at 10"
+    assert!(matches!(r.send(b"d", 0, 10), Err(Error::Full))); // ticket 4: slot 0
+    assert!(matches!(
+        r.send(b"d", 0, 10 + FULL_HINT_MS),
+        Err(Error::Full)
+    ));
+    // Ticket 6's slot is busy too, but the hint is stale: the send looks
+    // for a free slot and takes ticket 7 (slot 3).
+    assert_eq!(r.send(b"d", 0, 11 + FULL_HINT_MS).unwrap(), 7);
+    // A hint from the future (hostile, or another boot) is not trusted.
+    let r = ring(4);
+    r.send(b"a", 0, 1).unwrap();
+    r.shared().fill.store(4, Relaxed);
+    r.shared().full_hint.store(u64::MAX, Relaxed);
+    r.send(b"b", 0, 10).unwrap();
+}
+
+#[test]
+fn send_many_takes_a_block_of_tickets_and_steps_over_busy_slots() {
+    let r = ring(8);
+    // Slot 2 holds a long-leased message, slots 0, 1 and 3.. are free again.
+    for _ in 0..3 {
+        r.send(b"x", 0, 1).unwrap();
+    }
+    let ds: Vec<Delivery> = (0..3).map(|_| recv(&r, 1).unwrap().0).collect();
+    r.ack(ds[0].receipt, 1).unwrap();
+    r.ack(ds[1].receipt, 1).unwrap();
+    r.shared().fill.store(8, Relaxed);
+    r.shared().rcur.store(8, Relaxed);
+    let msgs: Vec<Vec<u8>> = (0..6u8).map(|k| vec![k; usize::from(k) + 1]).collect();
+    let mut ids = Vec::new();
+    r.send_many(&msgs, 5, &mut ids).unwrap();
+    // Tickets 8..14 were taken at once; 10 (slot 2) was busy and stepped
+    // over, so the sixth message took the next ticket there was.
+    assert_eq!(ids, vec![8, 9, 11, 12, 13, 14]);
+    assert_eq!(r.shared().fill.load(Relaxed), 15);
+    assert_eq!(r.shared().sent.load(Relaxed), 3 + 6);
+    let (mut bufs, mut got) = (Vec::new(), Vec::new());
+    let mut taken = 0;
+    while taken < 6 {
+        let k = r.receive_many(5, VT, &mut bufs, &mut got, 6 - taken);
+        if k == 0 {
+            let (d, p) = recv(&r, 5).expect("every message is received");
+            got.push(d);
+            bufs.push(p);
+        }
+        taken = got.len();
+    }
+    let mut seen: Vec<(u64, Vec<u8>)> = got.iter().map(|d| d.id).zip(bufs).collect();
+    seen.sort();
+    let want: Vec<(u64, Vec<u8>)> = ids.iter().copied().zip(msgs).collect();
+    assert_eq!(seen, want);
+    let mut failed = Vec::new();
+    let mut rcs: Vec<Receipt> = got.iter().map(|d| d.receipt).collect();
+    rcs.push(ds[0].receipt); // acked before: reported, does not stop the rest
+    assert_eq!(r.ack_many(rcs, 5, &mut failed), 6);
+    assert_eq!(failed.len(), 1);
+    assert!(matches!(failed[0], (rc, Error::LeaseLost) if rc == ds[0].receipt));
+    assert_eq!(r.shared().acked.load(Relaxed), 2 + 6);
+}
+
+#[test]
+fn send_many_cut_short_leaves_no_claim_behind() {
+    let r = ring(4);
+    let mut ids = Vec::new();
+    let big = [0u8; 65];
+    let msgs: [&[u8]; 3] = [b"a", &big, b"c"];
+    let err = r.send_many(&msgs, 1, &mut ids).unwrap_err();
+    assert!(matches!(err, Error::TooLarge { len: 65, .. }));
+    assert_eq!(ids, vec![0]);
+    // Full in the middle of a batch: what was sent stays sent.
+    let err = r
+        .send_many(&[b"b", b"c", b"d", b"e"], 1, &mut ids)
+        .unwrap_err();
+    assert!(matches!(err, Error::Full));
+    assert_eq!(ids.len(), 3);
+    for i in 0..4 {
+        let info = r.info(i);
+        assert_eq!(info.state, Some(St::Ready), "slot {i}: {info:?}");
+        assert!(!info.pending);
+    }
+}
+
+#[test]
+fn receive_many_takes_consecutive_ready_messages_and_advances_rcur_once() {
+    let r = ring(8);
+    let mut ids = Vec::new();
+    r.send_many(&[b"a", b"b", b"c", b"d", b"e"], 1, &mut ids)
+        .unwrap();
+    // Ticket 2's message is leased elsewhere (by the sweep, say).
+    let w = r.memory().slot(2);
+    let (s, c) = (w.state.load(Relaxed), w.clock.load(Relaxed));
+    let mut buf = Vec::new();
+    let held = r.lease(2, s, c, 1, VT, &mut buf).unwrap();
+    let (mut bufs, mut got) = (Vec::new(), Vec::new());
+    assert_eq!(r.receive_many(1, VT, &mut bufs, &mut got, 8), 2);
+    assert_eq!(r.shared().rcur.load(Relaxed), 2);
+    assert_eq!(
+        r.receive_many(1, VT, &mut bufs, &mut got, 8),
+        0,
+        "stops at a leased slot"
+    );
+    let (d, _) = recv(&r, 1).unwrap(); // the single path steps over it
+    assert_eq!(d.id, 3);
+    assert_eq!(r.receive_many(1, VT, &mut bufs, &mut got, 1), 1);
+    let ids: Vec<u64> = got.iter().map(|d| d.id).collect();
+    assert_eq!(ids, vec![0, 1, 4]);
+    assert_eq!(&bufs[..3], &[b"a".to_vec(), b"b".to_vec(), b"e".to_vec()]);
+    assert_eq!(r.receive_many(1, VT, &mut bufs, &mut got, 8), 0, "empty");
+    assert_eq!(held.id, 2);
+}
