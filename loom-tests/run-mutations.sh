@@ -28,6 +28,9 @@ ack_against_slot_reuse             lease  no_gen_fence
 stalled_ack_against_abort          lease  commit_store
 dead_letter_against_ack            dead   reason_before_reserve
 redrive_against_receive            dead   commit_relaxed
+batch_send_against_batch_receive   batch  batch_rewind_last
+batch_send_against_batch_receive   batch  batch_skip_one_more
+full_hint_against_ack              batch  full_hint_no_second_look
 "
 
 export LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-2}"

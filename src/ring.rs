@@ -27,7 +27,7 @@ use crate::error::{Error, Result};
 use crate::failpoint::failpoint;
 use crate::layout::{Memory, SlotWords};
 use crate::slot::{gen_of, next_gen, pack_clock, pack_state, time_of, St, View};
-use crate::sync::{fence, spin_hint, AtomicU64, Ordering::*};
+use crate::sync::{dekker_load, fence, spin_hint, AtomicU64, Ordering::*};
 
 /// How long a pending transition may stay pending beyond its own time before
 /// anyone aborts it (§4).
@@ -268,10 +268,11 @@ impl<M: Memory> Ring<M> {
     /// healthy slots.
     ///
     /// The state load is SeqCst: it is the load half of the receiver's side
-    /// of the §5.1 Dekker pair (free on x86, `ldar` on Arm).
+    /// of the §5.1 Dekker pair and of the sender's side of the full-queue
+    /// pair (free on x86, `ldar` on Arm); see [`dekker_load`].
     fn read(&self, i: u32) -> View {
         let w = self.w(i);
-        let mut s = w.state.load(SeqCst);
+        let mut s = dekker_load(&w.state);
         for _ in 0..CAS_RETRIES {
             let c = w.clock.load(Acquire);
             let view = View::classify(s, c);
@@ -281,7 +282,7 @@ impl<M: Memory> Ring<M> {
             // Mutant (design.md §10): trust the first corrupt-looking pair.
             #[cfg(shmq_mutation = "no_reread")]
             return view;
-            let again = w.state.load(SeqCst);
+            let again = dekker_load(&w.state);
             if again == s {
                 return view;
             }
@@ -598,7 +599,7 @@ impl<M: Memory> Ring<M> {
     /// sender's store of the hint then second look.
     fn note_freed(&self) {
         let sh = self.mem.shared();
-        if sh.full_hint.load(SeqCst) != 0 {
+        if dekker_load(&sh.full_hint) != 0 {
             sh.full_hint.store(0, SeqCst);
         }
     }
@@ -652,7 +653,7 @@ impl<M: Memory> Ring<M> {
     /// SeqCst rcur CAS then state load.
     fn rewind_rcur(&self, t: u64) {
         let rcur = &self.mem.shared().rcur;
-        let mut r = rcur.load(SeqCst);
+        let mut r = dekker_load(rcur);
         for _ in 0..CAS_RETRIES {
             if r <= t {
                 break;

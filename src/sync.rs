@@ -17,3 +17,18 @@ pub(crate) fn spin_hint() {
     #[cfg(not(loom))]
     core::hint::spin_loop();
 }
+
+/// A SeqCst load that is the load half of a store-then-load (Dekker) pair:
+/// each side writes its word, then loads the other's, and at least one of
+/// them must see the other's write. The real build compiles a plain SeqCst
+/// load, which C++'s single total order of SeqCst operations makes enough.
+/// Loom treats SeqCst loads as Acquire loads (its README, Limitations), so
+/// it would report every such pair as a race; under loom a SeqCst fence
+/// before the load gives the model the guarantee the real code has (the
+/// store-buffering litmus test with fences), and nothing more.
+#[inline]
+pub(crate) fn dekker_load(word: &AtomicU64) -> u64 {
+    #[cfg(loom)]
+    fence(Ordering::SeqCst);
+    word.load(Ordering::SeqCst)
+}
