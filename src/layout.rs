@@ -13,7 +13,7 @@
 //!     28     4  max_receives                384     8  rcur      (receivers)
 //!     32     8  visibility_timeout_ms       512     4  park      (futex)
 //!     40     8  claim_timeout_ms            640    24  acked, redelivered, dead_lettered
-//!                                            664     8  full_hint
+//!                                            768     8  full_hint
 //!     48     8  created_unix_ms            4096     -  slots
 //!     56     8  file_len
 //!     64     4  header_crc
@@ -96,11 +96,13 @@ pub struct Shared {
     pub(crate) redelivered: AtomicU64,
     /// Counter: messages that died at max receives.
     pub(crate) dead_lettered: AtomicU64,
+    _pad4: [AtomicU64; 13],
     /// `t + 1` when a sender found every slot busy at clock time `t`; 0
     /// when a slot was freed since (§5.1). A hint: trusted for at most
-    /// `FULL_HINT_MS`. On the counters' line, which acks write anyway.
+    /// `FULL_HINT_MS`. Every send and every freeing commit load it, and it
+    /// is written only when the queue fills, so it has a line of its own.
     pub(crate) full_hint: AtomicU64,
-    _pad4: [AtomicU64; 12],
+    _pad5: [AtomicU64; 15],
 }
 
 /// A slot's control words: one cache line (§2).
@@ -148,7 +150,7 @@ const _: () = {
     assert!(OFF_SHARED + offset_of!(Shared, park) == 512);
     assert!(OFF_SHARED + offset_of!(Shared, acked) == 640);
     assert!(OFF_SHARED + offset_of!(Shared, dead_lettered) == 656);
-    assert!(OFF_SHARED + offset_of!(Shared, full_hint) == 664);
+    assert!(OFF_SHARED + offset_of!(Shared, full_hint) == 768);
     assert!(OFF_SHARED + size_of::<Shared>() <= HEADER_LEN);
     assert!(align_of::<Shared>() == 8);
 };
@@ -185,8 +187,9 @@ fn zero_shared() -> Shared {
         acked: AtomicU64::new(0),
         redelivered: AtomicU64::new(0),
         dead_lettered: AtomicU64::new(0),
-        full_hint: AtomicU64::new(0),
         _pad4: std::array::from_fn(|_| Default::default()),
+        full_hint: AtomicU64::new(0),
+        _pad5: std::array::from_fn(|_| Default::default()),
     }
 }
 

@@ -397,6 +397,9 @@ impl<M: Memory> Ring<M> {
     /// Send `msg`, visible from `now + delay_ms`. Returns the message id.
     pub fn send(&self, msg: &[u8], delay_ms: u64, now: u64) -> Result<u64> {
         self.check_len(msg)?;
+        if self.full_hint_fresh(now) {
+            return Err(Error::Full);
+        }
         let sh = self.mem.shared();
         // SeqCst: part of the Dekker pair of §6 (a parked receiver that sees
         // the publish must also see the ticket). No other ordering is
@@ -426,6 +429,12 @@ impl<M: Memory> Ring<M> {
         ids: &mut Vec<u64>,
     ) -> Result<()> {
         ids.clear();
+        if self.full_hint_fresh(now) {
+            return match msgs.first() {
+                Some(m) => self.check_len(m.as_ref()).and(Err(Error::Full)),
+                None => Ok(()),
+            };
+        }
         let sh = self.mem.shared();
         let n = u64::from(self.n);
         let max = self.p.slot_size as usize;
@@ -1539,10 +1548,21 @@ fn write_payload(words: &[AtomicU64], msg: &[u8]) {
 /// Copy `len` bytes out of payload words into `buf` (cleared first). `len`
 /// must already be checked against the slot size.
 fn read_payload(words: &[AtomicU64], len: usize, buf: &mut Vec<u8>) {
-    buf.clear();
-    buf.resize(len, 0);
-    for (chunk, w) in buf.chunks_mut(8).zip(words) {
-        chunk.copy_from_slice(&w.load(Relaxed).to_le_bytes()[..chunk.len()]);
+    // Every byte below is overwritten: zero-fill only what the buffer
+    // lacks (nothing, in a loop that reuses a buffer for messages of one
+    // size; `resize` writes the fill a byte at a time).
+    buf.truncate(len);
+    if buf.len() < len {
+        buf.resize(len, 0);
+    }
+    let mut chunks = buf.chunks_exact_mut(8);
+    for (chunk, w) in (&mut chunks).zip(words) {
+        chunk.copy_from_slice(&w.load(Relaxed).to_le_bytes());
+    }
+    let rest = chunks.into_remainder();
+    if let Some(w) = words.get(len / 8) {
+        let n = rest.len();
+        rest.copy_from_slice(&w.load(Relaxed).to_le_bytes()[..n]);
     }
 }
 
