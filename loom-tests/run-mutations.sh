@@ -31,6 +31,7 @@ redrive_against_receive            dead   commit_relaxed
 batch_send_against_batch_receive   batch  batch_rewind_last
 batch_send_against_batch_receive   batch  batch_skip_one_more
 full_hint_against_ack              batch  full_hint_no_second_look
+batch_send_against_batch_receive   batch  no_skip_mark
 "
 
 export LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-2}"

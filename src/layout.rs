@@ -14,6 +14,7 @@
 //!     32     8  visibility_timeout_ms       512     4  park      (futex)
 //!     40     8  claim_timeout_ms            640    24  acked, redelivered, dead_lettered
 //!                                            768     8  full_hint
+//!                                            776     8  skips
 //!     48     8  created_unix_ms            4096     -  slots
 //!     56     8  file_len
 //!     64     4  header_crc
@@ -102,7 +103,12 @@ pub struct Shared {
     /// `FULL_HINT_MS`. Every send and every freeing commit load it, and it
     /// is written only when the queue fills, so it has a line of its own.
     pub(crate) full_hint: AtomicU64,
-    _pad5: [AtomicU64; 15],
+    /// Counter: times a receiver moved `rcur` past a ticket without
+    /// leasing that ticket's message (§5.2). A sender publishing a ticket
+    /// reloads `rcur` only when this moved during its send (§5.1). Written
+    /// rarely, read by every send: it shares `full_hint`'s line.
+    pub(crate) skips: AtomicU64,
+    _pad5: [AtomicU64; 14],
 }
 
 /// A slot's control words: one cache line (§2).
@@ -151,6 +157,7 @@ const _: () = {
     assert!(OFF_SHARED + offset_of!(Shared, acked) == 640);
     assert!(OFF_SHARED + offset_of!(Shared, dead_lettered) == 656);
     assert!(OFF_SHARED + offset_of!(Shared, full_hint) == 768);
+    assert!(OFF_SHARED + offset_of!(Shared, skips) == 776);
     assert!(OFF_SHARED + size_of::<Shared>() <= HEADER_LEN);
     assert!(align_of::<Shared>() == 8);
 };
@@ -189,6 +196,7 @@ fn zero_shared() -> Shared {
         dead_lettered: AtomicU64::new(0),
         _pad4: std::array::from_fn(|_| Default::default()),
         full_hint: AtomicU64::new(0),
+        skips: AtomicU64::new(0),
         _pad5: std::array::from_fn(|_| Default::default()),
     }
 }

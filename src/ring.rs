@@ -401,6 +401,9 @@ impl<M: Memory> Ring<M> {
             return Err(Error::Full);
         }
         let sh = self.mem.shared();
+        // Before the ticket: a receiver that moves `rcur` past it does so
+        // after this load (§5.1).
+        let skips = sh.skips.load(SeqCst);
         // SeqCst: part of the Dekker pair of §6 (a parked receiver that sees
         // the publish must also see the ticket). No other ordering is
         // needed: the slot's own CASes order the message.
@@ -411,7 +414,7 @@ impl<M: Memory> Ring<M> {
         if delay_ms > 0 {
             self.note_due(now + delay_ms);
         } else {
-            self.rewind_rcur(t);
+            self.recheck_rcur(skips, t);
         }
         Ok(t)
     }
@@ -436,6 +439,7 @@ impl<M: Memory> Ring<M> {
             };
         }
         let sh = self.mem.shared();
+        let skips = sh.skips.load(SeqCst);
         let n = u64::from(self.n);
         let max = self.p.slot_size as usize;
         let fit = msgs.iter().take_while(|m| m.as_ref().len() <= max).count() as u64;
@@ -479,10 +483,10 @@ impl<M: Memory> Ring<M> {
             // The load of `rcur` follows every publish commit of the batch,
             // so one re-check with the smallest id covers them all (§5.1).
             #[cfg(not(shmq_mutation = "batch_rewind_last"))]
-            self.rewind_rcur(first);
+            self.recheck_rcur(skips, first);
             // Mutant (design.md §10): re-check with the batch's last id.
             #[cfg(shmq_mutation = "batch_rewind_last")]
-            self.rewind_rcur(_last);
+            self.recheck_rcur(skips, _last);
         }
         outcome
     }
@@ -657,12 +661,20 @@ impl<M: Memory> Ring<M> {
     }
 
     /// §5.1 after publishing ticket `t` (the smallest of a batch): if
-    /// receivers already walked past it, move `rcur` back to it. SYNC POINT:
-    /// SeqCst load after the SeqCst publish commit(s), against the receivers'
-    /// SeqCst rcur CAS then state load.
-    fn rewind_rcur(&self, t: u64) {
-        let rcur = &self.mem.shared().rcur;
-        let mut r = dekker_load(rcur);
+    /// receivers already walked past it, move `rcur` back to it. `skips` is
+    /// the `skips` counter read before the ticket was taken: unless it moved
+    /// since, no receiver stepped over any ticket meanwhile, and `rcur` (a
+    /// line the receivers write on every receive) is not read at all.
+    /// SYNC POINT: SeqCst load of `skips` after the SeqCst publish
+    /// commit(s), against the receiver's `skips` increment then state load
+    /// (`receive_main`). One of the two sees the other.
+    fn recheck_rcur(&self, skips: u64, t: u64) {
+        let sh = self.mem.shared();
+        if dekker_load(&sh.skips) == skips {
+            return;
+        }
+        let rcur = &sh.rcur;
+        let mut r = rcur.load(SeqCst);
         for _ in 0..CAS_RETRIES {
             if r <= t {
                 break;
@@ -737,28 +749,75 @@ impl<M: Memory> Ring<M> {
                 // Caught up with our last reading: read the senders' word.
                 f = sh.fill.load(SeqCst);
                 self.fill_seen.store(f, Relaxed);
-                if r >= f {
+                if r > f {
+                    // Ahead of every ticket: only a foreign write does that
+                    // (receivers never pass `fill`). Bring it back, or the
+                    // main path would skip the next messages sent (§8).
+                    let _ = sh.rcur.compare_exchange(r, f, SeqCst, Relaxed);
+                    self.fill_seen.store(0, Relaxed);
+                    return None;
+                }
+                if r == f {
                     return None;
                 }
             }
             if f - r > n {
-                let _ = sh.rcur.compare_exchange(r, f - n, SeqCst, Relaxed);
+                if sh.rcur.compare_exchange(r, f - n, SeqCst, Relaxed).is_ok() {
+                    self.note_skip();
+                }
                 continue;
             }
             let i = (r % n) as u32;
             if let Some(d) = self.try_take(i, now, vt, buf, false) {
-                let _ = sh.rcur.compare_exchange(r, r + 1, SeqCst, Relaxed);
+                // A message other than ticket r's (a returned one that sat in
+                // the slot) leaves ticket r unleased: that is a skip too.
+                if sh.rcur.compare_exchange(r, r + 1, SeqCst, Relaxed).is_ok() && d.id != r {
+                    self.note_skip();
+                }
                 return Some(d);
             }
-            // SYNC POINT (§5.1): advance, then look again, against the
-            // sender's commit-then-load of rcur. One of us sees the other.
+            // The newest ticket's slot is still being claimed or written:
+            // its sender publishes in a moment. With nothing beyond it,
+            // stepping over it would only make the sender move `rcur` back
+            // (§5.1), so report the main path empty instead; the next ticket
+            // taken makes it one to step over.
+            if r + 1 == f && self.in_flight(i) {
+                let f2 = sh.fill.load(SeqCst);
+                self.fill_seen.store(f2, Relaxed);
+                if f2 == f {
+                    return None;
+                }
+                continue;
+            }
+            // SYNC POINT (§5.1): advance, count the skip, then look again,
+            // against the sender's publish commit then load of `skips`. One
+            // of us sees the other.
             if sh.rcur.compare_exchange(r, r + 1, SeqCst, Relaxed).is_ok() {
+                #[cfg(not(shmq_mutation = "no_skip_mark"))]
+                self.note_skip();
                 if let Some(d) = self.try_take(i, now, vt, buf, false) {
                     return Some(d);
                 }
             }
         }
         None
+    }
+
+    /// A receiver moved `rcur` past a ticket it did not lease (§5.2).
+    fn note_skip(&self) {
+        self.mem.shared().skips.fetch_add(1, SeqCst);
+    }
+
+    /// Whether slot `i` is being claimed or written: FREE (a sender holds
+    /// its ticket and has not claimed yet), WRITING, or a transition pending.
+    fn in_flight(&self, i: u32) -> bool {
+        matches!(
+            self.read(i),
+            View::AtRest {
+                st: St::Free | St::Writing,
+                ..
+            } | View::Pending { .. }
+        )
     }
 
     /// §5.2 for a batch: lease the messages of consecutive tickets from

@@ -365,11 +365,12 @@ fn peek_reads_without_leasing() {
     assert_eq!(d.receives, 1);
 }
 
-#[test]
-fn a_publish_behind_the_receive_cursor_is_found() {
-    let r = ring(4);
-    // A sender takes ticket 0 and claims slot 0, then a receiver walks past
-    // ticket 0 while it is still WRITING.
+/// A sender takes ticket 0, reads `skips` and claims slot 0; a receiver
+/// finds ticket 0 still WRITING; a second sender sends ticket 1 and the
+/// receiver takes it, stepping over ticket 0. Returns the stalled sender's
+/// reading of `skips`.
+fn receiver_walks_past_a_stalled_claim(r: &Ring<HeapMemory>) -> u64 {
+    let skips = r.shared().skips.load(Relaxed);
     let w = r.memory().slot(0);
     w.clock.store(pack_clock(500, 1), Relaxed);
     w.owner.store(owner_word(4242, 1), Relaxed);
@@ -379,15 +380,20 @@ fn a_publish_behind_the_receive_cursor_is_found() {
     assert!(r.try_receive(0, VT, &mut buf, false, 0).is_none());
     assert_eq!(
         r.shared().rcur.load(Relaxed),
-        1,
-        "receiver stepped over the claim"
+        0,
+        "the newest ticket, still being written, is not stepped over"
     );
-    // The sender now publishes; rcur must come back so the main path sees it.
     r.send(b"next", 0, 0).unwrap(); // ticket 1 (slot 1)
     let d = r.try_receive(0, VT, &mut buf, false, 0).unwrap();
     assert_eq!(buf, b"next");
+    assert_eq!(r.shared().rcur.load(Relaxed), 2);
+    assert_ne!(
+        r.shared().skips.load(Relaxed),
+        skips,
+        "the step was counted"
+    );
     r.ack(d.receipt, 0).unwrap();
-    // Publish ticket 0 by hand as the stalled sender would, then rewind as send does.
+    // The stalled sender publishes ticket 0.
     w.msg_id.store(0, Relaxed);
     w.len.store(3, Relaxed);
     w.crc.store(crate::ring::message_crc(0, b"old"), Relaxed);
@@ -401,7 +407,30 @@ fn a_publish_behind_the_receive_cursor_is_found() {
         |_, _| (),
     )
     .unwrap();
-    // Without the sender's rewind, the sweep still finds it within one interval.
+    skips
+}
+
+#[test]
+fn a_publish_behind_the_receive_cursor_is_found() {
+    // The sender's re-check sees that `skips` moved and brings `rcur` back:
+    // the main path finds the message at once.
+    let r = ring(4);
+    let skips = receiver_walks_past_a_stalled_claim(&r);
+    r.recheck_rcur(skips, 0);
+    assert_eq!(r.shared().rcur.load(Relaxed), 0);
+    let mut buf = Vec::new();
+    r.try_receive(0, VT, &mut buf, false, 0)
+        .expect("found by the main path");
+    assert_eq!(buf, b"old");
+    // With `skips` unchanged the re-check does not touch `rcur`.
+    r.shared().rcur.store(3, Relaxed);
+    r.recheck_rcur(r.shared().skips.load(Relaxed), 0);
+    assert_eq!(r.shared().rcur.load(Relaxed), 3);
+
+    // Without the re-check (a sender killed after its publish), the sweep
+    // still finds it within one interval.
+    let r = ring(4);
+    receiver_walks_past_a_stalled_claim(&r);
     let (_, p) = recv(&r, r.sweep_interval_ms() + 1).expect("found by the sweep");
     assert_eq!(p, b"old");
 }
@@ -653,4 +682,24 @@ fn receive_many_takes_consecutive_ready_messages_and_advances_rcur_once() {
     assert_eq!(&bufs[..3], &[b"a".to_vec(), b"b".to_vec(), b"e".to_vec()]);
     assert_eq!(r.receive_many(1, VT, &mut bufs, &mut got, 8), 0, "empty");
     assert_eq!(held.id, 2);
+}
+
+#[test]
+fn a_receive_cursor_written_past_every_ticket_is_brought_back() {
+    // A foreign write puts `rcur` ahead of `fill`. Senders no longer read
+    // `rcur` unless a receiver stepped over a ticket, so the receiver side
+    // repairs it: the next messages are found by the main path, not left
+    // to the next sweep round.
+    let r = ring(8);
+    r.shared().rcur.store(1_000, Relaxed);
+    let mut buf = Vec::new();
+    assert!(r.try_receive(0, VT, &mut buf, false, 0).is_none());
+    assert_eq!(r.shared().rcur.load(Relaxed), 0);
+    r.send(b"a", 0, 0).unwrap();
+    r.send(b"b", 0, 0).unwrap();
+    for want in [b"a", b"b"] {
+        r.try_receive(0, VT, &mut buf, false, 0)
+            .expect("main path only");
+        assert_eq!(buf, want);
+    }
 }
