@@ -35,6 +35,18 @@ pub const GRACE_MS: u64 = 1000;
 /// How long a sender trusts another sender's finding that every slot was in
 /// use, when no slot was freed since (§5.1).
 pub(crate) const FULL_HINT_MS: u64 = 100;
+/// The full-queue hint is `(t + 1) << HINT_CREDIT_BITS | credits`: found
+/// full at clock time `t`, and `credits` slots freed since that no send has
+/// taken yet (§5.1).
+const HINT_CREDIT_BITS: u32 = 24;
+const HINT_CREDIT_MASK: u64 = (1 << HINT_CREDIT_BITS) - 1;
+/// Credits at which a freer drops the hint: the queue is no longer full.
+const HINT_DROP_CREDITS: u64 = 64;
+
+/// The full-queue hint of a lap that found every slot busy at `now`.
+pub(crate) fn full_hint_at(now: u64) -> u64 {
+    (now.wrapping_add(1) & (u64::MAX >> HINT_CREDIT_BITS)) << HINT_CREDIT_BITS
+}
 /// Slots a receive sweeps when the main path is empty, or periodically.
 pub(crate) const SWEEP_STEP: u64 = 32;
 /// Bound on retries of one CAS against interference (a hostile writer could
@@ -397,18 +409,15 @@ impl<M: Memory> Ring<M> {
     /// Send `msg`, visible from `now + delay_ms`. Returns the message id.
     pub fn send(&self, msg: &[u8], delay_ms: u64, now: u64) -> Result<u64> {
         self.check_len(msg)?;
-        if self.full_hint_fresh(now) {
+        if self.full_without_credit(now) {
             return Err(Error::Full);
         }
         let sh = self.mem.shared();
         // Before the ticket: a receiver that moves `rcur` past it does so
         // after this load (§5.1).
         let skips = sh.skips.load(SeqCst);
-        // SeqCst: part of the Dekker pair of §6 (a parked receiver that sees
-        // the publish must also see the ticket). No other ordering is
-        // needed: the slot's own CASes order the message.
-        let t = sh.fill.fetch_add(1, SeqCst);
-        let (t, i, g) = self.claim_ticket(t, now)?;
+        let (t, i, g) = self.take_slot(now)?;
+        self.spend_credits(1);
         self.write_and_publish(t, i, g, msg, delay_ms, now)?;
         sh.sent.fetch_add(1, Relaxed);
         if delay_ms > 0 {
@@ -432,7 +441,7 @@ impl<M: Memory> Ring<M> {
         ids: &mut Vec<u64>,
     ) -> Result<()> {
         ids.clear();
-        if self.full_hint_fresh(now) {
+        if self.full_without_credit(now) {
             return match msgs.first() {
                 Some(m) => self.check_len(m.as_ref()).and(Err(Error::Full)),
                 None => Ok(()),
@@ -443,8 +452,14 @@ impl<M: Memory> Ring<M> {
         let n = u64::from(self.n);
         let max = self.p.slot_size as usize;
         let fit = msgs.iter().take_while(|m| m.as_ref().len() <= max).count() as u64;
-        let block = fit.min(n);
-        // SeqCst as in `send`.
+        // The block: as many tickets as there are free slots in a row from
+        // the next ticket on (looked at before taking them, so that a busy
+        // slot costs no ticket and ids stay aligned with the ring).
+        let f = sh.fill.load(SeqCst);
+        let block = (0..fit.min(n))
+            .take_while(|j| self.is_free((f.wrapping_add(*j) % n) as u32))
+            .count() as u64;
+        // SeqCst as in `take_slot`.
         let mut next = if block > 0 {
             sh.fill.fetch_add(block, SeqCst)
         } else {
@@ -466,7 +481,7 @@ impl<M: Memory> Ring<M> {
                 }
                 let (t, i, g) = match claimed {
                     Some(c) => c,
-                    None => self.claim_ticket(sh.fill.fetch_add(1, SeqCst), now)?,
+                    None => self.take_slot(now)?,
                 };
                 self.write_and_publish(t, i, g, m, 0, now).map(|()| t)
             });
@@ -479,6 +494,7 @@ impl<M: Memory> Ring<M> {
             }
         }
         if let (Some(&first), Some(&_last)) = (ids.first(), ids.last()) {
+            self.spend_credits(ids.len() as u64);
             sh.sent.fetch_add(ids.len() as u64, Relaxed);
             // The load of `rcur` follows every publish commit of the batch,
             // so one re-check with the smallest id covers them all (§5.1).
@@ -522,23 +538,31 @@ impl<M: Memory> Ring<M> {
         }
     }
 
-    /// §5.1: claim the slot of ticket `t`; if it is still in use, find a free
-    /// slot further on without taking a ticket per slot looked at, and take
-    /// the tickets up to it with one CAS of `fill`. Returns (ticket, slot,
-    /// claim generation), or `Full` when a whole lap of slots was busy.
-    fn claim_ticket(&self, t: u64, now: u64) -> Result<(u64, u32, u64)> {
+    /// §5.1: take a ticket and claim its slot. The slot of the next ticket
+    /// is looked at first: if it is free (the common case) the sender takes
+    /// the ticket with `fetch_add` and claims the slot; if it is in use, the
+    /// sender finds a free slot further on without taking a ticket per slot
+    /// looked at, and takes the tickets up to it with one CAS of `fill`.
+    /// A busy slot costs no ticket, so the ring stays aligned: in a full
+    /// queue drained in order, the next ticket's slot is the next one freed.
+    /// Returns (ticket, slot, claim generation), or `Full` when a whole lap
+    /// of slots was busy.
+    fn take_slot(&self, now: u64) -> Result<(u64, u32, u64)> {
+        let sh = self.mem.shared();
         let n = u64::from(self.n);
-        let i = (t % n) as u32;
-        if let Some(g) = self.claim(i, now) {
-            return Ok((t, i, g));
+        if self.is_free((sh.fill.load(SeqCst) % n) as u32) {
+            // SeqCst: part of the Dekker pair of §6 (a parked receiver that
+            // sees the publish must also see the ticket). No other ordering
+            // is needed: the slot's own CASes order the message.
+            let t = sh.fill.fetch_add(1, SeqCst);
+            let i = (t % n) as u32;
+            if let Some(g) = self.claim(i, now) {
+                return Ok((t, i, g));
+            }
         }
         // Mutant (design.md §10): a slot still in use ends the send.
         #[cfg(shmq_mutation = "send_no_step_over")]
         return Err(Error::Full);
-        let sh = self.mem.shared();
-        if self.full_hint_fresh(now) {
-            return Err(Error::Full);
-        }
         let mut hinted = false;
         for _ in 0..CAS_RETRIES {
             let f = sh.fill.load(SeqCst);
@@ -549,21 +573,28 @@ impl<M: Memory> Ring<M> {
                 // SYNC POINT (§5.1, full queue): store the hint, then look at
                 // every slot once more, against a freeing commit followed by
                 // a load of the hint (`note_freed`). Store-then-load on both
-                // sides: either the freer sees the hint and clears it, or
+                // sides: either the freer sees the hint and credits it, or
                 // this second look sees the free slot.
-                sh.full_hint.store(now + 1, SeqCst);
+                // Swaps rather than stores, here and below: the same
+                // instruction on x86 (a SeqCst store is an `xchg`), and loom
+                // 0.7 let this thread's later load read a credit a freer's
+                // CAS wrote before this store, which C++ coherence forbids.
+                sh.full_hint.swap(full_hint_at(now), SeqCst);
                 hinted = true;
                 #[cfg(shmq_mutation = "full_hint_no_second_look")]
                 return Err(Error::Full);
                 #[cfg(not(shmq_mutation = "full_hint_no_second_look"))]
                 continue;
             };
-            if hinted {
-                let _ = sh.full_hint.compare_exchange(now + 1, 0, SeqCst, Relaxed);
-                hinted = false;
+            if std::mem::take(&mut hinted) {
+                // The second look found a free slot: the hint is void, and
+                // so are any credits freers gave it meanwhile (they may count
+                // this slot, while another freed slot went uncounted because
+                // its freer saw no hint). Dropping it costs only a look.
+                sh.full_hint.swap(0, SeqCst);
             }
             // The tickets up to the free slot's in one step; if other senders
-            // took tickets meanwhile, take the next one as `send` does.
+            // took tickets meanwhile, take the next one.
             let t = f.wrapping_add(j);
             let t = match sh
                 .fill
@@ -578,6 +609,11 @@ impl<M: Memory> Ring<M> {
             }
         }
         Err(Error::Full)
+    }
+
+    /// Whether slot `i` is FREE and at rest.
+    fn is_free(&self, i: u32) -> bool {
+        matches!(self.read(i), View::AtRest { st: St::Free, .. })
     }
 
     /// The distance from ticket `f` to the first ticket whose slot is free,
@@ -598,22 +634,58 @@ impl<M: Memory> Ring<M> {
     }
 
     /// Whether a sender found every slot in use within the last
-    /// [`FULL_HINT_MS`] and no slot was freed since. A hint only: a freer
-    /// killed between its commit and `note_freed` leaves it set, so it
-    /// expires; a hostile value can only make sends fail `Full` for as long
-    /// as it is rewritten.
-    fn full_hint_fresh(&self, now: u64) -> bool {
+    /// [`FULL_HINT_MS`] and no slot was freed since that no later send took
+    /// (the hint's credits are 0): then a send fails `Full` at once, without
+    /// a ticket. A hint only: a freer killed between its commit and
+    /// `note_freed` leaves a credit out, so the hint expires; a hostile value
+    /// can only make sends fail `Full` for as long as it is rewritten.
+    fn full_without_credit(&self, now: u64) -> bool {
         let h = self.mem.shared().full_hint.load(SeqCst);
-        h != 0 && h - 1 <= now && now <= (h - 1).saturating_add(FULL_HINT_MS)
+        let Some(t) = (h >> HINT_CREDIT_BITS).checked_sub(1) else {
+            return false;
+        };
+        h & HINT_CREDIT_MASK == 0 && t <= now && now <= t.saturating_add(FULL_HINT_MS)
     }
 
-    /// A slot became FREE: clear the full-queue hint (§5.1). SYNC POINT:
-    /// SeqCst load after the SeqCst commit that freed the slot, against the
-    /// sender's store of the hint then second look.
+    /// A send claimed `k` slots: take `k` credits off the full-queue hint,
+    /// if it has any (§5.1). Only a queue that was full has credits.
+    fn spend_credits(&self, k: u64) {
+        let hint = &self.mem.shared().full_hint;
+        let mut h = hint.load(SeqCst);
+        for _ in 0..CAS_RETRIES {
+            let credits = h & HINT_CREDIT_MASK;
+            if h == 0 || credits == 0 {
+                return;
+            }
+            match hint.compare_exchange(h, h - credits.min(k), SeqCst, SeqCst) {
+                Ok(_) => return,
+                Err(x) => h = x,
+            }
+        }
+    }
+
+    /// A slot became FREE: if a sender left the full-queue hint, give it a
+    /// credit, so that the next send tries instead of failing (§5.1); with
+    /// many credits the queue is no longer full, and the hint is dropped.
+    /// SYNC POINT: SeqCst load after the SeqCst commit that freed the slot,
+    /// against the sender's store of the hint then second look.
     fn note_freed(&self) {
-        let sh = self.mem.shared();
-        if dekker_load(&sh.full_hint) != 0 {
-            sh.full_hint.store(0, SeqCst);
+        let hint = &self.mem.shared().full_hint;
+        let mut h = dekker_load(hint);
+        for _ in 0..CAS_RETRIES {
+            if h == 0 {
+                return;
+            }
+            let credits = h & HINT_CREDIT_MASK;
+            let new = if credits + 1 >= HINT_DROP_CREDITS {
+                0
+            } else {
+                h + 1
+            };
+            match hint.compare_exchange(h, new, SeqCst, SeqCst) {
+                Ok(_) => return,
+                Err(x) => h = x,
+            }
         }
     }
 

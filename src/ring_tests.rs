@@ -493,28 +493,48 @@ fn fill_and_lease(r: &Ring<HeapMemory>, now: u64) -> Vec<Receipt> {
 }
 
 #[test]
-fn a_send_on_a_full_queue_takes_one_ticket_and_finds_the_one_free_slot() {
+fn a_send_on_a_full_queue_takes_no_ticket_and_finds_the_one_free_slot() {
     let r = ring(1024);
     let rcs = fill_and_lease(&r, 1);
     let fill = r.shared().fill.load(Relaxed);
     for _ in 0..2000 {
         assert!(matches!(r.send(b"y", 0, 1), Err(Error::Full)));
     }
-    // The first failed send took one ticket and looked at every slot; the
-    // others trusted its hint and took none: ids stay dense.
-    assert_eq!(r.shared().fill.load(Relaxed), fill + 1);
-    // A slot far from the next ticket's is freed: the very next send finds
-    // it, at the same clock reading (the ack cleared the full hint).
+    // The first failed send looked at every slot (twice) and left the hint;
+    // the others trusted it. None took a ticket: ids stay aligned.
+    assert_eq!(r.shared().fill.load(Relaxed), fill);
+    // A slot far from the next ticket's is freed: the ack credits the hint,
+    // and the very next send finds the slot, at the same clock reading.
     r.ack(rcs[700], 1).unwrap();
     let id = r.send(b"z", 0, 1).unwrap();
     let (d, p) = recv(&r, 1).unwrap();
     assert_eq!((d.id, d.receipt.slot, p.as_slice()), (id, 700, &b"z"[..]));
     assert_eq!(id % 1024, 700, "the id is the ticket of the slot it took");
-    assert!(matches!(r.send(b"w", 0, 1), Err(Error::Full)));
+    assert!(
+        matches!(r.send(b"w", 0, 1), Err(Error::Full)),
+        "the send spent the credit"
+    );
 }
 
 #[test]
-fn every_way_of_freeing_a_slot_clears_the_full_hint() {
+fn a_full_queue_drained_in_order_takes_each_freed_slot_without_a_walk() {
+    // Consumers ack the oldest message, producers retry on Full: each freed
+    // slot is the next ticket's, so each send is one look and one claim,
+    // and each failed send a load of the hint.
+    let r = ring(8);
+    let rcs = fill_and_lease(&r, 1);
+    assert!(matches!(r.send(b"y", 0, 1), Err(Error::Full)));
+    for (k, rc) in rcs.iter().enumerate() {
+        r.ack(*rc, 1).unwrap();
+        let fill = r.shared().fill.load(Relaxed);
+        assert_eq!(r.send(b"y", 0, 1).unwrap(), fill, "round {k}");
+        assert!(matches!(r.send(b"y", 0, 1), Err(Error::Full)));
+        assert_eq!(r.shared().fill.load(Relaxed), fill + 1, "round {k}");
+    }
+}
+
+#[test]
+fn every_way_of_freeing_a_slot_credits_the_full_hint() {
     // Purge of a dead message, and reclaim of an abandoned claim whose
     // owner is gone, free slots as an ack does.
     let r = ring(4);
@@ -536,7 +556,7 @@ fn every_way_of_freeing_a_slot_clears_the_full_hint() {
         "dead holds its slot"
     );
     assert!(r.purge(2, None, 1).unwrap());
-    assert_eq!(r.shared().full_hint.load(Relaxed), 0);
+    assert_eq!(r.shared().full_hint.load(Relaxed), full_hint_at(1) + 1);
     r.send(b"y", 0, 1).unwrap();
 
     // An abandoned claim of a dead owner, reclaimed by the sweep.
@@ -553,39 +573,44 @@ fn every_way_of_freeing_a_slot_clears_the_full_hint() {
     w.owner.store(owner_word(7, g1), Relaxed);
     w.state.store(pack_state(g1, St::Writing), Relaxed);
     let _ = recv(&r, 2 + 2 * VT); // the other slot's lease expires and is taken
-    r.shared().full_hint.store(3 + 2 * VT, Relaxed);
+    r.shared()
+        .full_hint
+        .store(full_hint_at(2 + 2 * VT), Relaxed);
     assert!(matches!(r.send(b"y", 0, 2 + 2 * VT), Err(Error::Full)));
     // Claim expired at 2 + VT + 500: the sweep abandons it, the owner is
-    // gone, so it is freed at once, and the hint with it.
+    // gone, so it is freed at once, and the hint credited.
     let _ = recv(&r, 3 + 2 * VT);
     assert_eq!(state_of(&r, rc.slot), Some(St::Free));
-    assert_eq!(r.shared().full_hint.load(Relaxed), 0);
+    assert_eq!(
+        r.shared().full_hint.load(Relaxed),
+        full_hint_at(2 + 2 * VT) + 1
+    );
     r.send(b"y", 0, 3 + 2 * VT).unwrap();
 }
 
 #[test]
 fn a_stale_full_hint_expires() {
-    // A freer killed between its commit and clearing the hint leaves it
-    // set: sends trust it for FULL_HINT_MS, then look again.
+    // A freer killed between its commit and crediting the hint leaves it
+    // without the credit: sends trust it for FULL_HINT_MS, then look again.
     let r = ring(4);
     for m in [b"a", b"b", b"c"] {
         r.send(m, 0, 1).unwrap(); // slots 0, 1, 2; slot 3 stays free
     }
     r.shared().fill.store(4, Relaxed);
-    r.shared().full_hint.store(11, Relaxed); // "full at 10"
-    assert!(matches!(r.send(b"d", 0, 10), Err(Error::Full))); // ticket 4: slot 0
+    r.shared().full_hint.store(full_hint_at(10), Relaxed);
+    assert!(matches!(r.send(b"d", 0, 10), Err(Error::Full)));
     assert!(matches!(
         r.send(b"d", 0, 10 + FULL_HINT_MS),
         Err(Error::Full)
     ));
-    // Ticket 6's slot is busy too, but the hint is stale: the send looks
-    // for a free slot and takes ticket 7 (slot 3).
+    // The hint is stale: the send finds ticket 4's slot busy, looks on
+    // and takes ticket 7 (slot 3).
     assert_eq!(r.send(b"d", 0, 11 + FULL_HINT_MS).unwrap(), 7);
     // A hint from the future (hostile, or another boot) is not trusted.
     let r = ring(4);
     r.send(b"a", 0, 1).unwrap();
     r.shared().fill.store(4, Relaxed);
-    r.shared().full_hint.store(u64::MAX, Relaxed);
+    r.shared().full_hint.store(full_hint_at(1_000_000), Relaxed);
     r.send(b"b", 0, 10).unwrap();
 }
 

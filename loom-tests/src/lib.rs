@@ -4,7 +4,7 @@
 //! ([`shmq::Ring`]) on heap memory with loom's atomics:
 //!
 //! ```text
-//! RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 CARGO_TARGET_DIR=target/loom \
+//! RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=4 CARGO_TARGET_DIR=target/loom \
 //!     cargo test -p shmq-loom-tests --release
 //! ```
 //!
