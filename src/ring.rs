@@ -35,6 +35,17 @@ pub const GRACE_MS: u64 = 1000;
 /// How long a sender trusts another sender's finding that every slot was in
 /// use, when no slot was freed since (§5.1).
 pub(crate) const FULL_HINT_MS: u64 = 100;
+/// How many times a caught-up receiver looks again at the newest ticket's
+/// slot while its sender writes it, and the spin pauses between looks
+/// (§5.2). Under loom a pause is a yield, so the models look once.
+#[cfg(not(loom))]
+const PUBLISH_WAIT_LOOKS: u32 = 16;
+#[cfg(loom)]
+const PUBLISH_WAIT_LOOKS: u32 = 1;
+#[cfg(not(loom))]
+const PUBLISH_WAIT_PAUSES: u32 = 8;
+#[cfg(loom)]
+const PUBLISH_WAIT_PAUSES: u32 = 1;
 /// The full-queue hint is `(t + 1) << HINT_CREDIT_BITS | credits`: found
 /// full at clock time `t`, and `credits` slots freed since that no send has
 /// taken yet (§5.1).
@@ -851,9 +862,14 @@ impl<M: Memory> Ring<M> {
             // The newest ticket's slot is still being claimed or written:
             // its sender publishes in a moment. With nothing beyond it,
             // stepping over it would only make the sender move `rcur` back
-            // (§5.1), so report the main path empty instead; the next ticket
-            // taken makes it one to step over.
+            // (§5.1). Wait a little for the publish, looking at the slot
+            // only every few pauses (each look takes the line from the
+            // writing sender); then report the main path empty. The next
+            // ticket taken makes the slot one to step over.
             if r + 1 == f && self.in_flight(i) {
+                if self.wait_publish(i) {
+                    continue;
+                }
                 let f2 = sh.fill.load(SeqCst);
                 self.fill_seen.store(f2, Relaxed);
                 if f2 == f {
@@ -878,6 +894,23 @@ impl<M: Memory> Ring<M> {
     /// A receiver moved `rcur` past a ticket it did not lease (§5.2).
     fn note_skip(&self) {
         self.mem.shared().skips.fetch_add(1, SeqCst);
+    }
+
+    /// Wait up to [`PUBLISH_WAIT_LOOKS`] looks, a few spin pauses apart, for
+    /// slot `i` to stop being in flight. A sender publishes within about a
+    /// hundred nanoseconds of taking its ticket, so this bounds the wait at
+    /// a few microseconds, spent only when a sender is mid-send (or died
+    /// there, until the next ticket is taken).
+    fn wait_publish(&self, i: u32) -> bool {
+        for _ in 0..PUBLISH_WAIT_LOOKS {
+            for _ in 0..PUBLISH_WAIT_PAUSES {
+                spin_hint();
+            }
+            if !self.in_flight(i) {
+                return true;
+            }
+        }
+        false
     }
 
     /// Whether slot `i` is being claimed or written: FREE (a sender holds
