@@ -440,11 +440,13 @@ impl<M: Memory> Ring<M> {
     }
 
     /// Send the messages of `msgs` in order, each visible at once, pushing
-    /// each id into `ids` (cleared first). The tickets of the whole batch
-    /// are taken with one `fill` update, the `sent` counter and the §5.1
-    /// re-check of `rcur` are done once, after the last publish; each
-    /// message is still claimed and published on its own (§4), so a batch
-    /// cut short by an error has sent exactly `msgs[..ids.len()]`.
+    /// each id into `ids` (cleared first). The tickets of the batch are
+    /// taken with one `fill` update (as many as there are free slots in a
+    /// row; the rest as `send` takes them), and the `sent` counter, the
+    /// full-queue credits and the §5.1 re-check of `rcur` are done once,
+    /// after the last publish. Each message is still claimed and published
+    /// on its own (§4), so a batch cut short by an error has sent exactly
+    /// `msgs[..ids.len()]`.
     pub fn send_many<T: AsRef<[u8]>>(
         &self,
         msgs: &[T],
@@ -713,7 +715,9 @@ impl<M: Memory> Ring<M> {
     ) -> Result<()> {
         failpoint!("send.after_claim");
         let w = self.w(i);
-        w.msg_id.store(t, Relaxed);
+        // Release: pairs with the Acquire load in `holds_published`, which
+        // must see the claim commit above when it sees this id.
+        w.msg_id.store(t, Release);
         w.len.store(msg.len() as u32, Relaxed);
         w.receives.store(0, Relaxed);
         w.sent_ms.store(now, Relaxed);
@@ -882,13 +886,38 @@ impl<M: Memory> Ring<M> {
             // of us sees the other.
             if sh.rcur.compare_exchange(r, r + 1, SeqCst, Relaxed).is_ok() {
                 #[cfg(not(shmq_mutation = "no_skip_mark"))]
-                self.note_skip();
+                if !self.holds_published(i, r) {
+                    self.note_skip();
+                }
                 if let Some(d) = self.try_take(i, now, vt, buf, false) {
                     return Some(d);
                 }
             }
         }
         None
+    }
+
+    /// Whether slot `i` holds ticket `t`'s own message, published (READY,
+    /// LEASED or DEAD, at rest): then nobody will publish ticket `t` again,
+    /// and stepping over it needs no count in `skips` (§5.2). This is the
+    /// common step with competing receivers: another receiver leased the
+    /// message and has not advanced `rcur` yet.
+    ///
+    /// The id is read between two reads of the state word: a sender that
+    /// claims the slot meanwhile changes the state before it stores its id
+    /// (Release), so an id read from a newer claim is caught by the second
+    /// read (Acquire on the id, then the state).
+    fn holds_published(&self, i: u32, t: u64) -> bool {
+        let View::AtRest {
+            s,
+            st: St::Ready | St::Leased | St::Dead,
+            ..
+        } = self.read(i)
+        else {
+            return false;
+        };
+        let w = self.w(i);
+        w.msg_id.load(Acquire) == t && dekker_load(&w.state) == s
     }
 
     /// A receiver moved `rcur` past a ticket it did not lease (§5.2).

@@ -728,3 +728,29 @@ fn a_receive_cursor_written_past_every_ticket_is_brought_back() {
         assert_eq!(buf, want);
     }
 }
+
+#[test]
+fn stepping_over_a_message_another_receiver_leased_counts_no_skip() {
+    // Receiver A has leased ticket 0's message and not yet advanced `rcur`;
+    // receiver B steps over it. Ticket 0 was published, so no sender needs
+    // to look at `rcur` again: `skips` stays, and senders keep not reading
+    // the receivers' line.
+    let r = ring(8);
+    r.send(b"a", 0, 1).unwrap();
+    r.send(b"b", 0, 1).unwrap();
+    let w = r.memory().slot(0);
+    let (s, c) = (w.state.load(Relaxed), w.clock.load(Relaxed));
+    let mut buf = Vec::new();
+    r.lease(0, s, c, 1, VT, &mut buf).unwrap();
+    let skips = r.shared().skips.load(Relaxed);
+    let d = r.try_receive(1, VT, &mut buf, false, 0).unwrap();
+    assert_eq!((d.id, buf.as_slice()), (1, &b"b"[..]));
+    assert_eq!(r.shared().skips.load(Relaxed), skips);
+    // A slot that holds another ticket's message (a returned one) is a skip.
+    r.nack(d.receipt, 0, 1).unwrap(); // ticket 1's message, visible again
+    r.shared().rcur.store(9, Relaxed); // slot 1 is ticket 9's, one lap on
+    r.shared().fill.store(11, Relaxed);
+    let got = r.try_receive(1, VT, &mut buf, false, 0).unwrap();
+    assert_eq!(got.id, 1, "the returned message, taken at ticket 9");
+    assert_ne!(r.shared().skips.load(Relaxed), skips);
+}
