@@ -551,27 +551,21 @@ impl<M: Memory> Ring<M> {
         }
     }
 
-    /// §5.1: take a ticket and claim its slot. The slot of the next ticket
-    /// is looked at first: if it is free (the common case) the sender takes
-    /// the ticket with `fetch_add` and claims the slot; if it is in use, the
-    /// sender finds a free slot further on without taking a ticket per slot
-    /// looked at, and takes the tickets up to it with one CAS of `fill`.
-    /// A busy slot costs no ticket, so the ring stays aligned: in a full
-    /// queue drained in order, the next ticket's slot is the next one freed.
-    /// Returns (ticket, slot, claim generation), or `Full` when a whole lap
-    /// of slots was busy.
+    /// §5.1: take a ticket and claim its slot; if the slot is in use, find
+    /// a free slot further on without taking a ticket per slot looked at,
+    /// and take the tickets up to it with one CAS of `fill`. Returns
+    /// (ticket, slot, claim generation), or `Full` when a whole lap of slots
+    /// was busy.
     fn take_slot(&self, now: u64) -> Result<(u64, u32, u64)> {
         let sh = self.mem.shared();
         let n = u64::from(self.n);
-        if self.is_free((sh.fill.load(SeqCst) % n) as u32) {
-            // SeqCst: part of the Dekker pair of §6 (a parked receiver that
-            // sees the publish must also see the ticket). No other ordering
-            // is needed: the slot's own CASes order the message.
-            let t = sh.fill.fetch_add(1, SeqCst);
-            let i = (t % n) as u32;
-            if let Some(g) = self.claim(i, now) {
-                return Ok((t, i, g));
-            }
+        // SeqCst: part of the Dekker pair of §6 (a parked receiver that sees
+        // the publish must also see the ticket). No other ordering is
+        // needed: the slot's own CASes order the message.
+        let t = sh.fill.fetch_add(1, SeqCst);
+        let i = (t % n) as u32;
+        if let Some(g) = self.claim(i, now) {
+            return Ok((t, i, g));
         }
         // Mutant (design.md §10): a slot still in use ends the send.
         #[cfg(shmq_mutation = "send_no_step_over")]

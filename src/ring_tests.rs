@@ -493,16 +493,16 @@ fn fill_and_lease(r: &Ring<HeapMemory>, now: u64) -> Vec<Receipt> {
 }
 
 #[test]
-fn a_send_on_a_full_queue_takes_no_ticket_and_finds_the_one_free_slot() {
+fn a_send_on_a_full_queue_takes_one_ticket_and_finds_the_one_free_slot() {
     let r = ring(1024);
     let rcs = fill_and_lease(&r, 1);
     let fill = r.shared().fill.load(Relaxed);
     for _ in 0..2000 {
         assert!(matches!(r.send(b"y", 0, 1), Err(Error::Full)));
     }
-    // The first failed send looked at every slot (twice) and left the hint;
-    // the others trusted it. None took a ticket: ids stay aligned.
-    assert_eq!(r.shared().fill.load(Relaxed), fill);
+    // The first failed send took one ticket, looked at every slot (twice)
+    // and left the hint; the others trusted it and took none.
+    assert_eq!(r.shared().fill.load(Relaxed), fill + 1);
     // A slot far from the next ticket's is freed: the ack credits the hint,
     // and the very next send finds the slot, at the same clock reading.
     r.ack(rcs[700], 1).unwrap();
@@ -518,13 +518,18 @@ fn a_send_on_a_full_queue_takes_no_ticket_and_finds_the_one_free_slot() {
 
 #[test]
 fn a_full_queue_drained_in_order_takes_each_freed_slot_without_a_walk() {
-    // Consumers ack the oldest message, producers retry on Full: each freed
-    // slot is the next ticket's, so each send is one look and one claim,
-    // and each failed send a load of the hint.
+    // Consumers ack the oldest message, producers retry on Full. The first
+    // failed send took a ticket, so the first send after a free walks to
+    // the freed slot, which brings the tickets back in line with the ring;
+    // from then on each freed slot is the next ticket's, each send is one
+    // claim and each failed send a load of the hint.
     let r = ring(8);
     let rcs = fill_and_lease(&r, 1);
     assert!(matches!(r.send(b"y", 0, 1), Err(Error::Full)));
-    for (k, rc) in rcs.iter().enumerate() {
+    r.ack(rcs[0], 1).unwrap();
+    assert_eq!(r.send(b"y", 0, 1).unwrap() % 8, 0, "found slot 0");
+    assert!(matches!(r.send(b"y", 0, 1), Err(Error::Full)));
+    for (k, rc) in rcs.iter().enumerate().skip(1) {
         r.ack(*rc, 1).unwrap();
         let fill = r.shared().fill.load(Relaxed);
         assert_eq!(r.send(b"y", 0, 1).unwrap(), fill, "round {k}");
