@@ -865,15 +865,17 @@ impl<M: Memory> Ring<M> {
             // writing sender); then report the main path empty. The next
             // ticket taken makes the slot one to step over.
             if r + 1 == f && self.in_flight(i) {
+                // `f` may be this process's stale reading: look at `fill`
+                // before waiting on a ticket that may not be the newest.
+                let f2 = sh.fill.load(SeqCst);
+                self.fill_seen.store(f2, Relaxed);
+                if f2 != f {
+                    continue;
+                }
                 if self.wait_publish(i) {
                     continue;
                 }
-                let f2 = sh.fill.load(SeqCst);
-                self.fill_seen.store(f2, Relaxed);
-                if f2 == f {
-                    return None;
-                }
-                continue;
+                return None;
             }
             // SYNC POINT (§5.1): advance, count the skip, then look again,
             // against the sender's publish commit then load of `skips`. One
@@ -980,6 +982,10 @@ impl<M: Memory> Ring<M> {
         }
         let want = (f - r).min(max as u64);
         let mut k = 0u64;
+        // Whether a leased message was not its ticket's own (a returned one
+        // sitting in the slot): the advance then passes a ticket unleased,
+        // which counts as a skip (§5.2).
+        let mut foreign = false;
         while k < want {
             let i = ((r + k) % n) as u32;
             let View::AtRest {
@@ -1002,6 +1008,7 @@ impl<M: Memory> Ring<M> {
             let Some(d) = self.lease(i, s, c, now, vt, &mut bufs[at]) else {
                 break;
             };
+            foreign |= d.id != r + k;
             got.push(d);
             k += 1;
         }
@@ -1012,7 +1019,9 @@ impl<M: Memory> Ring<M> {
             // leased.
             #[cfg(shmq_mutation = "batch_skip_one_more")]
             let to = r + k + 1;
-            let _ = sh.rcur.compare_exchange(r, to, SeqCst, Relaxed);
+            if sh.rcur.compare_exchange(r, to, SeqCst, Relaxed).is_ok() && foreign {
+                self.note_skip();
+            }
         }
         k as usize
     }

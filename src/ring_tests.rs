@@ -759,3 +759,22 @@ fn stepping_over_a_message_another_receiver_leased_counts_no_skip() {
     assert_eq!(got.id, 1, "the returned message, taken at ticket 9");
     assert_ne!(r.shared().skips.load(Relaxed), skips);
 }
+
+#[test]
+fn a_batch_receive_that_leases_returned_messages_counts_a_skip() {
+    // Tickets 4 and 5 were taken while slots 0 and 1 held returned messages
+    // (ids 0 and 1): a batch receive leases those and advances `rcur` past
+    // tickets 4 and 5, whose own messages it did not lease.
+    let r = ring(4);
+    let rcs = fill_and_lease(&r, 1);
+    r.nack(rcs[0], 0, 1).unwrap();
+    r.nack(rcs[1], 0, 1).unwrap();
+    r.shared().fill.store(6, Relaxed);
+    let skips = r.shared().skips.load(Relaxed);
+    let (mut bufs, mut got) = (Vec::new(), Vec::new());
+    assert_eq!(r.receive_many(1, VT, &mut bufs, &mut got, 2), 2);
+    let ids: Vec<u64> = got.iter().map(|d| d.id).collect();
+    assert_eq!(ids, vec![0, 1]);
+    assert_eq!(r.shared().rcur.load(Relaxed), 6);
+    assert_eq!(r.shared().skips.load(Relaxed), skips + 1);
+}
