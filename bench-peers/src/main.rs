@@ -82,6 +82,14 @@ impl Peer {
         self.out.read_line(&mut line).expect("child line");
         assert_eq!(line.trim(), what, "child said {line:?}");
     }
+    /// Wait for the child's "done", take the time since `start`, reap it.
+    fn done(mut self, start: Instant) -> Duration {
+        self.expect("done");
+        let e = start.elapsed();
+        self.finish();
+        e
+    }
+
     fn finish(mut self) {
         let st = self.child.wait().expect("wait child");
         assert!(st.success(), "child failed: {st}");
@@ -148,10 +156,7 @@ fn run_once(peer: &str, size: usize, batch: usize, n: usize) -> Duration {
                 }
                 left -= k;
             }
-            c.expect("done");
-            let e = t.elapsed();
-            c.finish();
-            e
+            c.done(t)
         }
         "shm-ring" => {
             let p = dir.path().join("ring");
@@ -165,10 +170,7 @@ fn run_once(peer: &str, size: usize, batch: usize, n: usize) -> Duration {
                 r.push_batch(&msg, k);
                 left -= k;
             }
-            c.expect("done");
-            let e = t.elapsed();
-            c.finish();
-            e
+            c.done(t)
         }
         "posixmq" => {
             let name = format!("/shmq-peers-{}", std::process::id());
@@ -185,9 +187,7 @@ fn run_once(peer: &str, size: usize, batch: usize, n: usize) -> Duration {
             for _ in 0..n {
                 mq.send(0, &msg).expect("mq_send");
             }
-            c.expect("done");
-            let e = t.elapsed();
-            c.finish();
+            let e = c.done(t);
             let _ = posixmq::remove_queue(&name);
             e
         }
@@ -205,10 +205,7 @@ fn run_once(peer: &str, size: usize, batch: usize, n: usize) -> Duration {
                 s.write_all(&frame[..k * size]).expect("write");
                 left -= k;
             }
-            c.expect("done");
-            let e = t.elapsed();
-            c.finish();
-            e
+            c.done(t)
         }
         "ipmpsc" => {
             let p = dir.path().join("ipmpsc");
@@ -224,10 +221,7 @@ fn run_once(peer: &str, size: usize, batch: usize, n: usize) -> Duration {
             for _ in 0..n {
                 tx.send(&msg.as_slice()).expect("ipmpsc send");
             }
-            c.expect("done");
-            let e = t.elapsed();
-            c.finish();
-            e
+            c.done(t)
         }
         "iceoryx2" => ice::throughput(size, n, vars(vec![])),
         "redis" => redis_peer::throughput(size, batch, n, vars(vec![])),
@@ -831,10 +825,7 @@ mod ice {
         for _ in 0..n {
             publish(&p, &msg);
         }
-        c.expect("done");
-        let e = t.elapsed();
-        c.finish();
-        e
+        c.done(t)
     }
 
     pub fn consume(size: usize, n: usize) {
@@ -952,9 +943,7 @@ mod redis_peer {
             }
             left -= k;
         }
-        c.expect("done");
-        let e = t.elapsed();
-        c.finish();
+        let e = c.done(t);
         let _: () = redis::cmd("DEL").arg(&key).query(&mut con).expect("DEL");
         e
     }
