@@ -425,7 +425,9 @@ impl<M: Memory> Ring<M> {
         }
         let sh = self.mem.shared();
         // Before the ticket: a receiver that moves `rcur` past it does so
-        // after this load (§5.1).
+        // after this load (§5.1). SeqCst: ordered before the ticket's
+        // SeqCst `fetch_add`, which the receiver's SeqCst load of `fill`
+        // follows, which its increment of `skips` follows.
         let skips = sh.skips.load(SeqCst);
         let (t, i, g) = self.take_slot(now)?;
         self.spend_credits(1);
@@ -461,6 +463,7 @@ impl<M: Memory> Ring<M> {
             };
         }
         let sh = self.mem.shared();
+        // Before the block's tickets, as in `send`.
         let skips = sh.skips.load(SeqCst);
         let n = u64::from(self.n);
         let max = self.p.slot_size as usize;
@@ -506,7 +509,7 @@ impl<M: Memory> Ring<M> {
                 }
             }
         }
-        if let (Some(&first), Some(&_last)) = (ids.first(), ids.last()) {
+        if let Some(&first) = ids.first() {
             self.spend_credits(ids.len() as u64);
             sh.sent.fetch_add(ids.len() as u64, Relaxed);
             // The load of `rcur` follows every publish commit of the batch,
@@ -515,7 +518,7 @@ impl<M: Memory> Ring<M> {
             self.recheck_rcur(skips, first);
             // Mutant (design.md §10): re-check with the batch's last id.
             #[cfg(shmq_mutation = "batch_rewind_last")]
-            self.recheck_rcur(skips, _last);
+            self.recheck_rcur(skips, ids[ids.len() - 1]);
         }
         outcome
     }
@@ -647,6 +650,9 @@ impl<M: Memory> Ring<M> {
     /// `note_freed` leaves a credit out, so the hint expires; a hostile value
     /// can only make sends fail `Full` for as long as it is rewritten.
     fn full_without_credit(&self, now: u64) -> bool {
+        // No pairing: a hint read, right or stale. (SeqCst, like every access
+        // to the hint, so that all of them sit in the one order the Dekker
+        // pair of `take_slot` and `note_freed` is argued in; free on x86.)
         let h = self.mem.shared().full_hint.load(SeqCst);
         let Some(t) = (h >> HINT_CREDIT_BITS).checked_sub(1) else {
             return false;
@@ -657,6 +663,9 @@ impl<M: Memory> Ring<M> {
     /// A send claimed `k` slots: take `k` credits off the full-queue hint,
     /// if it has any (§5.1). Only a queue that was full has credits.
     fn spend_credits(&self, k: u64) {
+        // The count needs only the RMWs' single modification order of this
+        // one word; nothing else is published through it (SeqCst as in
+        // `full_without_credit`).
         let hint = &self.mem.shared().full_hint;
         let mut h = hint.load(SeqCst);
         for _ in 0..CAS_RETRIES {
@@ -679,6 +688,8 @@ impl<M: Memory> Ring<M> {
     fn note_freed(&self) {
         let hint = &self.mem.shared().full_hint;
         let mut h = dekker_load(hint);
+        // The credit CAS needs only the hint word's modification order; the
+        // load above is the Dekker half.
         for _ in 0..CAS_RETRIES {
             if h == 0 {
                 return;
@@ -917,6 +928,9 @@ impl<M: Memory> Ring<M> {
     }
 
     /// A receiver moved `rcur` past a ticket it did not lease (§5.2).
+    /// SYNC POINT: SeqCst RMW after the `rcur` CAS and before the re-check
+    /// load of the slot, against the sender's publish then load of `skips`
+    /// (`recheck_rcur`).
     fn note_skip(&self) {
         self.mem.shared().skips.fetch_add(1, SeqCst);
     }

@@ -32,6 +32,16 @@ pub enum St {
 }
 
 impl St {
+    /// Every state, in the order of their bits.
+    pub const ALL: [St; 6] = [
+        St::Free,
+        St::Writing,
+        St::Ready,
+        St::Leased,
+        St::Dead,
+        St::Abandoned,
+    ];
+
     pub(crate) const fn bits(self) -> u64 {
         match self {
             St::Free => 1,
@@ -158,14 +168,7 @@ mod tests {
 
     #[test]
     fn state_word_round_trips_every_state() {
-        for st in [
-            St::Free,
-            St::Writing,
-            St::Ready,
-            St::Leased,
-            St::Dead,
-            St::Abandoned,
-        ] {
+        for st in St::ALL {
             let s = pack_state(GEN_MASK, st);
             assert_eq!(St::from_bits(s & 0xff), Some(st));
             assert_eq!(gen_of(s), GEN_MASK);

@@ -12,16 +12,6 @@ use crate::duration::relative;
 use crate::exit::Failure;
 use crate::output;
 
-/// The raw state names, as `St::name` spells them.
-const STATES: [St; 6] = [
-    St::Free,
-    St::Writing,
-    St::Ready,
-    St::Leased,
-    St::Dead,
-    St::Abandoned,
-];
-
 #[derive(clap::Args)]
 pub struct Args {
     /// The queue file.
@@ -44,10 +34,10 @@ pub struct Args {
 }
 
 fn parse_filter(s: &str) -> Result<String, String> {
-    if STATES.iter().any(|st| st.name() == s) || Class::from_name(s).is_some() {
+    if St::ALL.iter().any(|st| st.name() == s) || Class::from_name(s).is_some() {
         Ok(s.to_owned())
     } else {
-        let mut names: Vec<&str> = STATES.iter().map(|st| st.name()).collect();
+        let mut names: Vec<&str> = St::ALL.iter().map(|st| st.name()).collect();
         for c in Class::ALL {
             if !names.contains(&c.name()) {
                 names.push(c.name());
