@@ -247,6 +247,7 @@ pub struct Queue {
     path: PathBuf,
     file: File,
     config: Config,
+    identity: u64,
     spin_tries: u32,
 }
 
@@ -267,6 +268,17 @@ fn io_err<'p>(op: &'static str, path: &'p Path) -> impl FnOnce(io::Error) -> Err
 pub(crate) struct Header {
     pub config: Config,
     pub file_len: u64,
+    pub identity: u64,
+}
+
+/// The queue's identity: its creation time in Unix milliseconds (high 44
+/// bits, enough until the year 2527) and its header checksum (low 20 bits
+/// folded in). Stable for the file's life, different for a file created again
+/// at the same path.
+fn identity_of(b: &[u8; OFF_SHARED]) -> u64 {
+    let created = le64(b, OFF_CREATED_MS);
+    let crc = u64::from(le32(b, OFF_HEADER_CRC));
+    (created << 20) ^ crc
 }
 
 fn le32(b: &[u8], off: usize) -> u32 {
@@ -358,7 +370,11 @@ pub(crate) fn decode_header(b: &[u8; OFF_SHARED], actual_len: u64) -> Result<Hea
             "file is {actual_len} bytes, header says {file_len}"
         )));
     }
-    Ok(Header { config, file_len })
+    Ok(Header {
+        config,
+        file_len,
+        identity: identity_of(b),
+    })
 }
 
 /// Whether a READY slot's message is visible: its time has come, or it was
@@ -446,10 +462,16 @@ impl Queue {
         fence(Release);
         let version: &AtomicU32 = mem.at(OFF_VERSION);
         version.store(FORMAT_VERSION, Release);
-        Ok(Self::from_parts(path, file, mem, config.clone()))
+        Ok(Self::from_parts(
+            path,
+            file,
+            mem,
+            config.clone(),
+            identity_of(&header),
+        ))
     }
 
-    fn from_parts(path: &Path, file: File, mem: MapMemory, config: Config) -> Queue {
+    fn from_parts(path: &Path, file: File, mem: MapMemory, config: Config, identity: u64) -> Queue {
         let params = Params {
             slot_size: config.slot_size,
             max_receives: config.max_receives,
@@ -464,6 +486,7 @@ impl Queue {
             path: path.to_path_buf(),
             file,
             config,
+            identity,
             spin_tries: 200,
         }
     }
@@ -557,7 +580,7 @@ impl Queue {
             n: config.slots,
             stride: slot_stride(config.slot_size),
         };
-        let q = Self::from_parts(path, file, mem, config);
+        let q = Self::from_parts(path, file, mem, config, header.identity);
         q.check_boot()?;
         Ok(q)
     }
@@ -604,6 +627,15 @@ impl Queue {
     /// The file's path.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// A number that names this queue file for its whole life: the same in
+    /// every process that opens it, different for a queue created again at
+    /// the same path (it is derived from the creation time and the header).
+    /// Message ids are unique within one identity, so `(identity, id)` names
+    /// a message across queues (the bridge uses it for de-duplication).
+    pub fn identity(&self) -> u64 {
+        self.identity
     }
 
     /// The queue's configuration (as read from the file).

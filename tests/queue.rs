@@ -393,3 +393,31 @@ fn queue_and_its_tokens_cross_threads() {
     send_sync::<shmq::Delivery>();
     send_sync::<shmq::Error>();
 }
+
+#[test]
+fn identity_is_shared_by_every_opener_and_changes_when_the_queue_is_created_again() {
+    let (_d, path) = tmp();
+    let cfg = Config::new(4, 64);
+    let q = Queue::create(&path, &cfg).unwrap();
+    let o = Queue::open(&path).unwrap();
+    assert_eq!(q.identity(), o.identity());
+    let first = q.identity();
+    drop((q, o));
+    std::fs::remove_file(&path).unwrap();
+    // Created again in a later millisecond: a new identity.
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_millis(2) {
+        std::hint::spin_loop();
+    }
+    let again = Queue::create(&path, &cfg).unwrap();
+    let reopened = Queue::open(&path).unwrap();
+    assert_eq!(again.identity(), reopened.identity());
+    assert_ne!(
+        again.identity(),
+        first,
+        "a queue created again is another queue"
+    );
+    let (_d2, other) = tmp();
+    let unrelated = Queue::create(&other, &Config::new(8, 64)).unwrap();
+    assert_ne!(unrelated.identity(), again.identity());
+}
