@@ -25,7 +25,9 @@ fn deadletter(c: &mut Criterion) {
         .measurement_time(Duration::from_millis(10))
         .throughput(Throughput::Elements(N as u64));
     let dir = tempfile::tempdir().expect("temp dir");
-    let cfg = Config::new(N as u32, 64)
+    let cfg = Config::default()
+        .slots(N as u32)
+        .slot_size(64)
         .visibility_timeout(Duration::from_millis(4))
         .max_receives(1);
     let q = Queue::create(dir.path().join("bench.q"), &cfg).expect("create");
@@ -38,7 +40,7 @@ fn deadletter(c: &mut Criterion) {
             for _ in 0..iters {
                 receipts.clear();
                 for _ in 0..N {
-                    q.send(msg).expect("send");
+                    q.send(&msg).expect("send");
                     // A long lease: the nacks below must find it held.
                     let d = q
                         .try_receive_into(&mut buf, Some(Duration::from_secs(60)))
@@ -62,7 +64,7 @@ fn deadletter(c: &mut Criterion) {
             for _ in 0..iters {
                 let before = q.stats().dead_lettered;
                 for _ in 0..N {
-                    q.send(msg).expect("send");
+                    q.send(&msg).expect("send");
                     q.try_receive_into(&mut buf, Some(Duration::from_millis(20)))
                         .expect("receive");
                 }

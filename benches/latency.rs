@@ -107,7 +107,7 @@ fn child_line(child: &mut Child) -> String {
 
 fn queue(dir: &Path, name: &str) -> PathBuf {
     let p = dir.join(name);
-    drop(Queue::create(&p, &Config::new(1024, 64)).expect("create queue"));
+    drop(Queue::create(&p, &Config::default().slots(1024).slot_size(64)).expect("create queue"));
     p
 }
 
@@ -130,7 +130,7 @@ fn recv(q: &Queue, buf: &mut Vec<u8>, mode: &str) -> shmq::Delivery {
 }
 
 fn open(path: &str, mode: &str) -> Queue {
-    let mut q = Queue::open(path).expect("open");
+    let q = Queue::open(path).expect("open");
     if mode == "futex" {
         q.set_spin_tries(0);
     }
@@ -174,7 +174,7 @@ fn pingpong(mode: &str, samples: u64) {
     let mut pending = None;
     for i in 0..warm + samples {
         let t0 = now_ns();
-        ping.send(msg).expect("send ping");
+        ping.send(&msg).expect("send ping");
         // Ack the previous answer after this send, as the echo side does:
         // answer first, then ack.
         if let Some(rc) = pending.take() {
@@ -187,7 +187,7 @@ fn pingpong(mode: &str, samples: u64) {
             h.record(((t1 - t0) / 2).max(1)).expect("record");
         }
     }
-    ping.send([0xFFu8; 64]).expect("quit");
+    ping.send(&[0xFFu8; 64]).expect("quit");
     recv(&pong, &mut buf, mode);
     child.wait().expect("child");
     report(&format!("shmq pingpong one-way {mode}"), &summary(&h));
@@ -240,7 +240,7 @@ fn rates(secs: u64) {
                 std::hint::spin_loop();
             }
             msg[..8].copy_from_slice(&intended.to_le_bytes());
-            while q.send(msg).is_err() {
+            while q.send(&msg).is_err() {
                 std::hint::spin_loop();
             }
         }
@@ -371,7 +371,7 @@ fn futex(word: &AtomicU32, op: i32, val: u32) {
 }
 
 fn wake_child_shmq() {
-    let mut q = Queue::open(env("QUEUE")).expect("open");
+    let q = Queue::open(env("QUEUE")).expect("open");
     q.set_spin_tries(0);
     let mut buf = Vec::new();
     let mut h = hist();
@@ -427,7 +427,7 @@ fn wakeup(samples: u64) {
         for _ in 0..block {
             std::thread::sleep(gap);
             msg[..8].copy_from_slice(&now_ns().to_le_bytes());
-            q.send(msg).expect("send");
+            q.send(&msg).expect("send");
         }
         for _ in 0..block {
             std::thread::sleep(gap);
@@ -436,7 +436,7 @@ fn wakeup(samples: u64) {
             futex(&b.word, libc::FUTEX_WAKE, i32::MAX as u32);
         }
     }
-    q.send([0u8; 64]).expect("quit");
+    q.send(&[0u8; 64]).expect("quit");
     b.sent.store(0, SeqCst);
     b.word.fetch_add(1, SeqCst);
     futex(&b.word, libc::FUTEX_WAKE, i32::MAX as u32);

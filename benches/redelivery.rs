@@ -20,7 +20,9 @@ fn redelivery(c: &mut Criterion) {
         .measurement_time(Duration::from_millis(10));
     for n in [1024usize, 4096] {
         let dir = tempfile::tempdir().expect("temp dir");
-        let cfg = Config::new(n as u32, 64)
+        let cfg = Config::default()
+            .slots(n as u32)
+            .slot_size(64)
             .visibility_timeout(Duration::from_millis(4))
             .max_receives(1000);
         let q = Queue::create(dir.path().join("bench.q"), &cfg).expect("create");
@@ -32,7 +34,7 @@ fn redelivery(c: &mut Criterion) {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
                     for _ in 0..n {
-                        q.send(msg).expect("send");
+                        q.send(&msg).expect("send");
                     }
                     for _ in 0..n {
                         q.try_receive_into(&mut buf, Some(Duration::from_millis(20)))

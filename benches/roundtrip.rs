@@ -20,7 +20,10 @@ fn roundtrip(c: &mut Criterion) {
         let mut group = c.benchmark_group(name);
         for size in SIZES {
             let dir = tempfile::tempdir().expect("temp dir");
-            let cfg = Config::new(1024, 4096).checksums(checksums);
+            let cfg = Config::default()
+                .slots(1024)
+                .slot_size(4096)
+                .checksums(checksums);
             let q = Queue::create(dir.path().join("bench.q"), &cfg).expect("create");
             let msg = vec![7u8; size];
             let mut buf = Vec::with_capacity(size);
@@ -42,8 +45,11 @@ fn roundtrip_batch(c: &mut Criterion) {
     for size in SIZES {
         for batch in [8usize, 64] {
             let dir = tempfile::tempdir().expect("temp dir");
-            let q = Queue::create(dir.path().join("bench.q"), &Config::new(1024, 4096))
-                .expect("create");
+            let q = Queue::create(
+                dir.path().join("bench.q"),
+                &Config::default().slots(1024).slot_size(4096),
+            )
+            .expect("create");
             let msg = vec![7u8; size];
             let msgs = vec![msg.as_slice(); batch];
             let (mut ids, mut bufs, mut got, mut failed) =

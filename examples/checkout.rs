@@ -120,7 +120,7 @@ impl Downstream {
     fn handle(&mut self, order: &str) -> Res<Duration> {
         let t = Instant::now();
         for (q, ids) in self.queues.iter().zip(&mut self.sent) {
-            ids.push(q.send(order.as_bytes()).map_err(|e| e.error)?);
+            ids.push(q.send(order.as_bytes())?);
         }
         Ok(t.elapsed())
     }
@@ -234,7 +234,9 @@ impl Shop {
 fn checkout() -> Res {
     let dir = tempfile::tempdir()?;
     let dir = dir.path();
-    let cfg = Config::new(1024, 256)
+    let cfg = Config::default()
+        .slots(1024)
+        .slot_size(256)
         .visibility_timeout(visibility())
         .max_receives(3);
     let mut queues = Vec::new();

@@ -73,12 +73,15 @@ fn run() -> Res {
     let vt = pick(ms(500), ms(3000));
     let q = Queue::create(
         dir.join("jobs.q"),
-        &Config::new(256, 128).visibility_timeout(vt),
+        &Config::default()
+            .slots(256)
+            .slot_size(128)
+            .visibility_timeout(vt),
     )?;
     let jobs = pick(30, 60);
     let mut sent = Vec::new();
     for n in 1..=jobs {
-        sent.push(q.send(format!("job {n}")).map_err(|e| e.error)?);
+        sent.push(q.send(&format!("job {n}"))?);
     }
     println!(
         "crash: {jobs} jobs queued; visibility timeout {} ms",

@@ -149,7 +149,9 @@ impl Demo {
     fn new() -> Res<Demo> {
         let tmp = tempfile::tempdir()?;
         let dir = tmp.path().to_path_buf();
-        let cfg = Config::new(2048, 256)
+        let cfg = Config::default()
+            .slots(2048)
+            .slot_size(256)
             .visibility_timeout(visibility())
             .max_receives(MAX_RECEIVES);
         let mut queues = Vec::new();
@@ -214,7 +216,7 @@ impl Demo {
         );
         let t = Instant::now();
         for (q, ids) in self.queues.iter().zip(&mut self.sent) {
-            ids.push(q.send(order.as_bytes()).map_err(|e| e.error)?);
+            ids.push(q.send(order.as_bytes())?);
         }
         self.latency.push(t.elapsed());
         if poison {

@@ -62,7 +62,9 @@ fn operate() -> Res {
     let dir = dir.path();
     let q = Queue::create(
         dir.join("email.q"),
-        &Config::new(256, 256)
+        &Config::default()
+            .slots(256)
+            .slot_size(256)
             .visibility_timeout(pick(ms(400), ms(2000)))
             .max_receives(MAX_RECEIVES),
     )?;
@@ -88,7 +90,7 @@ fn operate() -> Res {
             format!("c{n}@example.com")
         };
         let body = format!("order={n} customer=c{n} to={to} subject=your-order-{n}");
-        sent.push(q.send(body).map_err(|e| e.error)?);
+        sent.push(q.send(&body)?);
         let s = q.stats();
         if s.dead > 0 && !alerted {
             alerted = true;

@@ -22,7 +22,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let path = dir.path().join("orders.q");
     let q = Queue::create(
         &path,
-        &Config::new(64, 256).visibility_timeout(Duration::from_secs(5)),
+        &Config::default()
+            .slots(64)
+            .slot_size(256)
+            .visibility_timeout(Duration::from_secs(5)),
     )?;
     println!(
         "producer: created {} (64 slots of 256 bytes)",
@@ -35,7 +38,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .spawn()?;
     for n in 1..=ORDERS {
         let t = Instant::now();
-        let id = q.send(format!("order #{n}")).map_err(|e| e.error)?;
+        let id = q.send(&format!("order #{n}"))?;
         println!(
             "producer: sent order #{n} as message {id} in {:?}",
             t.elapsed()

@@ -44,7 +44,10 @@ fn produce() -> Res {
     let vt = pick(ms(500), ms(2000));
     let q = Queue::create(
         dir.join("jobs.q"),
-        &Config::new(4096, 128).visibility_timeout(vt),
+        &Config::default()
+            .slots(4096)
+            .slot_size(128)
+            .visibility_timeout(vt),
     )?;
     let phase = pick(ms(1000), ms(3000));
     let every = pick(ms(100), ms(250));
@@ -75,10 +78,7 @@ fn produce() -> Res {
         while Instant::now() < until {
             let now = Instant::now();
             if now >= next_send {
-                sent.push(
-                    q.send(format!("job {}", sent.len() + 1))
-                        .map_err(|e| e.error)?,
-                );
+                sent.push(q.send(&format!("job {}", sent.len() + 1))?);
                 next_send += TICK;
             }
             if now >= next_sample {

@@ -27,10 +27,12 @@ extend_against_takeover            lease  extend_no_cas
 ack_against_slot_reuse             lease  no_gen_fence
 stalled_ack_against_abort          lease  commit_store
 dead_letter_against_ack            dead   reason_before_reserve
+reject_against_takeover            dead   check_then_store
 redrive_against_receive            dead   commit_relaxed
 batch_send_against_batch_receive   batch  batch_rewind_last
 batch_send_against_batch_receive   batch  batch_skip_one_more
 full_hint_against_ack              batch  full_hint_no_second_look
+room_wait_against_ack              batch  room_no_wake
 batch_send_against_batch_receive   batch  no_skip_mark
 "
 

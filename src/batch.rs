@@ -126,7 +126,11 @@ mod tests {
 
     fn queue(slots: u32) -> (tempfile::TempDir, Queue) {
         let dir = tempfile::tempdir().expect("temp dir");
-        let q = Queue::create(dir.path().join("b.q"), &Config::new(slots, 64)).expect("create");
+        let q = Queue::create(
+            dir.path().join("b.q"),
+            &Config::default().slots(slots).slot_size(64),
+        )
+        .expect("create");
         (dir, q)
     }
 
@@ -176,7 +180,7 @@ mod tests {
     #[test]
     fn receive_batch_waits_for_a_send_batch_from_another_thread() {
         let (_d, q) = queue(64);
-        let mut q2 = Queue::open(q.path()).expect("open");
+        let q2 = Queue::open(q.path()).expect("open");
         q2.set_spin_tries(0);
         std::thread::scope(|s| {
             let h = s.spawn(|| {

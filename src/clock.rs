@@ -22,8 +22,23 @@ pub fn now_ms() -> u64 {
 pub fn unix_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or(0)
+}
+
+/// The wall-clock time of a CLOCK_MONOTONIC reading in milliseconds (as
+/// stored in the file): now, minus how long ago the reading was. For times
+/// shown to users; a clock set meanwhile shifts the result with it.
+pub(crate) fn wall_time(mono_ms: u64) -> std::time::SystemTime {
+    let now = now_ms();
+    let wall = std::time::SystemTime::now();
+    if mono_ms <= now {
+        wall.checked_sub(std::time::Duration::from_millis(now - mono_ms))
+            .unwrap_or(std::time::UNIX_EPOCH)
+    } else {
+        wall.checked_add(std::time::Duration::from_millis(mono_ms - now))
+            .unwrap_or(wall)
+    }
 }
 
 /// This boot's id as two little-endian words, from

@@ -1,41 +1,95 @@
-//! Typed errors. Each message says what went wrong and what to do about it.
+//! Typed errors. Each message says what went wrong and, where the library
+//! knows, what to do about it; the command-line tool adds advice of its own.
 
 use std::fmt;
 use std::io;
 use std::path::PathBuf;
+use std::time::Duration;
 
-/// Everything that can go wrong in shmq.
+/// Everything that can go wrong in shmq, but a send (see [`SendError`]).
 #[non_exhaustive]
 #[derive(Debug)]
 pub enum Error {
     /// A system call failed.
     Io {
+        /// What was being done ("open", "mmap", "preallocate", ...).
         op: &'static str,
+        /// The queue file.
         path: PathBuf,
+        /// The system's error.
         source: io::Error,
     },
     /// `create` found a file already there.
-    AlreadyExists { path: PathBuf },
+    AlreadyExists {
+        /// The queue file.
+        path: PathBuf,
+    },
     /// `open` found no file.
-    NotFound { path: PathBuf },
+    NotFound {
+        /// The path that was opened.
+        path: PathBuf,
+    },
     /// The file does not start with shmq's magic bytes.
-    NotAQueue { path: PathBuf },
+    NotAQueue {
+        /// The file.
+        path: PathBuf,
+    },
     /// The file is a queue of a format version this build does not read.
     Incompatible {
+        /// The queue file.
         path: PathBuf,
+        /// The file's format version.
         found: u32,
+        /// The version this build reads.
         supported: u32,
     },
     /// The creator has not finished writing the header (or died while doing so).
-    NotInitialised { path: PathBuf },
+    NotInitialised {
+        /// The queue file.
+        path: PathBuf,
+    },
     /// The file's bytes contradict themselves.
-    Corrupt { path: PathBuf, what: String },
+    Corrupt {
+        /// The queue file.
+        path: PathBuf,
+        /// What is inconsistent.
+        what: String,
+    },
     /// A configuration value is out of range.
     InvalidConfig(String),
-    /// Every slot holds a message; nothing was sent.
+    /// `open_or_create` found a queue whose configuration differs from the
+    /// one asked for.
+    ConfigMismatch {
+        /// The queue file.
+        path: PathBuf,
+        /// The first setting that differs (`slots`, `slot_size`, ...).
+        field: &'static str,
+        /// Its value in the file.
+        found: String,
+        /// The value asked for.
+        wanted: String,
+    },
+    /// A duration (a nack delay, a lease extension) outside its range; the
+    /// operation changed nothing.
+    OutOfRange {
+        /// Which duration.
+        what: &'static str,
+        /// The duration given.
+        got: Duration,
+        /// The shortest allowed.
+        min: Duration,
+        /// The longest allowed.
+        max: Duration,
+    },
+    /// Every slot holds a message; nothing was sent (a batch send).
     Full,
-    /// The message is larger than the queue's slot size.
-    TooLarge { len: usize, max: usize },
+    /// The message is larger than the queue's slot size (a batch send).
+    TooLarge {
+        /// The message's length in bytes.
+        len: usize,
+        /// The queue's slot size.
+        max: usize,
+    },
     /// The lease this receipt names is over: acked, released, or expired and
     /// given to another receiver.
     LeaseLost,
@@ -46,7 +100,10 @@ pub enum Error {
     /// A receipt names a slot the queue does not have.
     BadReceipt,
     /// No dead message has this id.
-    NoSuchMessage { id: u64 },
+    NoSuchMessage {
+        /// The id asked for.
+        id: u64,
+    },
 }
 
 impl fmt::Display for Error {
@@ -55,11 +112,11 @@ impl fmt::Display for Error {
             Error::Io { op, path, source } => write!(f, "{op} {}: {source}", path.display()),
             Error::AlreadyExists { path } => write!(
                 f,
-                "{} already exists; open it, remove it, or use open-or-create",
+                "{} already exists; open it, remove it, or choose another path",
                 path.display()
             ),
             Error::NotFound { path } => {
-                write!(f, "{} does not exist; create it first (shmq create)", path.display())
+                write!(f, "{} does not exist; create the queue first", path.display())
             }
             Error::NotAQueue { path } => write!(f, "{} is not a shmq queue file (bad magic bytes)", path.display()),
             Error::Incompatible { path, found, supported } => write!(
@@ -69,15 +126,24 @@ impl fmt::Display for Error {
             ),
             Error::NotInitialised { path } => write!(
                 f,
-                "{} is not initialised: its creator has not finished (or died); retry, or remove the file and create it again",
+                "{} is not initialised: its creator has not finished (or died); retry later",
                 path.display()
             ),
             Error::Corrupt { path, what } => write!(
                 f,
-                "{} is corrupt: {what}; run `shmq recover` on it, or recreate it",
+                "{} is corrupt: {what}",
                 path.display()
             ),
             Error::InvalidConfig(what) => write!(f, "invalid configuration: {what}"),
+            Error::ConfigMismatch { path, field, found, wanted } => write!(
+                f,
+                "{} exists with {field} {found}, not the {wanted} asked for; open it as it is or create the queue elsewhere",
+                path.display()
+            ),
+            Error::OutOfRange { what, got, min, max } => write!(
+                f,
+                "{what} of {got:?} is out of range: it must be {min:?} ..= {max:?}"
+            ),
             Error::Full => write!(f, "queue is full: every slot holds a message; retry after consumers catch up"),
             Error::TooLarge { len, max } => {
                 write!(f, "message of {len} bytes exceeds the slot size of {max} bytes")
@@ -106,46 +172,147 @@ impl std::error::Error for Error {
     }
 }
 
-/// A failed send, handing the message back.
-pub struct SendError<T> {
-    /// The message, untouched.
-    pub message: T,
-    /// Why: `Full`, `TooLarge`, `ClaimExpired` or `Contended`.
-    pub error: Error,
+/// Why a send failed. The message was borrowed by the send, so the caller
+/// still has it and can retry it as it is. Exactly the failures a send can
+/// have: a `match` needs no catch-all.
+///
+/// `SendError` is `'static`, `Send` and `Sync`, so `?` turns it into a
+/// `Box<dyn Error>`, an `anyhow::Error`, an [`Error`] or an [`io::Error`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SendError {
+    /// Every slot holds a message (or, for a waiting send, still did when
+    /// its wait ended). Retry after consumers catch up, or wait with
+    /// [`Queue::send_timeout`](crate::Queue::send_timeout).
+    Full,
+    /// The message is larger than the queue's slot size.
+    TooLarge {
+        /// The message's length in bytes.
+        len: usize,
+        /// The queue's slot size.
+        max: usize,
+    },
+    /// The delay is longer than [`MAX_DELAY`](crate::MAX_DELAY).
+    DelayOutOfRange {
+        /// The delay given.
+        delay: Duration,
+        /// The longest delay accepted.
+        max: Duration,
+    },
+    /// The sender stalled (stopped, descheduled) past the claim timeout; the
+    /// message was not sent: send it again.
+    ClaimExpired,
+    /// Another process kept changing the same word; nothing was sent: retry.
+    Contended,
 }
 
-impl<T> SendError<T> {
-    /// The message that was not sent.
-    pub fn into_inner(self) -> T {
-        self.message
-    }
+impl SendError {
     /// Whether the queue was full (retry later).
     pub fn is_full(&self) -> bool {
-        matches!(self.error, Error::Full)
+        matches!(self, SendError::Full)
+    }
+
+    /// The send error the core's error stands for.
+    pub(crate) fn from_core(e: Error) -> SendError {
+        match e {
+            Error::Full => SendError::Full,
+            Error::TooLarge { len, max } => SendError::TooLarge { len, max },
+            Error::ClaimExpired => SendError::ClaimExpired,
+            // The core's send fails only in the ways above and with
+            // `Contended` (a CAS retry bound); nothing else reaches here.
+            _ => SendError::Contended,
+        }
     }
 }
 
-impl<T> fmt::Debug for SendError<T> {
+impl fmt::Display for SendError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SendError")
-            .field("error", &self.error)
-            .finish_non_exhaustive()
+        match *self {
+            SendError::Full => Error::Full.fmt(f),
+            SendError::TooLarge { len, max } => Error::TooLarge { len, max }.fmt(f),
+            SendError::DelayOutOfRange { delay, max } => write!(
+                f,
+                "send delay of {delay:?} is out of range: it must be at most {max:?}"
+            ),
+            SendError::ClaimExpired => Error::ClaimExpired.fmt(f),
+            SendError::Contended => Error::Contended.fmt(f),
+        }
     }
 }
 
-impl<T> fmt::Display for SendError<T> {
+impl std::error::Error for SendError {}
+
+impl From<SendError> for Error {
+    fn from(e: SendError) -> Error {
+        match e {
+            SendError::Full => Error::Full,
+            SendError::TooLarge { len, max } => Error::TooLarge { len, max },
+            SendError::DelayOutOfRange { delay, max } => Error::OutOfRange {
+                what: "send delay",
+                got: delay,
+                min: Duration::ZERO,
+                max,
+            },
+            SendError::ClaimExpired => Error::ClaimExpired,
+            SendError::Contended => Error::Contended,
+        }
+    }
+}
+
+impl From<SendError> for io::Error {
+    fn from(e: SendError) -> io::Error {
+        let kind = match e {
+            SendError::Full => io::ErrorKind::WouldBlock,
+            SendError::TooLarge { .. } | SendError::DelayOutOfRange { .. } => {
+                io::ErrorKind::InvalidInput
+            }
+            SendError::ClaimExpired => io::ErrorKind::TimedOut,
+            SendError::Contended => io::ErrorKind::Interrupted,
+        };
+        io::Error::new(kind, e)
+    }
+}
+
+impl From<Error> for io::Error {
+    fn from(e: Error) -> io::Error {
+        let kind = match &e {
+            Error::Io { source, .. } => source.kind(),
+            Error::AlreadyExists { .. } => io::ErrorKind::AlreadyExists,
+            Error::NotFound { .. } | Error::NoSuchMessage { .. } => io::ErrorKind::NotFound,
+            Error::Full => io::ErrorKind::WouldBlock,
+            Error::InvalidConfig(_)
+            | Error::OutOfRange { .. }
+            | Error::TooLarge { .. }
+            | Error::BadReceipt
+            | Error::ConfigMismatch { .. } => io::ErrorKind::InvalidInput,
+            Error::NotAQueue { .. } | Error::Incompatible { .. } | Error::Corrupt { .. } => {
+                io::ErrorKind::InvalidData
+            }
+            Error::ClaimExpired => io::ErrorKind::TimedOut,
+            _ => io::ErrorKind::Other,
+        };
+        io::Error::new(kind, e)
+    }
+}
+
+/// A string that is not a receipt (`SLOT:GEN`, as a receipt's `Display`
+/// writes it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParseReceiptError {
+    pub(crate) input: String,
+    pub(crate) what: &'static str,
+}
+
+impl fmt::Display for ParseReceiptError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.error.fmt(f)
+        write!(
+            f,
+            "{:?} is not a receipt ({}); a receipt reads SLOT:GEN, as printed by a receive",
+            self.input, self.what
+        )
     }
 }
 
-impl<T> std::error::Error for SendError<T> {}
-
-impl<T> From<SendError<T>> for Error {
-    fn from(e: SendError<T>) -> Error {
-        e.error
-    }
-}
+impl std::error::Error for ParseReceiptError {}
 
 /// `Result` with shmq's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -15,6 +15,7 @@
 //!     40     8  claim_timeout_ms            640    24  acked, redelivered, dead_lettered
 //!                                            768     8  full_hint
 //!                                            776     8  skips
+//!                                            784     4  room      (futex)
 //!     48     8  created_unix_ms            4096     -  slots
 //!     56     8  file_len
 //!     64     4  header_crc
@@ -108,7 +109,12 @@ pub struct Shared {
     /// reloads `rcur` only when this moved during its send (§5.1). Written
     /// rarely, read by every send: it shares `full_hint`'s line.
     pub(crate) skips: AtomicU64,
-    _pad5: [AtomicU64; 14],
+    /// Futex word for senders waiting for room (`send_timeout`):
+    /// `seq << 1 | has_waiters`, as `park` (§6). Every freeing commit loads
+    /// it right after the full-queue hint, so it shares the hint's line.
+    pub(crate) room: AtomicU32,
+    _pad5a: AtomicU32,
+    _pad5: [AtomicU64; 13],
 }
 
 /// A slot's control words: one cache line (§2).
@@ -158,6 +164,7 @@ const _: () = {
     assert!(OFF_SHARED + offset_of!(Shared, dead_lettered) == 656);
     assert!(OFF_SHARED + offset_of!(Shared, full_hint) == 768);
     assert!(OFF_SHARED + offset_of!(Shared, skips) == 776);
+    assert!(OFF_SHARED + offset_of!(Shared, room) == 784);
     assert!(OFF_SHARED + size_of::<Shared>() <= HEADER_LEN);
     assert!(align_of::<Shared>() == 8);
 };
@@ -197,6 +204,8 @@ fn zero_shared() -> Shared {
         _pad4: std::array::from_fn(|_| Default::default()),
         full_hint: AtomicU64::new(0),
         skips: AtomicU64::new(0),
+        room: AtomicU32::new(0),
+        _pad5a: AtomicU32::new(0),
         _pad5: std::array::from_fn(|_| Default::default()),
     }
 }

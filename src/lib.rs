@@ -14,7 +14,7 @@
 //!
 //! let dir = tempfile::tempdir()?;
 //! let path = dir.path().join("orders.q");
-//! let q = Queue::create(&path, &Config::new(1024, 256))?;
+//! let q = Queue::create(&path, &Config::default().slots(1024).slot_size(256))?;
 //! let id = q.send(b"order 42").unwrap();
 //!
 //! // Another process would call Queue::open(&path) and receive the same way.
@@ -51,12 +51,14 @@ mod sync;
 mod wait;
 
 pub use clock::{boot_id, now_ms, pid_alive};
-pub use error::{Error, Result, SendError};
+pub use error::{Error, ParseReceiptError, Result, SendError};
 pub use failpoint::FAILPOINTS;
 pub use layout::{HeapMemory, Memory};
 #[cfg(not(loom))]
 pub use lease::Lease;
 #[cfg(not(loom))]
-pub use queue::{Config, DeadLetter, MapMemory, Peeked, Queue, Stats};
-pub use ring::{DeadReason, Delivery, Nacked, Params, Receipt, Ring, SlotInfo, GRACE_MS};
+pub use queue::{
+    Config, DeadLetter, Incoming, MapMemory, Peeked, Queue, Stats, MAX_DELAY, MAX_LEASE,
+};
+pub use ring::{no_wake, DeadReason, Delivery, Nacked, Params, Receipt, Ring, SlotInfo, GRACE_MS};
 pub use slot::St;

@@ -6,11 +6,14 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+// Process memory, not the mapping: plain std atomics, outside the loom facade.
+use std::sync::atomic::{AtomicBool, AtomicU32 as AtomicU32Local, Ordering as LocalOrdering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
 use memmap2::{MmapOptions, MmapRaw};
 
-use crate::clock::{boot_id, now_ms, pid_alive, unix_ms};
+use crate::clock::{boot_id, now_ms, pid_alive, unix_ms, wall_time};
 use crate::error::{Error, Result, SendError};
 use crate::layout::*;
 use crate::lease::Lease;
@@ -20,7 +23,21 @@ use crate::sync::{fence, AtomicU32, AtomicU64, Ordering::*};
 use crate::wait::{futex_wait, futex_wake_all};
 
 /// How a queue is made. Read back from the file by [`Queue::open`].
+///
+/// Built from [`Config::default`] with named setters:
+///
+/// ```
+/// use shmq::Config;
+/// use std::time::Duration;
+/// let cfg = Config::default()
+///     .slots(4096)
+///     .slot_size(512)
+///     .visibility_timeout(Duration::from_secs(60))
+///     .max_receives(3);
+/// assert_eq!(cfg.slots, 4096);
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Config {
     /// Number of message slots (capacity), 1 ..= 16 777 216.
     pub slots: u32,
@@ -54,25 +71,29 @@ impl Default for Config {
 }
 
 impl Config {
-    /// A configuration with `slots` slots of `slot_size` bytes, defaults elsewhere.
-    pub fn new(slots: u32, slot_size: u32) -> Config {
-        Config {
-            slots,
-            slot_size,
-            ..Config::default()
-        }
+    /// Set the number of slots: how many messages the queue holds at most,
+    /// 1 ..= 16 777 216 (default 1024).
+    pub fn slots(mut self, n: u32) -> Config {
+        self.slots = n;
+        self
     }
-    /// Set the visibility timeout.
+    /// Set the largest payload in bytes, 8 ..= 16 MiB (default 1024). Every
+    /// slot takes this much room in the file, rounded up to 64, plus 64.
+    pub fn slot_size(mut self, bytes: u32) -> Config {
+        self.slot_size = bytes;
+        self
+    }
+    /// Set the visibility timeout, 1 ms ..= 12 h (default 30 s).
     pub fn visibility_timeout(mut self, d: Duration) -> Config {
         self.visibility_timeout = d;
         self
     }
-    /// Set max receives.
+    /// Set max receives, 1 ..= 65 535 (default 5).
     pub fn max_receives(mut self, n: u32) -> Config {
         self.max_receives = n;
         self
     }
-    /// Set the file mode.
+    /// Set the file mode (default 0o600).
     pub fn mode(mut self, mode: u32) -> Config {
         self.mode = mode;
         self
@@ -82,7 +103,7 @@ impl Config {
         self.checksums = on;
         self
     }
-    /// Set the claim timeout.
+    /// Set the claim timeout, 1 ms ..= 12 h (default 2 s).
     pub fn claim_timeout(mut self, d: Duration) -> Config {
         self.claim_timeout = d;
         self
@@ -120,6 +141,38 @@ impl Config {
         Ok(())
     }
 
+    /// The first setting in which a queue file's configuration (`self`)
+    /// differs from `wanted`, as (name, file's value, wanted value). The
+    /// mode is not compared: it is the file's, and `chmod` changes it.
+    fn difference(&self, wanted: &Config) -> Option<(&'static str, String, String)> {
+        let pair = |name, a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| {
+            Some((name, format!("{a:?}"), format!("{b:?}")))
+        };
+        if self.slots != wanted.slots {
+            return pair("slots", &self.slots, &wanted.slots);
+        }
+        if self.slot_size != wanted.slot_size {
+            return pair("slot_size", &self.slot_size, &wanted.slot_size);
+        }
+        if self.visibility_timeout != wanted.visibility_timeout {
+            return pair(
+                "visibility_timeout",
+                &self.visibility_timeout,
+                &wanted.visibility_timeout,
+            );
+        }
+        if self.max_receives != wanted.max_receives {
+            return pair("max_receives", &self.max_receives, &wanted.max_receives);
+        }
+        if self.checksums != wanted.checksums {
+            return pair("checksums", &self.checksums, &wanted.checksums);
+        }
+        if self.claim_timeout != wanted.claim_timeout {
+            return pair("claim_timeout", &self.claim_timeout, &wanted.claim_timeout);
+        }
+        None
+    }
+
     fn file_len(&self) -> u64 {
         HEADER_LEN as u64 + u64::from(self.slots) * slot_stride(self.slot_size) as u64
     }
@@ -127,6 +180,7 @@ impl Config {
 
 /// What `stats` reports: a scan of every slot plus the header's counters.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Stats {
     /// Number of slots.
     pub capacity: u64,
@@ -160,6 +214,7 @@ pub struct Stats {
 
 /// A dead message, read without changing it.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct DeadLetter {
     /// Message id.
     pub id: u64,
@@ -167,8 +222,8 @@ pub struct DeadLetter {
     pub receipt: Receipt,
     /// Deliveries before it died.
     pub receives: u32,
-    /// When it died, host clock milliseconds.
-    pub died_ms: u64,
+    /// When it died, on the wall clock.
+    pub died_at: SystemTime,
     /// Why.
     pub reason: DeadReason,
     /// The payload.
@@ -177,13 +232,14 @@ pub struct DeadLetter {
 
 /// A message read without leasing it (`peek`).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Peeked {
     /// Message id.
     pub id: u64,
     /// Deliveries so far.
     pub receives: u32,
-    /// Send time, host clock milliseconds.
-    pub sent_ms: u64,
+    /// When it was sent, on the wall clock.
+    pub sent_at: SystemTime,
     /// The payload.
     pub payload: Vec<u8>,
 }
@@ -242,13 +298,32 @@ impl Memory for MapMemory {
 
 /// A queue file, mapped. `Send + Sync`: threads share one `Queue` and compete
 /// exactly as processes do.
+#[derive(Clone)]
 pub struct Queue {
+    inner: Arc<Inner>,
+}
+
+/// What every clone of a [`Queue`] shares: one mapping, one file.
+struct Inner {
     ring: Ring<MapMemory>,
     path: PathBuf,
     file: File,
     config: Config,
     identity: u64,
-    spin_tries: u32,
+    spin_tries: AtomicU32Local,
+    /// Set by [`Queue::shutdown`]: waits on this handle (and its clones) end.
+    shutdown: AtomicBool,
+}
+
+impl std::fmt::Debug for Queue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queue")
+            .field("path", &self.inner.path)
+            .field("identity", &format_args!("{:016x}", self.inner.identity))
+            .field("config", &self.inner.config)
+            .field("shut_down", &self.is_shut_down())
+            .finish()
+    }
 }
 
 thread_local! {
@@ -383,6 +458,62 @@ fn visible_now(info: &SlotInfo, now: u64) -> bool {
     info.time_ms <= now || info.time_ms <= info.sent_ms
 }
 
+/// The longest delay a send or a nack accepts: 12 hours (SQS allows 15
+/// minutes; a delayed message here costs only its slot).
+pub const MAX_DELAY: Duration = Duration::from_millis(MAX_TIMEOUT_MS);
+
+/// The longest lease: a visibility timeout or an extension, 12 hours (as
+/// SQS).
+pub const MAX_LEASE: Duration = Duration::from_millis(MAX_TIMEOUT_MS);
+
+/// How long a sender waiting for room sleeps at most before it looks again
+/// on its own (a freer killed between its commit and its wake).
+const ROOM_RECHECK: Duration = Duration::from_millis(100);
+
+/// `d` in milliseconds if it lies in `min_ms ..= max_ms`.
+fn checked_ms(what: &'static str, d: Duration, min_ms: u64, max_ms: u64) -> Result<u64> {
+    match u64::try_from(d.as_millis()) {
+        Ok(ms) if (min_ms..=max_ms).contains(&ms) => Ok(ms),
+        _ => Err(Error::OutOfRange {
+            what,
+            got: d,
+            min: Duration::from_millis(min_ms),
+            max: Duration::from_millis(max_ms),
+        }),
+    }
+}
+
+/// A send delay in milliseconds, or the send error that names the range.
+fn delay_ms(delay: Duration) -> Result<u64, SendError> {
+    checked_ms("send delay", delay, 0, MAX_TIMEOUT_MS).map_err(|_| SendError::DelayOutOfRange {
+        delay,
+        max: MAX_DELAY,
+    })
+}
+
+/// The leases of a queue, as they become visible, until the handle is shut
+/// down. Made by [`Queue::incoming`].
+#[derive(Debug)]
+pub struct Incoming {
+    queue: Queue,
+}
+
+impl Iterator for Incoming {
+    type Item = Lease;
+
+    fn next(&mut self) -> Option<Lease> {
+        while !self.queue.is_shut_down() {
+            // Each round is bounded only so that a shutdown of a handle
+            // that missed its wake (there is none) could not hang us; the
+            // wait itself returns at once on `shutdown`.
+            if let Some(lease) = self.queue.receive(Duration::from_secs(3600)) {
+                return Some(lease);
+            }
+        }
+        None
+    }
+}
+
 /// How long `open` waits for a concurrent creator to finish the header.
 const INIT_WAIT: Duration = Duration::from_secs(2);
 
@@ -480,14 +611,18 @@ impl Queue {
             checksums: config.checksums,
             pid: std::process::id(),
             is_alive: pid_alive,
+            wake: futex_wake_all,
         };
         Queue {
-            ring: Ring::new(mem, params),
-            path: path.to_path_buf(),
-            file,
-            config,
-            identity,
-            spin_tries: 200,
+            inner: Arc::new(Inner {
+                ring: Ring::new(mem, params),
+                path: path.to_path_buf(),
+                file,
+                config,
+                identity,
+                spin_tries: AtomicU32Local::new(200),
+                shutdown: AtomicBool::new(false),
+            }),
         }
     }
 
@@ -586,11 +721,46 @@ impl Queue {
     }
 
     /// Open the queue at `path`, creating it with `config` if there is none.
-    /// An existing file keeps its own configuration.
+    /// Every process of a deployment can call it at start, in any order.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ConfigMismatch`] if the queue exists with another
+    /// configuration (other than its mode), naming the first difference: a
+    /// queue whose slots are smaller than the caller expects would fail its
+    /// sends later. Otherwise as [`create`](Self::create) and
+    /// [`open`](Self::open).
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("orders.q");
+    /// use shmq::{Config, Error, Queue};
+    /// let cfg = Config::default().slot_size(1024);
+    /// let a = Queue::open_or_create(&path, &cfg)?; // creates it
+    /// let b = Queue::open_or_create(&path, &cfg)?; // opens it
+    /// assert_eq!(a.identity(), b.identity());
+    /// let small = Config::default().slot_size(64);
+    /// assert!(matches!(
+    ///     Queue::open_or_create(&path, &small),
+    ///     Err(Error::ConfigMismatch { field: "slot_size", .. })
+    /// ));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn open_or_create(path: impl AsRef<Path>, config: &Config) -> Result<Queue> {
         let path = path.as_ref();
         match Queue::create(path, config) {
-            Err(Error::AlreadyExists { .. }) => Queue::open(path),
+            Err(Error::AlreadyExists { .. }) => {
+                let q = Queue::open(path)?;
+                match q.config().difference(config) {
+                    None => Ok(q),
+                    Some((field, found, wanted)) => Err(Error::ConfigMismatch {
+                        path: path.to_path_buf(),
+                        field,
+                        found,
+                        wanted,
+                    }),
+                }
+            }
             other => other,
         }
     }
@@ -598,24 +768,24 @@ impl Queue {
     /// After a reboot the clock words are meaningless: reset them (§7).
     fn check_boot(&self) -> Result<()> {
         let host = boot_id();
-        let sh = self.ring.shared();
+        let sh = self.inner.ring.shared();
         let same =
             || sh.boot_id[0].load(Acquire) == host[0] && sh.boot_id[1].load(Acquire) == host[1];
         if same() {
             return Ok(());
         }
-        let fd = self.file.as_raw_fd();
+        let fd = self.inner.file.as_raw_fd();
         // SAFETY: a valid fd we own; flock takes a kernel lock (not in the
         // mapping) that the kernel drops if we die.
         if unsafe { libc::flock(fd, libc::LOCK_EX) } != 0 {
             return Err(Error::Io {
                 op: "lock",
-                path: self.path.clone(),
+                path: self.inner.path.clone(),
                 source: io::Error::last_os_error(),
             });
         }
         if !same() {
-            self.ring.reset_clocks();
+            self.inner.ring.reset_clocks();
             sh.boot_id[0].store(host[0], Release);
             sh.boot_id[1].store(host[1], Release);
         }
@@ -626,7 +796,7 @@ impl Queue {
 
     /// The file's path.
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.inner.path
     }
 
     /// A number that names this queue file for its whole life: the same in
@@ -635,67 +805,241 @@ impl Queue {
     /// Message ids are unique within one identity, so `(identity, id)` names
     /// a message across queues (the bridge uses it for de-duplication).
     pub fn identity(&self) -> u64 {
-        self.identity
+        self.inner.identity
     }
 
     /// The queue's configuration (as read from the file).
     pub fn config(&self) -> &Config {
-        &self.config
+        &self.inner.config
     }
 
     /// The lock-free core (for the tool and tests).
     #[doc(hidden)]
     pub fn ring(&self) -> &Ring<MapMemory> {
-        &self.ring
+        &self.inner.ring
     }
 
     /// Record `pid` instead of this process as the owner of the claims and
-    /// leases this handle takes. `recover` returns a lease whose owner is gone;
-    /// a short-lived helper (such as `shmq recv` run from a script) names the
-    /// long-lived process that really holds the work.
-    pub fn set_owner_pid(&mut self, pid: u32) {
-        self.ring.set_pid(pid);
+    /// leases this handle (and its clones) takes. `recover` returns a lease
+    /// whose owner is gone; a short-lived helper (such as `shmq recv` run
+    /// from a script) names the long-lived process that really holds the work.
+    pub fn set_owner_pid(&self, pid: u32) {
+        self.inner.ring.set_pid(pid);
     }
 
     /// How many times a blocking receive polls before it parks (default 200).
-    pub fn set_spin_tries(&mut self, tries: u32) {
-        self.spin_tries = tries;
+    pub fn set_spin_tries(&self, tries: u32) {
+        self.inner.spin_tries.store(tries, LocalOrdering::Relaxed);
+    }
+
+    // ------------------------------------------------------------- shutdown
+
+    /// Stop waiting. Every [`receive`](Self::receive),
+    /// [`incoming`](Self::incoming) iterator and
+    /// [`send_timeout`](Self::send_timeout) blocked on this handle or any of
+    /// its clones, in any thread, returns within microseconds (a receive
+    /// with `None`, `incoming` ends, a waiting send with
+    /// [`SendError::Full`]); later waits return at once. Operations that do
+    /// not wait keep working, so a worker can still ack, nack or
+    /// dead-letter the leases it holds, and producers can still send.
+    ///
+    /// Handles opened separately (another [`Queue::open`] of the same file,
+    /// other processes) are not shut down; their parked receivers wake, look
+    /// once and park again.
+    ///
+    /// Async-signal-safe: an atomic store, two atomic read-modify-writes and
+    /// two `futex` wakes, no allocation and no lock, so a signal handler may
+    /// call it.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// use shmq::{Config, Queue};
+    /// let q = Queue::create(dir.path().join("jobs.q"), &Config::default())?;
+    /// let worker = {
+    ///     let q = q.clone();
+    ///     std::thread::spawn(move || {
+    ///         for lease in q.incoming() {
+    ///             lease.ack().unwrap();
+    ///         }
+    ///         // `incoming` ended: the queue was shut down.
+    ///     })
+    /// };
+    /// q.send("job")?;
+    /// q.shutdown();
+    /// worker.join().unwrap();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn shutdown(&self) {
+        let inner = &*self.inner;
+        // SYNC POINT: the flag is stored (SeqCst) before the futex words
+        // change; a waiter loads its futex word (SeqCst) before it checks
+        // the flag, so it either sees the flag or parks on a value that is
+        // already stale (and FUTEX_WAIT returns at once).
+        inner.shutdown.store(true, LocalOrdering::SeqCst);
+        let park = &inner.ring.shared().park;
+        // Keep the waiter bit: other handles' parked receivers re-park.
+        park.fetch_add(2, SeqCst);
+        futex_wake_all(park);
+        inner.ring.wake_room_waiters();
+    }
+
+    /// Whether [`shutdown`](Self::shutdown) was called on this handle or a
+    /// clone of it.
+    pub fn is_shut_down(&self) -> bool {
+        self.inner.shutdown.load(LocalOrdering::SeqCst)
     }
 
     // ----------------------------------------------------------------- send
 
-    /// Send a message, visible at once. Returns its id. A full queue or an
-    /// oversize message hands the message back in the error.
-    pub fn send<T: AsRef<[u8]>>(&self, msg: T) -> Result<u64, SendError<T>> {
+    /// Send a message, visible at once. Returns its id (unique in this
+    /// queue, increasing in send order).
+    ///
+    /// The message is borrowed: a failed send leaves it with the caller, who
+    /// can retry it as it is. Never waits: a full queue is
+    /// [`SendError::Full`] at once (see [`send_timeout`](Self::send_timeout)
+    /// to wait for room).
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::Full`] when every slot holds a message,
+    /// [`SendError::TooLarge`] when the message exceeds the slot size, and
+    /// the rare [`SendError::ClaimExpired`] and [`SendError::Contended`]
+    /// (retry).
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// use shmq::{Config, Queue};
+    /// let q = Queue::create(dir.path().join("orders.q"), &Config::default().slots(2))?;
+    /// let first = q.send(b"order 1")?;
+    /// let second = q.send("order 2")?;
+    /// assert!(second > first);
+    /// assert!(q.send(&vec![3u8; 10]).unwrap_err().is_full());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn send<M: AsRef<[u8]> + ?Sized>(&self, msg: &M) -> Result<u64, SendError> {
         self.send_delayed(msg, Duration::ZERO)
     }
 
-    /// Send a message that becomes visible after `delay`.
-    pub fn send_delayed<T: AsRef<[u8]>>(
+    /// Send a message that becomes visible after `delay` (at most
+    /// [`MAX_DELAY`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](Self::send), and [`SendError::DelayOutOfRange`] for a
+    /// delay over [`MAX_DELAY`].
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// use shmq::{Config, Queue};
+    /// use std::time::Duration;
+    /// let q = Queue::create(dir.path().join("reminders.q"), &Config::default())?;
+    /// q.send_delayed("call back", Duration::from_secs(60))?;
+    /// assert!(q.try_receive().is_none(), "not visible for a minute");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn send_delayed<M: AsRef<[u8]> + ?Sized>(
         &self,
-        msg: T,
+        msg: &M,
         delay: Duration,
-    ) -> Result<u64, SendError<T>> {
-        match self
+    ) -> Result<u64, SendError> {
+        let delay_ms = delay_ms(delay)?;
+        let id = self
+            .inner
             .ring
-            .send(msg.as_ref(), delay.as_millis() as u64, now_ms())
-        {
-            Ok(id) => {
-                if delay.is_zero() {
-                    self.wake_parked();
-                }
-                Ok(id)
+            .send(msg.as_ref(), delay_ms, now_ms())
+            .map_err(SendError::from_core)?;
+        if delay_ms == 0 {
+            self.wake_parked();
+        }
+        Ok(id)
+    }
+
+    /// Send a message, waiting up to `wait` for room if the queue is full.
+    /// The wait parks on a futex word in the file that every freed slot
+    /// (an ack, a purge, in any process) wakes: no spinning, no CPU while
+    /// the queue stays full.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::Full`] if the queue was still full when `wait` passed or
+    /// the handle was [shut down](Self::shutdown); otherwise as
+    /// [`send`](Self::send).
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// use shmq::{Config, Queue};
+    /// use std::time::Duration;
+    /// let q = Queue::create(dir.path().join("q"), &Config::default().slots(1))?;
+    /// q.send("first")?;
+    /// let consumer = {
+    ///     let q = q.clone();
+    ///     std::thread::spawn(move || q.receive(Duration::from_secs(5)).unwrap().ack())
+    /// };
+    /// // Waits until the consumer's ack frees the slot.
+    /// q.send_timeout("second", Duration::from_secs(5))?;
+    /// consumer.join().unwrap()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn send_timeout<M: AsRef<[u8]> + ?Sized>(
+        &self,
+        msg: &M,
+        wait: Duration,
+    ) -> Result<u64, SendError> {
+        self.send_until(msg.as_ref(), Instant::now().checked_add(wait))
+    }
+
+    /// Send a message, waiting as long as it takes for room (or until the
+    /// handle is [shut down](Self::shutdown)). See
+    /// [`send_timeout`](Self::send_timeout).
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::Full`] only after a shutdown; otherwise as
+    /// [`send`](Self::send).
+    pub fn send_blocking<M: AsRef<[u8]> + ?Sized>(&self, msg: &M) -> Result<u64, SendError> {
+        self.send_until(msg.as_ref(), None)
+    }
+
+    /// Send, waiting for room until `deadline` (`None`: no deadline).
+    fn send_until(&self, msg: &[u8], deadline: Option<Instant>) -> Result<u64, SendError> {
+        let ring = &self.inner.ring;
+        let room = &ring.shared().room;
+        loop {
+            match self.send(msg) {
+                Err(SendError::Full) => {}
+                other => return other,
             }
-            Err(error) => Err(SendError {
-                message: msg,
-                error,
-            }),
+            // §5.1, waiting for room: set the waiter bit, look at every slot
+            // once more, and park only if that look found none free.
+            let w = ring.room_wait_word();
+            match ring.send_looking(msg, 0, now_ms()) {
+                Ok(id) => {
+                    self.wake_parked();
+                    return Ok(id);
+                }
+                Err(Error::Full) => {}
+                Err(e) => return Err(SendError::from_core(e)),
+            }
+            if self.is_shut_down() {
+                return Err(SendError::Full);
+            }
+            let left = match deadline {
+                Some(d) => match d.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => left,
+                    _ => return Err(SendError::Full),
+                },
+                None => ROOM_RECHECK,
+            };
+            // Bounded even without a deadline: a freer killed between its
+            // commit and its wake, or one built before this word existed,
+            // costs a waiting sender at most ROOM_RECHECK.
+            futex_wait(room, w, left.min(ROOM_RECHECK));
         }
     }
 
     /// Wake parked receivers, if any (§6). One load when nobody is parked.
     pub(crate) fn wake_parked(&self) {
-        let park = &self.ring.shared().park;
+        let park = &self.inner.ring.shared().park;
         // SYNC POINT: SeqCst load after the SeqCst publish commit, against the
         // receiver's SeqCst CAS of the waiter bit before its last look.
         let w = park.load(SeqCst);
@@ -716,31 +1060,85 @@ impl Queue {
             c.set(k);
             k % 16 == 0
         });
-        self.ring.try_receive(now_ms(), vt, buf, periodic, budget)
+        self.inner
+            .ring
+            .try_receive(now_ms(), vt, buf, periodic, budget)
     }
 
     fn vt_ms(&self, visibility: Option<Duration>) -> u64 {
-        let d = visibility.unwrap_or(self.config.visibility_timeout);
-        (d.as_millis() as u64).clamp(1, MAX_TIMEOUT_MS)
+        let d = visibility.unwrap_or(self.inner.config.visibility_timeout);
+        u64::try_from(d.as_millis())
+            .unwrap_or(u64::MAX)
+            .clamp(1, MAX_TIMEOUT_MS)
     }
 
     /// Lease one visible message, if there is one, without waiting.
-    pub fn try_receive(&self) -> Option<Lease<'_>> {
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// use shmq::{Config, Queue};
+    /// let q = Queue::create(dir.path().join("q"), &Config::default())?;
+    /// assert!(q.try_receive().is_none());
+    /// q.send("hello")?;
+    /// let lease = q.try_receive().expect("a message");
+    /// assert_eq!(lease.payload(), b"hello");
+    /// lease.ack()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn try_receive(&self) -> Option<Lease> {
         let mut buf = Vec::new();
         let d = self.try_receive_into(&mut buf, None)?;
-        Some(Lease::new(self, d, buf))
+        Some(Lease::new(self.clone(), d, buf))
     }
 
     /// Lease one message, waiting up to `wait` for one to become visible.
-    pub fn receive(&self, wait: Duration) -> Option<Lease<'_>> {
+    /// `None` when nothing came within `wait`, or the handle was
+    /// [shut down](Self::shutdown). The lease lasts the queue's visibility
+    /// timeout; it owns what it needs, so it can move to another thread.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// use shmq::{Config, Queue};
+    /// use std::time::Duration;
+    /// let q = Queue::create(dir.path().join("q"), &Config::default())?;
+    /// q.send("resize image 7")?;
+    /// let lease = q.receive(Duration::from_secs(1)).expect("a message");
+    /// // Work on it in another thread, and ack it there.
+    /// std::thread::spawn(move || lease.ack()).join().unwrap()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn receive(&self, wait: Duration) -> Option<Lease> {
         let mut buf = Vec::new();
         let d = self.receive_into(&mut buf, wait, None)?;
-        Some(Lease::new(self, d, buf))
+        Some(Lease::new(self.clone(), d, buf))
+    }
+
+    /// Leases, one after another, for as long as the handle is not
+    /// [shut down](Self::shutdown): each `next` waits (parked, no CPU) until
+    /// a message is visible. The worker loop of a consumer process.
+    ///
+    /// ```no_run
+    /// use shmq::Queue;
+    /// use std::time::Duration;
+    /// let q = Queue::open("/dev/shm/emails.q")?;
+    /// for lease in q.incoming() {
+    ///     match std::str::from_utf8(lease.payload()) {
+    ///         Ok(text) => { println!("{text}"); lease.ack()?; }
+    ///         Err(_) => lease.dead_letter()?, // never will be valid: do not retry
+    ///     }
+    /// }
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
+    pub fn incoming(&self) -> Incoming {
+        Incoming {
+            queue: self.clone(),
+        }
     }
 
     /// Like [`try_receive`](Self::try_receive), with the payload copied into
     /// `buf` (no allocation once `buf` has the capacity) and an optional lease
-    /// length instead of the queue's visibility timeout.
+    /// length instead of the queue's visibility timeout (clamped to
+    /// 1 ms ..= 12 h).
     pub fn try_receive_into(
         &self,
         buf: &mut Vec<u8>,
@@ -750,7 +1148,8 @@ impl Queue {
     }
 
     /// Like [`receive`](Self::receive), into `buf`. Spins briefly, then parks
-    /// on the queue's futex word until a sender wakes it or `wait` passes.
+    /// on the queue's futex word until a sender wakes it, `wait` passes, or
+    /// the handle is [shut down](Self::shutdown).
     pub fn receive_into(
         &self,
         buf: &mut Vec<u8>,
@@ -762,17 +1161,17 @@ impl Queue {
         // Spin with exponential backoff between polls (yielding the CPU once
         // the backoff is long), then park.
         let backoff = crossbeam_utils::Backoff::new();
-        for _ in 0..self.spin_tries {
+        for _ in 0..self.inner.spin_tries.load(LocalOrdering::Relaxed) {
             if let Some(d) = self.try_once(vt, buf, SWEEP_STEP) {
                 return Some(d);
             }
-            if start.elapsed() >= wait {
+            if start.elapsed() >= wait || self.is_shut_down() {
                 return None;
             }
             backoff.snooze();
         }
-        let park = &self.ring.shared().park;
-        let n = u64::from(self.ring.slot_count());
+        let park = &self.inner.ring.shared().park;
+        let n = u64::from(self.inner.ring.slot_count());
         loop {
             if let Some(d) = self.try_once(vt, buf, SWEEP_STEP) {
                 return Some(d);
@@ -782,6 +1181,10 @@ impl Queue {
                 return None;
             }
             let w = park.load(SeqCst);
+            // After the load of the futex word: see `shutdown`.
+            if self.is_shut_down() {
+                return None;
+            }
             if w & 1 == 0 && park.compare_exchange(w, w | 1, SeqCst, Relaxed).is_err() {
                 continue;
             }
@@ -793,36 +1196,68 @@ impl Queue {
                 return Some(d);
             }
             let now = now_ms();
-            let due = self.ring.shared().sweep_due.load(Relaxed);
+            let due = self.inner.ring.shared().sweep_due.load(Relaxed);
             let until_sweep = Duration::from_millis(due.saturating_sub(now).max(1));
+            // Returns on a wake, a timeout or a signal (EINTR); the loop looks
+            // again and re-checks the shutdown flag either way.
             futex_wait(park, w | 1, left.min(until_sweep));
         }
     }
 
-    // ------------------------------------------------- ack, nack, extend
+    // ------------------------------------------- ack, nack, extend, reject
 
-    /// Delete the message the receipt leases. `LeaseLost` if the lease is over.
+    /// Delete the message the receipt leases.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::LeaseLost`] if the lease is over (acked, released, or expired
+    /// and taken by another receiver); [`Error::BadReceipt`] for a receipt
+    /// naming a slot this queue does not have.
     pub fn ack(&self, receipt: Receipt) -> Result<()> {
-        self.ring.ack(receipt, now_ms())
+        self.inner.ring.ack(receipt, now_ms())
     }
 
-    /// Release the lease: the message is visible again after `delay` (or dead
-    /// if it reached max receives).
+    /// Release the lease: the message is visible again after `delay` (at
+    /// most [`MAX_DELAY`]; zero: at once), or dead if it reached max
+    /// receives.
+    ///
+    /// # Errors
+    ///
+    /// As [`ack`](Self::ack), and [`Error::OutOfRange`] for a delay over
+    /// [`MAX_DELAY`] (the lease is left as it was).
     pub fn nack(&self, receipt: Receipt, delay: Duration) -> Result<Nacked> {
-        let r = self
-            .ring
-            .nack(receipt, delay.as_millis() as u64, now_ms())?;
-        if r == Nacked::Requeued && delay.is_zero() {
+        let ms = checked_ms("nack delay", delay, 0, MAX_TIMEOUT_MS)?;
+        let r = self.inner.ring.nack(receipt, ms, now_ms())?;
+        if r == Nacked::Requeued && ms == 0 {
             self.wake_parked();
         }
         Ok(r)
     }
 
-    /// Extend the lease to `timeout` from now. Returns the new deadline in
-    /// host clock milliseconds.
+    /// Extend the lease to `timeout` from now (1 ms ..= 12 h). Returns the
+    /// new deadline in CLOCK_MONOTONIC milliseconds (see
+    /// [`Lease::remaining`] for a duration).
+    ///
+    /// # Errors
+    ///
+    /// As [`ack`](Self::ack), and [`Error::OutOfRange`] for a timeout outside
+    /// 1 ms ..= 12 h (the lease is left as it was).
     pub fn extend(&self, receipt: Receipt, timeout: Duration) -> Result<u64> {
-        let ms = (timeout.as_millis() as u64).clamp(1, MAX_TIMEOUT_MS);
-        self.ring.extend(receipt, ms, now_ms())
+        let ms = checked_ms("lease extension", timeout, 1, MAX_TIMEOUT_MS)?;
+        self.inner.ring.extend(receipt, ms, now_ms())
+    }
+
+    /// Dead-letter the leased message at once, whatever its receive count
+    /// (reason [`DeadReason::Rejected`]): for a message that can never
+    /// succeed, as AMQP's `basic.reject` without requeue. It stays in the
+    /// queue's dead letters for inspection, [`redrive`](Self::redrive) or
+    /// [`purge`](Self::purge).
+    ///
+    /// # Errors
+    ///
+    /// As [`ack`](Self::ack).
+    pub fn dead_letter(&self, receipt: Receipt) -> Result<()> {
+        self.inner.ring.reject(receipt, now_ms())
     }
 
     // ------------------------------------------------------- dead letters
@@ -831,8 +1266,8 @@ impl Queue {
     pub fn dead_letters(&self) -> Vec<DeadLetter> {
         let mut out = Vec::new();
         let mut buf = Vec::new();
-        for i in 0..self.ring.slot_count() {
-            if let Some(info) = self.ring.peek(i, &mut buf) {
+        for i in 0..self.inner.ring.slot_count() {
+            if let Some(info) = self.inner.ring.peek(i, &mut buf) {
                 if info.state == Some(St::Dead) {
                     out.push(DeadLetter {
                         id: info.id,
@@ -841,7 +1276,7 @@ impl Queue {
                             gen: info.gen,
                         },
                         receives: info.receives,
-                        died_ms: info.time_ms,
+                        died_at: wall_time(info.time_ms),
                         reason: DeadReason::from_code(info.reason),
                         payload: buf.clone(),
                     });
@@ -853,8 +1288,8 @@ impl Queue {
     }
 
     fn find_dead(&self, id: u64) -> Option<(u32, u64)> {
-        (0..self.ring.slot_count()).find_map(|i| {
-            let info = self.ring.info(i);
+        (0..self.inner.ring.slot_count()).find_map(|i| {
+            let info = self.inner.ring.info(i);
             (info.state == Some(St::Dead) && !info.pending && !info.corrupt && info.id == id)
                 .then_some((i, info.gen))
         })
@@ -863,7 +1298,7 @@ impl Queue {
     /// Make the dead message `id` visible again, with its receive count reset.
     pub fn redrive(&self, id: u64) -> Result<()> {
         let (i, gen) = self.find_dead(id).ok_or(Error::NoSuchMessage { id })?;
-        if self.ring.redrive(i, Some(gen), now_ms())? {
+        if self.inner.ring.redrive(i, Some(gen), now_ms())? {
             self.wake_parked();
             Ok(())
         } else {
@@ -876,6 +1311,7 @@ impl Queue {
         let mut done = 0;
         for d in self.dead_letters().into_iter().take(limit) {
             if self
+                .inner
                 .ring
                 .redrive(d.receipt.slot, Some(d.receipt.gen), now_ms())?
             {
@@ -891,7 +1327,7 @@ impl Queue {
     /// Delete the dead message `id`.
     pub fn purge(&self, id: u64) -> Result<()> {
         let (i, gen) = self.find_dead(id).ok_or(Error::NoSuchMessage { id })?;
-        if self.ring.purge(i, Some(gen), now_ms())? {
+        if self.inner.ring.purge(i, Some(gen), now_ms())? {
             Ok(())
         } else {
             Err(Error::NoSuchMessage { id })
@@ -901,11 +1337,11 @@ impl Queue {
     /// Delete up to `limit` dead messages. Returns how many.
     pub fn purge_all(&self, limit: usize) -> Result<usize> {
         let mut done = 0;
-        for i in 0..self.ring.slot_count() {
+        for i in 0..self.inner.ring.slot_count() {
             if done >= limit {
                 break;
             }
-            if self.ring.purge(i, None, now_ms())? {
+            if self.inner.ring.purge(i, None, now_ms())? {
                 done += 1;
             }
         }
@@ -919,13 +1355,13 @@ impl Queue {
         let now = now_ms();
         let mut out = Vec::new();
         let mut buf = Vec::new();
-        for i in 0..self.ring.slot_count() {
-            if let Some(info) = self.ring.peek(i, &mut buf) {
+        for i in 0..self.inner.ring.slot_count() {
+            if let Some(info) = self.inner.ring.peek(i, &mut buf) {
                 if info.state == Some(St::Ready) && visible_now(&info, now) {
                     out.push(Peeked {
                         id: info.id,
                         receives: info.receives,
-                        sent_ms: info.sent_ms,
+                        sent_at: wall_time(info.sent_ms),
                         payload: buf.clone(),
                     });
                 }
@@ -938,19 +1374,19 @@ impl Queue {
 
     /// A snapshot of slot `i`; `None` if there is no such slot.
     pub fn slot_info(&self, i: u32) -> Option<SlotInfo> {
-        (i < self.ring.slot_count()).then(|| self.ring.info(i))
+        (i < self.inner.ring.slot_count()).then(|| self.inner.ring.info(i))
     }
 
     /// Counts by state (a scan of every slot) and the header's counters.
     pub fn stats(&self) -> Stats {
         let now = now_ms();
         let mut st = Stats {
-            capacity: u64::from(self.ring.slot_count()),
+            capacity: u64::from(self.inner.ring.slot_count()),
             ..Stats::default()
         };
         let mut oldest: Option<u64> = None;
-        for i in 0..self.ring.slot_count() {
-            let info = self.ring.info(i);
+        for i in 0..self.inner.ring.slot_count() {
+            let info = self.inner.ring.info(i);
             if info.pending || info.corrupt {
                 st.other += 1;
                 continue;
@@ -969,7 +1405,7 @@ impl Queue {
                 None => st.other += 1,
             }
         }
-        let sh = self.ring.shared();
+        let sh = self.inner.ring.shared();
         st.sent = sh.sent.load(Relaxed);
         st.acked = sh.acked.load(Relaxed);
         st.redelivered = sh.redelivered.load(Relaxed);

@@ -382,6 +382,7 @@ mod tests {
                 checksums: true,
                 pid,
                 is_alive: alive,
+                wake: crate::ring::no_wake,
             },
         )
     }

@@ -27,7 +27,9 @@ use crate::error::{Error, Result};
 use crate::failpoint::failpoint;
 use crate::layout::{Memory, SlotWords};
 use crate::slot::{gen_of, next_gen, pack_clock, pack_state, time_of, St, View};
-use crate::sync::{dekker_load, fence, spin_hint, AtomicU64, Ordering::*};
+use crate::sync::{
+    dekker_load, dekker_load32, fence, spin_hint, AtomicU32, AtomicU64, Ordering::*,
+};
 
 /// How long a pending transition may stay pending beyond its own time before
 /// anyone aborts it (§4).
@@ -74,6 +76,9 @@ pub enum DeadReason {
     Corrupt,
     /// Quarantined by `recover` (an abandoned claim it could not prove empty).
     Recovered,
+    /// Its consumer dead-lettered it at once ([`crate::Lease::dead_letter`]),
+    /// as AMQP's `basic.reject` without requeue.
+    Rejected,
     /// A reason code this build does not know.
     Unknown(u32),
 }
@@ -85,6 +90,7 @@ impl DeadReason {
             DeadReason::MaxReceives => 1,
             DeadReason::Corrupt => 2,
             DeadReason::Recovered => 3,
+            DeadReason::Rejected => 4,
             DeadReason::Unknown(c) => c,
         }
     }
@@ -94,6 +100,7 @@ impl DeadReason {
             1 => DeadReason::MaxReceives,
             2 => DeadReason::Corrupt,
             3 => DeadReason::Recovered,
+            4 => DeadReason::Rejected,
             c => DeadReason::Unknown(c),
         }
     }
@@ -103,6 +110,7 @@ impl DeadReason {
             DeadReason::MaxReceives => "max-receives",
             DeadReason::Corrupt => "corrupt",
             DeadReason::Recovered => "recovered",
+            DeadReason::Rejected => "rejected",
             DeadReason::Unknown(_) => "unknown",
         }
     }
@@ -126,16 +134,16 @@ impl std::fmt::Display for Receipt {
 }
 
 impl std::str::FromStr for Receipt {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Receipt, String> {
-        let (a, b) = s
-            .split_once(':')
-            .ok_or_else(|| format!("receipt {s:?} is not SLOT:GEN"))?;
+    type Err = crate::error::ParseReceiptError;
+    fn from_str(s: &str) -> std::result::Result<Receipt, Self::Err> {
+        let bad = |what| crate::error::ParseReceiptError {
+            input: s.chars().take(64).collect(),
+            what,
+        };
+        let (a, b) = s.split_once(':').ok_or_else(|| bad("no ':'"))?;
         Ok(Receipt {
-            slot: a.parse().map_err(|_| format!("receipt {s:?}: bad slot"))?,
-            gen: b
-                .parse()
-                .map_err(|_| format!("receipt {s:?}: bad generation"))?,
+            slot: a.parse().map_err(|_| bad("bad slot"))?,
+            gen: b.parse().map_err(|_| bad("bad generation"))?,
         })
     }
 }
@@ -207,6 +215,10 @@ pub struct Params {
     pub pid: u32,
     /// Whether a pid names a live process (kill(pid, 0) for the real queue).
     pub is_alive: fn(u32) -> bool,
+    /// Wake every process parked on a futex word of the header
+    /// (FUTEX_WAKE for the real queue; nothing under loom, whose models
+    /// check the word instead).
+    pub wake: fn(&AtomicU32),
 }
 
 /// Why a transition did not happen.
@@ -217,6 +229,10 @@ enum Step {
     /// The commit CAS lost: our pending reservation was aborted (we stalled).
     Aborted,
 }
+
+/// A [`Params::wake`] that wakes nobody: for rings no process parks on
+/// (unit tests, loom models).
+pub fn no_wake(_: &AtomicU32) {}
 
 pub(crate) fn owner_word(pid: u32, gen: u64) -> u64 {
     (u64::from(pid) << 32) | (gen & 0xffff_ffff)
@@ -233,6 +249,9 @@ pub struct Ring<M> {
     /// receiver below it has work to look at without touching the senders'
     /// cache line, and reloads `fill` only when it catches up (§5.2).
     fill_seen: AtomicU64,
+    /// The pid recorded as owner of claims and leases (process memory;
+    /// starts as `Params::pid`, changed by [`Ring::set_pid`]).
+    pid: std::sync::atomic::AtomicU32,
 }
 
 impl<M: Memory> Ring<M> {
@@ -246,6 +265,7 @@ impl<M: Memory> Ring<M> {
             sweep_interval_ms: (p.visibility_ms / 4).clamp(10, 1000),
             mem,
             fill_seen: AtomicU64::new(0),
+            pid: std::sync::atomic::AtomicU32::new(p.pid),
         }
     }
 
@@ -265,8 +285,14 @@ impl<M: Memory> Ring<M> {
     }
 
     /// Record `pid` as the owner of what this ring claims and leases.
-    pub fn set_pid(&mut self, pid: u32) {
-        self.p.pid = pid;
+    pub fn set_pid(&self, pid: u32) {
+        // Process memory, read only by this process's own operations: no
+        // ordering with anything in the mapping.
+        self.pid.store(pid, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn pid(&self) -> u32 {
+        self.pid.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// How often a sweep round starts on an idle queue.
@@ -410,7 +436,7 @@ impl<M: Memory> Ring<M> {
     fn quarantine(&self, i: u32, s: u64, c: u64, now: u64) -> bool {
         self.transition(i, s, c, St::Dead, now, |w, g1| {
             w.reason.store(DeadReason::Corrupt.code(), Relaxed);
-            w.owner.store(owner_word(self.p.pid, g1), Relaxed);
+            w.owner.store(owner_word(self.pid(), g1), Relaxed);
         })
         .is_ok()
     }
@@ -419,8 +445,58 @@ impl<M: Memory> Ring<M> {
 
     /// Send `msg`, visible from `now + delay_ms`. Returns the message id.
     pub fn send(&self, msg: &[u8], delay_ms: u64, now: u64) -> Result<u64> {
+        self.send_with(msg, delay_ms, now, true)
+    }
+
+    /// A sender found the queue full and is about to wait for room: set the
+    /// waiter bit of `room` and return the value to park on. The caller then
+    /// sends with [`send_looking`](Self::send_looking) once more and parks
+    /// only if that fails `Full` (§5.1, waiting for room).
+    pub fn room_wait_word(&self) -> u32 {
+        let room = &self.mem.shared().room;
+        // SYNC POINT: the waiter bit, set (SeqCst RMW, or found set by a
+        // SeqCst load) before `send_looking` loads the slots, against the
+        // freer's commit then load of `room` in `note_freed`.
+        let mut w = dekker_load32(room);
+        for _ in 0..CAS_RETRIES {
+            if w & 1 != 0 {
+                return w;
+            }
+            match room.compare_exchange(w, w | 1, SeqCst, SeqCst) {
+                Ok(_) => return w | 1,
+                Err(x) => w = x,
+            }
+        }
+        // A hostile writer keeps changing the word: parking on a stale value
+        // returns at once, and the caller's wait is bounded anyway.
+        w
+    }
+
+    /// The `room` futex word (for models and tests).
+    pub fn room_word(&self) -> u32 {
+        self.mem.shared().room.load(SeqCst)
+    }
+
+    /// Wake every sender waiting for room (a shutdown of the waiting handle).
+    pub fn wake_room_waiters(&self) {
+        let room = &self.mem.shared().room;
+        // Bump the sequence keeping the waiter bit: parked senders of every
+        // process return from their futex wait, look, and park again.
+        room.fetch_add(2, SeqCst);
+        (self.p.wake)(room);
+    }
+
+    /// `send`, looking at the slots even when the full-queue hint says the
+    /// queue is full. A sender about to wait for room calls this after it
+    /// set the waiter bit of `room` (§5.1, waiting for room): the look at
+    /// every slot is the load half of its Dekker pair with `note_freed`.
+    pub fn send_looking(&self, msg: &[u8], delay_ms: u64, now: u64) -> Result<u64> {
+        self.send_with(msg, delay_ms, now, false)
+    }
+
+    fn send_with(&self, msg: &[u8], delay_ms: u64, now: u64, trust_hint: bool) -> Result<u64> {
         self.check_len(msg)?;
-        if self.full_without_credit(now) {
+        if trust_hint && self.full_without_credit(now) {
             return Err(Error::Full);
         }
         let sh = self.mem.shared();
@@ -542,7 +618,7 @@ impl<M: Memory> Ring<M> {
                 s, c, st: St::Free, ..
             } => self
                 .transition(i, s, c, St::Writing, now + self.p.claim_ms, |w, g1| {
-                    w.owner.store(owner_word(self.p.pid, g1), Relaxed);
+                    w.owner.store(owner_word(self.pid(), g1), Relaxed);
                 })
                 .ok()
                 .map(|(g, ())| g),
@@ -686,6 +762,40 @@ impl<M: Memory> Ring<M> {
     /// SYNC POINT: SeqCst load after the SeqCst commit that freed the slot,
     /// against the sender's store of the hint then second look.
     fn note_freed(&self) {
+        self.credit_hint();
+        // SYNC POINT (§5.1, waiting for room): SeqCst load after the SeqCst
+        // commit that freed the slot, against a waiting sender's SeqCst RMW
+        // of the waiter bit followed by its look at every slot
+        // (`send_looking`): either it sees this slot free or we see its bit.
+        // The same line as the hint just loaded: no extra line transfer.
+        // Mutant (design.md §10): the freer never looks at `room`.
+        #[cfg(not(shmq_mutation = "room_no_wake"))]
+        {
+            let room = &self.mem.shared().room;
+            let w = dekker_load32(room);
+            if w & 1 != 0 {
+                self.wake_room(w);
+            }
+        }
+    }
+
+    /// Clear the waiter bit of `room` (seen as `w`), bump its sequence and
+    /// wake every sender parked on it. A CAS loses only to another waker or
+    /// a new waiter, either of which leaves the word changed, so the parked
+    /// senders' futex wait returns anyway.
+    fn wake_room(&self, w: u32) {
+        let room = &self.mem.shared().room;
+        // SYNC POINT: SeqCst like the waiter's RMW of the bit.
+        if room
+            .compare_exchange(w, w.wrapping_add(2) & !1, SeqCst, Relaxed)
+            .is_ok()
+        {
+            (self.p.wake)(room);
+        }
+    }
+
+    /// Give the full-queue hint a credit for a freed slot (see `note_freed`).
+    fn credit_hint(&self) {
         let hint = &self.mem.shared().full_hint;
         let mut h = dekker_load(hint);
         // The credit CAS needs only the hint word's modification order; the
@@ -781,7 +891,7 @@ impl<M: Memory> Ring<M> {
     /// After a failed publish: our claim was abandoned. Free the slot, which
     /// nobody else frees while we live (§7).
     fn release_abandoned(&self, i: u32, claim_gen: u64, now: u64) {
-        let me = owner_word(self.p.pid, claim_gen);
+        let me = owner_word(self.pid(), claim_gen);
         for _ in 0..CAS_RETRIES {
             match self.read(i) {
                 View::AtRest {
@@ -1220,7 +1330,7 @@ impl<M: Memory> Ring<M> {
             .transition(i, s, c, St::Leased, deadline, |w, g1| {
                 let r = w.receives.load(Relaxed);
                 w.receives.store(r.saturating_add(1), Relaxed);
-                w.owner.store(owner_word(self.p.pid, g1), Relaxed);
+                w.owner.store(owner_word(self.pid(), g1), Relaxed);
                 r
             })
             .ok()?;
@@ -1285,16 +1395,19 @@ impl<M: Memory> Ring<M> {
     }
 
     fn dead_letter(&self, i: u32, s: u64, c: u64, now: u64) -> bool {
+        self.kill(i, s, c, now, DeadReason::MaxReceives)
+    }
+
+    /// LEASED -> DEAD with `reason`, counted in `dead_lettered`.
+    fn kill(&self, i: u32, s: u64, c: u64, now: u64, reason: DeadReason) -> bool {
         // Mutant (design.md §10): side data written before the reservation.
         #[cfg(shmq_mutation = "reason_before_reserve")]
-        self.w(i)
-            .reason
-            .store(DeadReason::MaxReceives.code(), Relaxed);
+        self.w(i).reason.store(reason.code(), Relaxed);
         let ok = self
             .transition(i, s, c, St::Dead, now, |w, g1| {
                 failpoint!("deadletter.inside");
-                w.reason.store(DeadReason::MaxReceives.code(), Relaxed);
-                w.owner.store(owner_word(self.p.pid, g1), Relaxed);
+                w.reason.store(reason.code(), Relaxed);
+                w.owner.store(owner_word(self.pid(), g1), Relaxed);
             })
             .is_ok();
         if ok {
@@ -1423,6 +1536,21 @@ impl<M: Memory> Ring<M> {
                 Err(Step::Raced) => continue,
                 Err(Step::Aborted) => return Err(Error::LeaseLost),
             }
+        }
+        Err(Error::Contended)
+    }
+
+    /// Dead-letter the leased message at once, whatever its receive count
+    /// (reason `Rejected`): LEASED -> DEAD, the same transition as a nack at
+    /// max receives (§3).
+    pub fn reject(&self, rc: Receipt, now: u64) -> Result<()> {
+        for _ in 0..CAS_RETRIES {
+            let (s, c, _) = self.held(rc)?;
+            if self.kill(rc.slot, s, c, now, DeadReason::Rejected) {
+                return Ok(());
+            }
+            // Lost the reservation (an extend moved the clock) or the commit
+            // (aborted after a stall): look again; `held` tells which.
         }
         Err(Error::Contended)
     }

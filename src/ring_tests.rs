@@ -17,6 +17,7 @@ fn params(max_receives: u32) -> Params {
         checksums: true,
         pid: 4242,
         is_alive: |pid| pid == 4242,
+        wake: crate::ring::no_wake,
     }
 }
 

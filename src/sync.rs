@@ -32,3 +32,11 @@ pub(crate) fn dekker_load(word: &AtomicU64) -> u64 {
     fence(Ordering::SeqCst);
     word.load(Ordering::SeqCst)
 }
+
+/// [`dekker_load`] of a 32-bit word (the futex words).
+#[inline]
+pub(crate) fn dekker_load32(word: &AtomicU32) -> u32 {
+    #[cfg(loom)]
+    fence(Ordering::SeqCst);
+    word.load(Ordering::SeqCst)
+}

@@ -154,7 +154,7 @@ fn child() {
 fn truncating_the_file_under_a_process_kills_it_with_sigbus() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("q");
-    let q = Queue::create(&path, &Config::new(4, 64)).unwrap();
+    let q = Queue::create(&path, &Config::default().slots(4).slot_size(64)).unwrap();
     q.send(&b"kept in the header page? no: in slot 0"[..])
         .unwrap();
     drop(q);

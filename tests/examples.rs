@@ -259,7 +259,11 @@ fn journal_dir(journals: &[(&str, &str)]) -> tempfile::TempDir {
 }
 
 fn empty_queue(dir: &tempfile::TempDir) -> Queue {
-    Queue::create(dir.path().join("q"), &Config::new(8, 64).max_receives(1)).unwrap()
+    Queue::create(
+        dir.path().join("q"),
+        &Config::default().slots(8).slot_size(64).max_receives(1),
+    )
+    .unwrap()
 }
 
 #[test]

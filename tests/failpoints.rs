@@ -40,7 +40,9 @@ fn ms(n: u64) -> Duration {
 }
 
 fn config(max_receives: u32) -> Config {
-    Config::new(SLOTS, 128)
+    Config::default()
+        .slots(SLOTS)
+        .slot_size(128)
         .visibility_timeout(ms(VT_MS))
         .claim_timeout(ms(CLAIM_MS))
         .max_receives(max_receives)
@@ -442,7 +444,9 @@ fn zombie_trials(trials: u64, claim_ms: u64) -> Zombies {
     let dir = tmp.path();
     let q = Queue::create(
         dir.join("q"),
-        &Config::new(SLOTS, 128)
+        &Config::default()
+            .slots(SLOTS)
+            .slot_size(128)
             .visibility_timeout(ms(1000))
             .claim_timeout(ms(claim_ms)),
     )

@@ -43,7 +43,9 @@ fn ms(n: u64) -> Duration {
 }
 
 fn config() -> Config {
-    Config::new(SLOTS, SLOT_SIZE)
+    Config::default()
+        .slots(SLOTS)
+        .slot_size(SLOT_SIZE)
         .visibility_timeout(ms(VT_MS))
         .claim_timeout(ms(200))
         .max_receives(5)
@@ -147,12 +149,12 @@ fn honest(dir: &Path, name: &str, producer: bool, mut rng: Rng) {
     while !stopping(dir) {
         if producer {
             dog.start(0);
-            let r = q.send(make_payload(&format!("{name}.{seq}")));
+            let r = q.send(&make_payload(&format!("{name}.{seq}")));
             dog.done();
             seq += 1;
             match r {
                 Ok(_) => count("send ok".into()),
-                Err(e) => count(format!("send {:?}", e.error).replace(' ', "")),
+                Err(e) => count(format!("send {e:?}").replace(' ', "")),
             }
             if rng.chance(20) {
                 dog.start(9);
@@ -330,7 +332,7 @@ fn run(secs: u64, label: &str) -> String {
     }
     let mut sent = BTreeMap::new();
     for k in 0..SLOTS {
-        match q.send(make_payload(&format!("after.{k}"))) {
+        match q.send(&make_payload(&format!("after.{k}"))) {
             Ok(id) => {
                 sent.insert(id, k);
             }

@@ -88,12 +88,11 @@ fn child() {
         "produce" => {
             let (from, count): (u64, u64) = (args[1].parse().unwrap(), args[2].parse().unwrap());
             for v in from..from + count {
-                let mut m = msg(v);
+                let m = msg(v);
                 loop {
-                    match q.send(m) {
+                    match q.send(&m) {
                         Ok(_) => break,
                         Err(e) if e.is_full() => {
-                            m = e.into_inner();
                             std::thread::yield_now();
                         }
                         Err(e) => panic!("send: {e}"),
@@ -178,7 +177,7 @@ fn producer_and_consumer_processes_deliver_every_message_and_ack_each_once() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("q");
     let done = dir.path().join("producers-done");
-    Queue::create(&path, &Config::new(128, 64)).unwrap();
+    Queue::create(&path, &Config::default().slots(128).slot_size(64)).unwrap();
     const PER: u64 = 3_000;
     let consumers: Vec<(Child, PathBuf)> = (0..3)
         .map(|k| {
@@ -225,7 +224,10 @@ fn a_killed_consumers_lease_is_redelivered_after_its_deadline_and_its_receipt_is
     let path = dir.path().join("q");
     let q = Queue::create(
         &path,
-        &Config::new(8, 64).visibility_timeout(Duration::from_millis(300)),
+        &Config::default()
+            .slots(8)
+            .slot_size(64)
+            .visibility_timeout(Duration::from_millis(300)),
     )
     .unwrap();
     let id = q.send(b"important").unwrap();
@@ -262,7 +264,11 @@ fn a_killed_consumers_lease_is_redelivered_after_its_deadline_and_its_receipt_is
 fn a_message_nacked_max_receives_times_dies_and_can_be_redriven_and_acked() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("q");
-    let q = Queue::create(&path, &Config::new(8, 64).max_receives(3)).unwrap();
+    let q = Queue::create(
+        &path,
+        &Config::default().slots(8).slot_size(64).max_receives(3),
+    )
+    .unwrap();
     let id = q.send(b"poison").unwrap();
     let mut nacker = spawn("nack-until-dead", &[p(&path)]);
     assert_eq!(line_with(&mut nacker, "DEAD"), "DEAD after 3");
@@ -282,7 +288,7 @@ fn a_message_nacked_max_receives_times_dies_and_can_be_redriven_and_acked() {
 fn a_receiver_parked_in_another_process_is_woken_by_a_send() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("q");
-    let q = Queue::create(&path, &Config::new(8, 64)).unwrap();
+    let q = Queue::create(&path, &Config::default().slots(8).slot_size(64)).unwrap();
     let receiver = spawn("receive-ack", &[p(&path)]);
     // Wait (bounded) until the child has parked: the waiter bit of the futex word.
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use shmq::{Config, DeadReason, Error, Nacked, Queue, St};
+use shmq::{Config, DeadReason, Error, Nacked, Queue, SendError, St};
 
 fn tmp() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
@@ -32,7 +32,9 @@ const SLOT0: u64 = 4096;
 #[test]
 fn create_refuses_an_existing_file_and_open_reads_the_config() {
     let (_d, path) = tmp();
-    let cfg = Config::new(16, 100)
+    let cfg = Config::default()
+        .slots(16)
+        .slot_size(100)
         .visibility_timeout(Duration::from_millis(1500))
         .max_receives(7)
         .mode(0o640);
@@ -47,13 +49,28 @@ fn create_refuses_an_existing_file_and_open_reads_the_config() {
     assert_eq!(o.config(), q.config());
     assert_eq!(o.config().slots, 16);
     assert_eq!(o.config().max_receives, 7);
-    let other = Config::new(4, 8);
-    let oc = Queue::open_or_create(&path, &other).unwrap();
-    assert_eq!(
-        oc.config().slots,
-        16,
-        "open-or-create keeps the existing file's config"
-    );
+    // The same config, asked of an existing file: opened as it is.
+    let same = Queue::open_or_create(&path, &cfg).unwrap();
+    assert_eq!(same.identity(), q.identity());
+    // Another config: refused, naming the first difference.
+    let other = Config::default().slots(4).slot_size(8);
+    match Queue::open_or_create(&path, &other) {
+        Err(Error::ConfigMismatch {
+            field,
+            found,
+            wanted,
+            ..
+        }) => assert_eq!(
+            (field, found.as_str(), wanted.as_str()),
+            ("slots", "16", "4")
+        ),
+        other => panic!("a different config must be refused: {other:?}"),
+    }
+    let longer = cfg.clone().visibility_timeout(Duration::from_secs(2));
+    match Queue::open_or_create(&path, &longer) {
+        Err(Error::ConfigMismatch { field, .. }) => assert_eq!(field, "visibility_timeout"),
+        other => panic!("a different timeout must be refused: {other:?}"),
+    }
     std::fs::remove_file(&path).unwrap();
     let oc = Queue::open_or_create(&path, &other).unwrap();
     assert_eq!(oc.config().slots, 4);
@@ -69,11 +86,11 @@ fn open_of_a_missing_file_is_not_found() {
 fn bad_configs_are_refused_with_a_reason() {
     let (_d, path) = tmp();
     for cfg in [
-        Config::new(0, 64),
-        Config::new(4, 0),
-        Config::new(4, 64).max_receives(0),
+        Config::default().slots(0).slot_size(64),
+        Config::default().slots(4).slot_size(0),
+        Config::default().slots(4).slot_size(64).max_receives(0),
     ] {
-        let e = Queue::create(&path, &cfg).err().expect("refused");
+        let e = Queue::create(&path, &cfg).expect_err("refused");
         assert!(matches!(e, Error::InvalidConfig(_)), "{e}");
         assert!(!path.exists(), "a refused create leaves no file");
     }
@@ -89,7 +106,7 @@ fn a_file_that_is_not_a_queue_is_not_a_queue() {
 #[test]
 fn patched_header_bytes_give_typed_errors() {
     let (_d, path) = tmp();
-    Queue::create(&path, &Config::new(8, 64)).unwrap();
+    Queue::create(&path, &Config::default().slots(8).slot_size(64)).unwrap();
     let pristine = read_at(&path, 0, 128);
     let reset = |p: &Path| patch(p, 0, &pristine);
 
@@ -128,7 +145,7 @@ fn patched_header_bytes_give_typed_errors() {
 #[test]
 fn a_header_that_never_gets_its_version_is_not_initialised() {
     let (_d, path) = tmp();
-    Queue::create(&path, &Config::new(8, 64)).unwrap();
+    Queue::create(&path, &Config::default().slots(8).slot_size(64)).unwrap();
     patch(&path, 8, &0u32.to_le_bytes());
     let t = Instant::now();
     assert!(matches!(
@@ -144,7 +161,7 @@ fn a_header_that_never_gets_its_version_is_not_initialised() {
 #[test]
 fn a_file_whose_length_disagrees_with_its_header_is_refused() {
     let (_d, path) = tmp();
-    Queue::create(&path, &Config::new(8, 64)).unwrap();
+    Queue::create(&path, &Config::default().slots(8).slot_size(64)).unwrap();
     let len = std::fs::metadata(&path).unwrap().len();
     let f = OpenOptions::new().write(true).open(&path).unwrap();
     f.set_len(len - 64).unwrap();
@@ -161,7 +178,7 @@ fn a_file_whose_length_disagrees_with_its_header_is_refused() {
 #[test]
 fn patched_slot_words_are_quarantined_and_never_delivered() {
     let (_d, path) = tmp();
-    let q = Queue::create(&path, &Config::new(4, 64)).unwrap();
+    let q = Queue::create(&path, &Config::default().slots(4).slot_size(64)).unwrap();
     for m in [&b"zero"[..], b"one", b"two", b"three"] {
         q.send(m).unwrap();
     }
@@ -194,7 +211,10 @@ fn after_a_reboot_every_lease_is_expired() {
     let (_d, path) = tmp();
     let q = Queue::create(
         &path,
-        &Config::new(4, 64).visibility_timeout(Duration::from_secs(3600)),
+        &Config::default()
+            .slots(4)
+            .slot_size(64)
+            .visibility_timeout(Duration::from_secs(3600)),
     )
     .unwrap();
     q.send(b"held over a reboot").unwrap();
@@ -218,7 +238,7 @@ fn after_a_reboot_every_lease_is_expired() {
 #[test]
 fn a_parked_receiver_is_woken_by_a_send() {
     let (_d, path) = tmp();
-    let q = Arc::new(Queue::create(&path, &Config::new(4, 64)).unwrap());
+    let q = Arc::new(Queue::create(&path, &Config::default().slots(4).slot_size(64)).unwrap());
     let parked = Arc::new(Barrier::new(2));
     let rx = {
         let (q, parked) = (q.clone(), parked.clone());
@@ -243,27 +263,37 @@ fn a_parked_receiver_is_woken_by_a_send() {
 #[test]
 fn receive_times_out_with_none() {
     let (_d, path) = tmp();
-    let q = Queue::create(&path, &Config::new(4, 64)).unwrap();
+    let q = Queue::create(&path, &Config::default().slots(4).slot_size(64)).unwrap();
     assert!(q.receive(Duration::from_millis(20)).is_none());
 }
 
 #[test]
-fn full_hands_the_message_back() {
+fn a_failed_send_leaves_the_message_with_the_caller() {
     let (_d, path) = tmp();
-    let q = Queue::create(&path, &Config::new(2, 64)).unwrap();
+    let q = Queue::create(&path, &Config::default().slots(2).slot_size(64)).unwrap();
     q.send(b"a").unwrap();
     q.send(b"b").unwrap();
-    let e = q.send(String::from("c")).unwrap_err();
+    let c = String::from("c");
+    let e = q.send(&c).unwrap_err();
     assert!(e.is_full());
-    assert_eq!(e.into_inner(), "c");
-    let e = q.send(vec![0u8; 65]).unwrap_err();
-    assert!(matches!(e.error, Error::TooLarge { len: 65, max: 64 }));
+    assert_eq!(e, SendError::Full);
+    let big = vec![0u8; 65];
+    let e = q.send(&big).unwrap_err();
+    assert_eq!(e, SendError::TooLarge { len: 65, max: 64 });
+    // Still the caller's: a retry after room is made sends it.
+    q.try_receive().unwrap().ack().unwrap();
+    let id = q.send(&c).unwrap();
+    assert!(q.peek(8).iter().any(|p| p.id == id && p.payload == b"c"));
 }
 
 #[test]
 fn lease_api_ack_nack_extend_and_dead_letter_workflow() {
     let (_d, path) = tmp();
-    let q = Queue::create(&path, &Config::new(8, 64).max_receives(2)).unwrap();
+    let q = Queue::create(
+        &path,
+        &Config::default().slots(8).slot_size(64).max_receives(2),
+    )
+    .unwrap();
     let id = q.send(b"poison").unwrap();
     let mut l = q.try_receive().unwrap();
     l.extend(Duration::from_secs(60)).unwrap();
@@ -293,7 +323,11 @@ fn lease_api_ack_nack_extend_and_dead_letter_workflow() {
 #[test]
 fn purge_deletes_dead_messages_only() {
     let (_d, path) = tmp();
-    let q = Queue::create(&path, &Config::new(8, 64).max_receives(1)).unwrap();
+    let q = Queue::create(
+        &path,
+        &Config::default().slots(8).slot_size(64).max_receives(1),
+    )
+    .unwrap();
     q.send(b"alive").unwrap();
     let id = q.send(b"dies").unwrap();
     let a = q.try_receive().unwrap();
@@ -313,7 +347,7 @@ fn purge_deletes_dead_messages_only() {
 #[test]
 fn peek_and_stats_do_not_lease() {
     let (_d, path) = tmp();
-    let q = Queue::create(&path, &Config::new(8, 64)).unwrap();
+    let q = Queue::create(&path, &Config::default().slots(8).slot_size(64)).unwrap();
     q.send(b"one").unwrap();
     q.send(b"two").unwrap();
     q.send_delayed(b"later", Duration::from_secs(60)).unwrap();
@@ -335,7 +369,7 @@ fn peek_and_stats_do_not_lease() {
 #[test]
 fn threads_compete_and_every_message_is_acked_once() {
     let (_d, path) = tmp();
-    let q = Arc::new(Queue::create(&path, &Config::new(64, 64)).unwrap());
+    let q = Arc::new(Queue::create(&path, &Config::default().slots(64).slot_size(64)).unwrap());
     const PER: u64 = 5_000;
     let acked = Arc::new(AtomicUsize::new(0));
     let seen = Arc::new(std::sync::Mutex::new(vec![0u8; (4 * PER) as usize]));
@@ -345,12 +379,11 @@ fn threads_compete_and_every_message_is_acked_once() {
         handles.push(std::thread::spawn(move || {
             for k in 0..PER {
                 let v = p * PER + k;
-                let mut msg = v.to_le_bytes();
+                let msg = v.to_le_bytes();
                 loop {
-                    match q.send(msg) {
+                    match q.send(&msg) {
                         Ok(_) => break,
                         Err(e) if e.is_full() => {
-                            msg = e.into_inner();
                             std::thread::yield_now();
                         }
                         Err(e) => panic!("{e}"),
@@ -397,7 +430,7 @@ fn queue_and_its_tokens_cross_threads() {
 #[test]
 fn identity_is_shared_by_every_opener_and_changes_when_the_queue_is_created_again() {
     let (_d, path) = tmp();
-    let cfg = Config::new(4, 64);
+    let cfg = Config::default().slots(4).slot_size(64);
     let q = Queue::create(&path, &cfg).unwrap();
     let o = Queue::open(&path).unwrap();
     assert_eq!(q.identity(), o.identity());
@@ -418,6 +451,6 @@ fn identity_is_shared_by_every_opener_and_changes_when_the_queue_is_created_agai
         "a queue created again is another queue"
     );
     let (_d2, other) = tmp();
-    let unrelated = Queue::create(&other, &Config::new(8, 64)).unwrap();
+    let unrelated = Queue::create(&other, &Config::default().slots(8).slot_size(64)).unwrap();
     assert_ne!(unrelated.identity(), again.identity());
 }

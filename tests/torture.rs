@@ -59,7 +59,9 @@ const PRODUCERS: u64 = 4;
 const CONSUMERS: u64 = 4;
 
 fn config() -> Config {
-    Config::new(SLOTS, SLOT_SIZE)
+    Config::default()
+        .slots(SLOTS)
+        .slot_size(SLOT_SIZE)
         .visibility_timeout(Duration::from_millis(VT_MS))
         .claim_timeout(Duration::from_millis(CLAIM_MS))
         // High enough that nothing is dead-lettered: every message must be acked.
@@ -115,7 +117,7 @@ fn producer() -> ! {
             // Back off while the consumers catch up (pacing, not synchronisation).
             Err(e) if e.is_full() => std::thread::sleep(ms(1)),
             Err(e) => {
-                j.log(format_args!("E {key} {:?}", e.error));
+                j.log(format_args!("E {key} {e:?}"));
                 seq += 1;
             }
         }

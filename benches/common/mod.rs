@@ -123,7 +123,9 @@ impl Fleet {
         let dir = tempfile::tempdir().expect("temp dir");
         let qpath = dir.path().join("bench.q");
         let cpath = dir.path().join("bench.ctl");
-        let cfg = Config::new(spec.slots, spec.size.max(8) as u32);
+        let cfg = Config::default()
+            .slots(spec.slots)
+            .slot_size(spec.size.max(8) as u32);
         drop(Queue::create(&qpath, &cfg).expect("create queue"));
         let ctl = CtlMap::create(&cpath);
         let exe = std::env::current_exe().expect("current exe");

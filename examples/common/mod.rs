@@ -283,7 +283,7 @@ impl Journal {
     }
 
     /// Record a delivery: `D id receives now deadline`.
-    pub fn delivered(&mut self, lease: &Lease<'_>) -> Res {
+    pub fn delivered(&mut self, lease: &Lease) -> Res {
         let d = lease.delivery();
         self.log(format_args!(
             "D {} {} {} {}",
@@ -401,12 +401,12 @@ pub enum Outcome {
 }
 
 /// The message a handler is working on.
-pub struct Job<'a, 'q> {
-    lease: &'a mut Lease<'q>,
+pub struct Job<'a> {
+    lease: &'a mut Lease,
     journal: &'a mut Journal,
 }
 
-impl Job<'_, '_> {
+impl Job<'_> {
     /// The payload as text.
     pub fn text(&self) -> &str {
         std::str::from_utf8(self.lease.payload()).unwrap_or("<not utf-8>")
@@ -462,7 +462,7 @@ pub fn serve(
     dir: &Path,
     queue: &str,
     verbose: bool,
-    mut handle: impl FnMut(&mut Job<'_, '_>) -> Res<Outcome>,
+    mut handle: impl FnMut(&mut Job<'_>) -> Res<Outcome>,
 ) -> Res {
     let q = Queue::open(dir.join(queue))?;
     let max = q.config().max_receives;

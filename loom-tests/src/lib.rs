@@ -52,6 +52,7 @@ pub fn ring_with(
         checksums: false,
         pid: PID,
         is_alive,
+        wake: shmq::no_wake,
     };
     Arc::new(Ring::new(HeapMemory::new(slots, 16), params))
 }

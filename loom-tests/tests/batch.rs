@@ -131,3 +131,51 @@ fn full_hint_against_ack() {
         }
     });
 }
+
+/// Two slots, both leased. A consumer acks one while a producer sends: the
+/// producer finds the queue full, sets the waiter bit of `room`, looks at
+/// every slot once more (`send_looking`) and, finding none free, would park
+/// on the word. Either its last look found the freed slot, or the ack saw
+/// the waiter bit and changed the word (so the futex wait returns at once):
+/// a sender never sleeps while a slot is free (§5.1, waiting for room).
+#[test]
+fn room_wait_against_ack() {
+    model_both(|swap| {
+        let r = ring(2, 5);
+        for m in [MSG_A, MSG_B] {
+            r.send(m, 0, 1).unwrap();
+        }
+        let mut buf = Vec::new();
+        let mut rcs: Vec<_> = (0..2)
+            .map(|_| receive(&r, 1, &mut buf).unwrap().receipt)
+            .collect();
+        rcs.sort_by_key(|rc| rc.slot);
+        let (rc, rp) = (r.clone(), r.clone());
+        let slot1 = rcs[1];
+        let ((), parked_on) = race(
+            swap,
+            move || rc.ack(slot1, 2).expect("a prompt ack succeeds"),
+            move || match rp.send(MSG_C, 0, 2) {
+                Ok(_) => None,
+                Err(Error::Full) => {
+                    let w = rp.room_wait_word();
+                    assert_eq!(w & 1, 1, "the waiter bit is set");
+                    match rp.send_looking(MSG_C, 0, 2) {
+                        Ok(_) => None,
+                        Err(Error::Full) => Some(w),
+                        Err(e) => panic!("{e:?}"),
+                    }
+                }
+                Err(e) => panic!("{e:?}"),
+            },
+        );
+        if let Some(w) = parked_on {
+            assert_ne!(
+                r.room_word(),
+                w,
+                "the sender would sleep on an unchanged word while slot 1 is free: {:?}",
+                r.info(1)
+            );
+        }
+    });
+}

@@ -72,3 +72,39 @@ fn redrive_against_receive() {
         assert_eq!(d.receives, 1, "redrive resets the receive count");
     });
 }
+
+/// The holder rejects its message (dead-letter now, reason `Rejected`) at
+/// 20 while a receiver at 30 takes over the lease, whose deadline (10)
+/// passed. Exactly one wins: the message is dead with reason 4 and not
+/// delivered again, or the takeover leased it and the reject fails
+/// `LeaseLost`; never both, never a slot left inconsistent.
+#[test]
+fn reject_against_takeover() {
+    model_both(|swap| {
+        let r = ring(1, 5);
+        r.send(MSG_A, 0, 0).unwrap();
+        let rc = receive(&r, 0, &mut Vec::new()).unwrap().receipt;
+
+        let (rh, rr) = (r.clone(), r.clone());
+        let (rejected, taken) = race(
+            swap,
+            move || rh.reject(rc, 20),
+            move || receive(&rr, 30, &mut Vec::new()),
+        );
+        let info = r.info(0);
+        assert!(
+            !info.corrupt && !info.pending,
+            "slot left inconsistent: {info:?}"
+        );
+        match (&rejected, &taken, info.state) {
+            // Reason 4: rejected by its consumer (design.md §3).
+            (Ok(()), None, Some(St::Dead)) => assert_eq!(info.reason, 4, "wrong reason"),
+            (Err(Error::LeaseLost), Some(d), Some(St::Leased)) => {
+                assert_eq!(d.receives, 2, "the takeover is a redelivery")
+            }
+            (rejected, taken, st) => {
+                panic!("reject {rejected:?}, takeover {taken:?}, slot ended {st:?}")
+            }
+        }
+    });
+}

@@ -22,8 +22,11 @@ pub const BASE_SLOT_SIZE: u32 = 64;
 pub fn baseline(dir: &Path) -> Vec<u8> {
     let path = dir.join("baseline.q");
     let _ = std::fs::remove_file(&path);
-    let cfg = Config::new(BASE_SLOTS, BASE_SLOT_SIZE).max_receives(1);
-    let mut q = Queue::create(&path, &cfg).expect("create the baseline");
+    let cfg = Config::default()
+        .slots(BASE_SLOTS)
+        .slot_size(BASE_SLOT_SIZE)
+        .max_receives(1);
+    let q = Queue::create(&path, &cfg).expect("create the baseline");
     for m in ["leased by the dead", "dead letter", "visible"] {
         q.send(m.as_bytes()).expect("send");
     }

@@ -50,6 +50,20 @@ pub fn human_ms(ms: u64) -> String {
 }
 
 /// `time` (host clock ms) relative to `now`: `in 1.2s`, `3m05s ago`, `now`.
+/// Milliseconds since a wall-clock time (0 if it is in the future).
+pub fn ago_ms(t: std::time::SystemTime) -> u64 {
+    t.elapsed()
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// A wall-clock time as milliseconds since the Unix epoch.
+pub fn unix_ms(t: std::time::SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
 pub fn relative(time: u64, now: u64) -> String {
     if time > now {
         format!("in {}", human_ms(time - now))

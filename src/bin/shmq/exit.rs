@@ -71,7 +71,7 @@ pub fn code_of(e: &shmq::Error) -> Code {
         | E::Incompatible { .. }
         | E::NotInitialised { .. }
         | E::Corrupt { .. } => Code::Corrupt,
-        E::InvalidConfig(_) => Code::Usage,
+        E::InvalidConfig(_) | E::OutOfRange { .. } => Code::Usage,
         E::Full => Code::Full,
         E::LeaseLost => Code::LeaseLost,
         _ => Code::Other,
@@ -83,6 +83,15 @@ fn advice(e: &shmq::Error) -> Option<&'static str> {
     use shmq::Error as E;
     Some(match e {
         E::Io { .. } => "check the path, its permissions and the free space",
+        E::NotFound { .. } => "create it with `shmq create PATH`",
+        E::AlreadyExists { .. } => "remove it first (`rm`) to start afresh",
+        E::NotInitialised { .. } => {
+            "if it stays so, its creator died: remove the file and run `shmq create` again"
+        }
+        E::Corrupt { .. } => {
+            "its header cannot be trusted: move the file aside and run `shmq create` again"
+        }
+        E::ConfigMismatch { .. } => "`shmq stat PATH` shows the queue's configuration",
         E::NotAQueue { .. } => "check the path (`shmq create` makes a queue file)",
         E::InvalidConfig(_) => "see `shmq create --help` for the ranges",
         E::TooLarge { .. } => "send a smaller message, or create a queue with a larger --slot-size",

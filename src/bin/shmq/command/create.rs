@@ -45,7 +45,9 @@ fn parse_mode(text: &str) -> Result<u32, String> {
 }
 
 pub fn run(a: Args) -> Result<(), Failure> {
-    let config = Config::new(a.slots, a.slot_size)
+    let config = Config::default()
+        .slots(a.slots)
+        .slot_size(a.slot_size)
         .visibility_timeout(a.visibility_timeout)
         .max_receives(a.max_receives)
         .mode(a.mode)

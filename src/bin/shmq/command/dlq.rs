@@ -6,9 +6,9 @@ use std::path::PathBuf;
 
 use clap::Subcommand;
 use serde_json::{json, Map, Value};
-use shmq::{now_ms, DeadLetter};
+use shmq::DeadLetter;
 
-use crate::duration::relative;
+use crate::duration::{ago_ms, human_ms, unix_ms};
 use crate::exit::Failure;
 use crate::output;
 
@@ -92,7 +92,6 @@ fn list(a: ListArgs) -> Result<(), Failure> {
     if a.json {
         return print_all(&dead);
     }
-    let now = now_ms();
     let mut out = io::stdout().lock();
     writeln!(
         out,
@@ -106,7 +105,7 @@ fn list(a: ListArgs) -> Result<(), Failure> {
             d.id,
             d.receives,
             d.reason.name(),
-            relative(d.died_ms, now),
+            format!("{} ago", human_ms(ago_ms(d.died_at))),
             d.payload.len(),
             output::escaped(&d.payload, Some(48))
         )?;
@@ -123,7 +122,7 @@ fn peek(a: PeekArgs) -> Result<(), Failure> {
             .find(|d| d.id == id)
             .ok_or(shmq::Error::NoSuchMessage { id })?;
         if a.json {
-            return output::print_json(&Value::Object(to_json(&d, now_ms())));
+            return output::print_json(&Value::Object(to_json(&d)));
         }
         let mut out = io::stdout().lock();
         out.write_all(&d.payload)?;
@@ -181,22 +180,18 @@ fn change(a: ChangeArgs, redrive: bool) -> Result<(), Failure> {
 }
 
 fn print_all(dead: &[DeadLetter]) -> Result<(), Failure> {
-    let now = now_ms();
-    let list = dead
-        .iter()
-        .map(|d| Value::Object(to_json(d, now)))
-        .collect();
+    let list = dead.iter().map(|d| Value::Object(to_json(d))).collect();
     output::print_json(&Value::Array(list))
 }
 
-fn to_json(d: &DeadLetter, now: u64) -> Map<String, Value> {
+fn to_json(d: &DeadLetter) -> Map<String, Value> {
     let Value::Object(mut m) = json!({
         "id": d.id,
         "receipt": d.receipt.to_string(),
         "receives": d.receives,
         "reason": d.reason.name(),
-        "died_ms": d.died_ms,
-        "died_ago_ms": now.saturating_sub(d.died_ms),
+        "died_unix_ms": unix_ms(d.died_at),
+        "died_ago_ms": ago_ms(d.died_at),
         "len": d.payload.len(),
     }) else {
         unreachable!("json! of an object literal is an object")

@@ -4,9 +4,8 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 
 use serde_json::{json, Value};
-use shmq::now_ms;
 
-use crate::duration::human_ms;
+use crate::duration::{ago_ms, human_ms, unix_ms};
 use crate::exit::Failure;
 use crate::output;
 
@@ -25,7 +24,6 @@ pub struct Args {
 pub fn run(a: Args) -> Result<(), Failure> {
     let q = output::open(&a.path)?;
     let msgs = q.peek(a.limit);
-    let now = now_ms();
     if a.json {
         let list = msgs
             .iter()
@@ -33,8 +31,8 @@ pub fn run(a: Args) -> Result<(), Failure> {
                 let Value::Object(mut m) = json!({
                     "id": p.id,
                     "receives": p.receives,
-                    "sent_ms": p.sent_ms,
-                    "age_ms": now.saturating_sub(p.sent_ms),
+                    "sent_unix_ms": unix_ms(p.sent_at),
+                    "age_ms": ago_ms(p.sent_at),
                     "len": p.payload.len(),
                 }) else {
                     unreachable!("json! of an object literal is an object")
@@ -51,7 +49,7 @@ pub fn run(a: Args) -> Result<(), Failure> {
             out,
             "id {} (age {}, {} receives): {}",
             p.id,
-            human_ms(now.saturating_sub(p.sent_ms)),
+            human_ms(ago_ms(p.sent_at)),
             p.receives,
             output::escaped(&p.payload, None)
         )?;

@@ -44,7 +44,7 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<(), Failure> {
-    let mut q = output::open(&a.path)?;
+    let q = output::open(&a.path)?;
     if !a.ack {
         // The lease outlives us: the caller holds it.
         // SAFETY: getppid has no preconditions and cannot fail.
