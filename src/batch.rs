@@ -117,6 +117,49 @@ impl Queue {
         failed.clear();
         self.ring().ack_many(receipts, now_ms(), failed)
     }
+
+    /// Nack every receipt with the same `delay` (see [`Queue::nack`]).
+    /// Returns how many were released (requeued or, at max receives,
+    /// dead-lettered); `failed` is cleared, then receives each receipt whose
+    /// nack failed with its error. A failure does not stop the rest.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::OutOfRange`] for a delay over [`MAX_DELAY`](crate::MAX_DELAY),
+    /// before any receipt is touched.
+    pub fn nack_batch(
+        &self,
+        receipts: impl IntoIterator<Item = Receipt>,
+        delay: Duration,
+        failed: &mut Vec<(Receipt, Error)>,
+    ) -> Result<usize> {
+        failed.clear();
+        let ms = u64::try_from(delay.as_millis())
+            .ok()
+            .filter(|ms| *ms <= MAX_TIMEOUT_MS)
+            .ok_or(Error::OutOfRange {
+                what: "nack delay",
+                got: delay,
+                min: Duration::ZERO,
+                max: crate::MAX_DELAY,
+            })?;
+        let now = now_ms();
+        let mut released = 0;
+        let mut requeued_now = false;
+        for rc in receipts {
+            match self.ring().nack(rc, ms, now) {
+                Ok(r) => {
+                    released += 1;
+                    requeued_now |= r == crate::Nacked::Requeued && ms == 0;
+                }
+                Err(e) => failed.push((rc, e)),
+            }
+        }
+        if requeued_now {
+            self.wake_parked();
+        }
+        Ok(released)
+    }
 }
 
 #[cfg(test)]

@@ -32,6 +32,7 @@
 // rest of it are not.
 #![cfg_attr(loom, allow(dead_code, unused_imports))]
 #![warn(clippy::undocumented_unsafe_blocks)]
+#![warn(missing_docs)]
 
 mod batch;
 mod clock;
@@ -50,15 +51,29 @@ mod sync;
 #[cfg(not(loom))]
 mod wait;
 
-pub use clock::{boot_id, now_ms, pid_alive};
+pub use clock::now_ms;
 pub use error::{Error, ParseReceiptError, Result, SendError};
-pub use failpoint::FAILPOINTS;
-pub use layout::{HeapMemory, Memory};
 #[cfg(not(loom))]
 pub use lease::Lease;
 #[cfg(not(loom))]
-pub use queue::{
-    Config, DeadLetter, Incoming, MapMemory, Peeked, Queue, Stats, MAX_DELAY, MAX_LEASE,
-};
-pub use ring::{no_wake, DeadReason, Delivery, Nacked, Params, Receipt, Ring, SlotInfo, GRACE_MS};
-pub use slot::St;
+pub use queue::{Config, DeadLetter, Incoming, Peeked, Queue, Stats, MAX_DELAY, MAX_LEASE};
+pub use ring::{DeadReason, Delivery, Nacked, Receipt};
+
+// The README's code is compiled (not run: it uses /dev/shm and waits for
+// messages) with the doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
+/// The core and its test plumbing, for the `shmq` tool, the loom models and
+/// the tests: not part of the supported API, and may change in any release.
+#[doc(hidden)]
+pub mod internal {
+    pub use crate::clock::{boot_id, pid_alive};
+    pub use crate::failpoint::FAILPOINTS;
+    pub use crate::layout::{HeapMemory, Memory};
+    #[cfg(not(loom))]
+    pub use crate::queue::MapMemory;
+    pub use crate::ring::{no_wake, Params, Ring, SlotInfo, GRACE_MS};
+    pub use crate::slot::St;
+}

@@ -1372,7 +1372,9 @@ impl Queue {
         out
     }
 
-    /// A snapshot of slot `i`; `None` if there is no such slot.
+    /// A snapshot of slot `i`; `None` if there is no such slot (for the
+    /// tool's `inspect` and the tests).
+    #[doc(hidden)]
     pub fn slot_info(&self, i: u32) -> Option<SlotInfo> {
         (i < self.inner.ring.slot_count()).then(|| self.inner.ring.info(i))
     }

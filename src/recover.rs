@@ -124,6 +124,7 @@ impl std::fmt::Display for Class {
 
 /// Classify one slot snapshot at clock time `now` (host clock ms).
 /// `p` gives the slot size, max receives and the liveness check.
+#[doc(hidden)]
 pub fn classify(info: &SlotInfo, now: u64, p: &Params) -> Class {
     let Some(st) = info.state else {
         return Class::Corrupt;
@@ -299,8 +300,15 @@ pub fn apply(q: &Queue, now: u64, force_abandoned: bool) -> Report {
     )
 }
 
-/// The pass over any ring. `progress` is called with the number of slots
-/// done, every few thousand slots and once at the end.
+/// A pass over `q` at `now` (a reading of [`now_ms`](crate::now_ms)) with
+/// `options`. `progress` is called with the number of slots done, every few
+/// thousand slots and once at the end (for a progress bar on large queues).
+pub fn run_queue(q: &Queue, now: u64, options: Options, progress: impl FnMut(u32)) -> Report {
+    run(q.ring(), now, options, progress)
+}
+
+/// The pass over any ring (the core's form of [`run_queue`]).
+#[doc(hidden)]
 pub fn run<M: Memory>(
     ring: &Ring<M>,
     now: u64,

@@ -206,10 +206,15 @@ pub struct SlotInfo {
 /// Per-queue constants the core needs; validated before a `Ring` is built.
 #[derive(Clone, Copy, Debug)]
 pub struct Params {
+    /// Payload capacity of a slot in bytes.
     pub slot_size: u32,
+    /// Deliveries after which a message is dead-lettered.
     pub max_receives: u32,
+    /// The queue's visibility timeout in milliseconds.
     pub visibility_ms: u64,
+    /// How long a claim may last, in milliseconds.
     pub claim_ms: u64,
+    /// Whether payloads carry a CRC.
     pub checksums: bool,
     /// This process's pid, recorded as owner of claims and leases.
     pub pid: u32,
@@ -470,6 +475,11 @@ impl<M: Memory> Ring<M> {
         // A hostile writer keeps changing the word: parking on a stale value
         // returns at once, and the caller's wait is bounded anyway.
         w
+    }
+
+    /// The `park` futex word (for tests).
+    pub fn park_word(&self) -> u32 {
+        self.mem.shared().park.load(SeqCst)
     }
 
     /// The `room` futex word (for models and tests).

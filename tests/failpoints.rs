@@ -1,7 +1,7 @@
 //! Failpoints and zombies (issue 3, torture items 2 and 3). Needs the
 //! `failpoints` feature: `cargo test --features failpoints --test failpoints`.
 //!
-//! **Every crash point** in [`shmq::FAILPOINTS`]: a child process runs an
+//! **Every crash point** in [`shmq::internal::FAILPOINTS`]: a child process runs an
 //! operation with `SHMQ_FAILPOINT=<point>` (and `SHMQ_FAILPOINT_SKIP=k`, to
 //! die on the k+1-th hit instead of the first) and must die there with
 //! SIGABRT. The parent then recovers (`recover::apply` and receiving past
@@ -28,7 +28,8 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use shmq::{now_ms, recover, Config, Nacked, Queue, St, FAILPOINTS};
+use shmq::internal::{St, FAILPOINTS};
+use shmq::{now_ms, recover, Config, Nacked, Queue};
 use support::*;
 
 const VT_MS: u64 = 200;

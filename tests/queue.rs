@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use shmq::{Config, DeadReason, Error, Nacked, Queue, SendError, St};
+use shmq::internal::St;
+use shmq::{Config, DeadReason, Error, Nacked, Queue, SendError};
 
 fn tmp() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
@@ -230,7 +231,7 @@ fn after_a_reboot_every_lease_is_expired() {
     assert_eq!(again.payload(), b"held over a reboot");
     assert_eq!(again.receives(), 2);
     assert_eq!(read_at(&path, 128, 16), {
-        let [a, b] = shmq::boot_id();
+        let [a, b] = shmq::internal::boot_id();
         [a.to_le_bytes(), b.to_le_bytes()].concat()
     });
 }

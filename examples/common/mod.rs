@@ -71,12 +71,29 @@ pub fn role() -> Option<(String, String, PathBuf, Vec<String>)> {
         return None;
     }
     die_with_parent();
+    // A SIGTERM that arrives before `serve` is ready to handle it waits,
+    // pending, instead of killing the process mid-start.
+    stop_signals(libc::SIG_BLOCK);
     Some((
         args[1].clone(),
         args[2].clone(),
         PathBuf::from(&args[3]),
         args[4..].to_vec(),
     ))
+}
+
+/// Block or unblock SIGTERM and SIGINT for this thread (threads spawned
+/// later inherit the mask).
+fn stop_signals(how: libc::c_int) {
+    // SAFETY: sigemptyset/sigaddset fill a sigset_t we own with valid signal
+    // numbers; pthread_sigmask reads it and changes only this thread's mask.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::pthread_sigmask(how, &set, std::ptr::null_mut());
+    }
 }
 
 fn die_with_parent() {
@@ -90,11 +107,6 @@ fn die_with_parent() {
         // The parent died before the death signal was armed.
         std::process::exit(1);
     }
-}
-
-/// The file whose existence tells the process `name` to finish and exit.
-pub fn stop_file(dir: &Path, name: &str) -> PathBuf {
-    dir.join(format!("{name}.stop"))
 }
 
 /// A marker file: how the parent flips a switch in its children ("the
@@ -166,7 +178,6 @@ impl Procs {
 
     /// Start this executable again as `role` named `name`. Returns its pid.
     pub fn start(&mut self, role: &str, name: &str, args: &[String]) -> Res<u32> {
-        let _ = fs::remove_file(stop_file(&self.dir, name));
         let child = Command::new(std::env::current_exe()?)
             .args(["--role", role, name])
             .arg(&self.dir)
@@ -209,10 +220,29 @@ impl Procs {
         Ok(self.kids.remove(i))
     }
 
-    /// Ask `name` to finish its current message and exit; wait for it.
-    /// An error if it fails or does not exit within 10 s.
+    /// Send SIGTERM to child `name`, as a service manager would.
+    fn terminate(&self, name: &str) -> Res {
+        let pid = self
+            .pid(name)
+            .ok_or_else(|| format!("no process named {name}"))?;
+        // SAFETY: kill(2) with a pid we spawned and have not reaped yet (so
+        // it cannot have been reused) and a valid signal number.
+        if unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) } != 0 {
+            return Err(io::Error::last_os_error().into());
+        }
+        Ok(())
+    }
+
+    /// Ask `name` to stop (SIGTERM: it finishes or gives back the message
+    /// in hand and exits); wait for it. An error if it fails or does not
+    /// exit within 10 s.
     pub fn stop(&mut self, name: &str) -> Res {
-        File::create(stop_file(&self.dir, name))?;
+        self.terminate(name)?;
+        self.wait_exit(name)
+    }
+
+    /// Wait for child `name` to exit successfully, at most 10 s.
+    fn wait_exit(&mut self, name: &str) -> Res {
         let mut kid = self.take(name)?;
         let start = Instant::now();
         loop {
@@ -234,11 +264,11 @@ impl Procs {
     /// Stop every child (all at once, then wait for each).
     pub fn stop_all(&mut self) -> Res {
         for k in &self.kids {
-            File::create(stop_file(&self.dir, &k.name))?;
+            self.terminate(&k.name)?;
         }
         while let Some(k) = self.kids.first() {
             let name = k.name.clone();
-            self.stop(&name)?;
+            self.wait_exit(&name)?;
         }
         Ok(())
     }
@@ -455,8 +485,10 @@ pub fn field<'t>(text: &'t str, key: &str) -> Option<&'t str> {
 
 /// A consumer process: lease messages from `DIR/queue` one at a time, hand
 /// each to `handle`, and ack or nack it as the handler decides, journaling
-/// every step, until the parent asks this process to stop. With `verbose`,
-/// retries, dead letters and lost leases are printed.
+/// every step, until SIGTERM or SIGINT: a signal thread shuts the queue
+/// handle down, `incoming` ends after the message in hand is settled, and
+/// no lease is left to time out. With `verbose`, retries, dead letters and
+/// lost leases are printed.
 pub fn serve(
     name: &str,
     dir: &Path,
@@ -467,11 +499,16 @@ pub fn serve(
     let q = Queue::open(dir.join(queue))?;
     let max = q.config().max_receives;
     let mut journal = Journal::open(dir, name)?;
-    let stop = stop_file(dir, name);
-    while !stop.exists() {
-        let Some(mut lease) = q.receive(ms(100)) else {
-            continue;
-        };
+    let mut signals = signal_hook::iterator::Signals::new([libc::SIGTERM, libc::SIGINT])?;
+    let stopper = q.clone();
+    std::thread::spawn(move || {
+        if signals.forever().next().is_some() {
+            stopper.shutdown();
+        }
+    });
+    // Handled from here on (a signal that came earlier is delivered now).
+    stop_signals(libc::SIG_UNBLOCK);
+    for mut lease in q.incoming() {
         journal.delivered(&lease)?;
         let outcome = handle(&mut Job {
             lease: &mut lease,

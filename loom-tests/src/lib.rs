@@ -1,7 +1,7 @@
 //! Loom models of shmq's racing transitions (docs/design.md §4, §5, §9, §10).
 //!
 //! The models live in `tests/` and run the very core the queue runs
-//! ([`shmq::Ring`]) on heap memory with loom's atomics:
+//! ([`shmq::internal::Ring`]) on heap memory with loom's atomics:
 //!
 //! ```text
 //! RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=4 CARGO_TARGET_DIR=target/loom \
@@ -20,7 +20,8 @@
 pub use loom;
 
 use loom::sync::Arc;
-use shmq::{Delivery, HeapMemory, Params, Ring};
+use shmq::internal::{HeapMemory, Params, Ring};
+use shmq::Delivery;
 
 /// The pid every model's ring records as owner.
 pub const PID: u32 = 4242;
@@ -52,7 +53,7 @@ pub fn ring_with(
         checksums: false,
         pid: PID,
         is_alive,
-        wake: shmq::no_wake,
+        wake: shmq::internal::no_wake,
     };
     Arc::new(Ring::new(HeapMemory::new(slots, 16), params))
 }

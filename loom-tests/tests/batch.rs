@@ -5,7 +5,8 @@
 //! (docs/design.md §5.1, §5.2).
 #![cfg(loom)]
 
-use shmq::{Delivery, Error, HeapMemory, Ring};
+use shmq::internal::{HeapMemory, Ring};
+use shmq::{Delivery, Error};
 use shmq_loom_tests::loom::sync::atomic::{AtomicBool, Ordering::*};
 use shmq_loom_tests::loom::sync::Arc;
 use shmq_loom_tests::{model_both, race, receive, ring, MSG_A, MSG_B, VT};

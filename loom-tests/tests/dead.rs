@@ -2,7 +2,8 @@
 //! holder's ack, and redrive against a receiver (docs/design.md §3, §4).
 #![cfg(loom)]
 
-use shmq::{Error, Nacked, St};
+use shmq::internal::St;
+use shmq::{Error, Nacked};
 use shmq_loom_tests::{model_both, race, receive, ring, MSG_A};
 
 /// max_receives = 1: the lease (deadline 10) expired, so a sweep at 30

@@ -4,7 +4,8 @@
 //! aborted (docs/design.md §3, §4).
 #![cfg(loom)]
 
-use shmq::{Delivery, Error, HeapMemory, Receipt, Ring, St, GRACE_MS};
+use shmq::internal::{HeapMemory, Ring, St, GRACE_MS};
+use shmq::{Delivery, Error, Receipt};
 use shmq_loom_tests::loom::sync::Arc;
 use shmq_loom_tests::{model_both, race, receive, ring, MSG_A, MSG_B};
 

@@ -5,8 +5,9 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 
 use serde_json::{json, Value};
+use shmq::internal::{pid_alive, SlotInfo, St};
 use shmq::recover::{classify, Class};
-use shmq::{now_ms, pid_alive, DeadReason, SlotInfo, St};
+use shmq::{now_ms, DeadReason};
 
 use crate::duration::relative;
 use crate::exit::Failure;

@@ -77,7 +77,7 @@ pub fn run(a: Args) -> Result<(), Failure> {
         apply: a.apply,
         force_abandoned: a.force_abandoned,
     };
-    let report = recover::run(q.ring(), now_ms(), options, |done| {
+    let report = recover::run_queue(&q, now_ms(), options, |done| {
         bar.set_position(u64::from(done))
     });
     bar.finish_and_clear();
