@@ -40,6 +40,28 @@ fn roundtrip(c: &mut Criterion) {
     }
 }
 
+/// The owned-lease form (`try_receive` -> `Lease` -> `lease.ack()`, which
+/// clones the queue handle and allocates the payload per message) beside
+/// the buffer-reusing form above, 64 B: what owning a lease costs.
+fn roundtrip_lease(c: &mut Criterion) {
+    let mut group = c.benchmark_group("send_lease_ack");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let q = Queue::create(
+        dir.path().join("bench.q"),
+        &Config::default().slots(1024).slot_size(4096),
+    )
+    .expect("create");
+    let msg = vec![7u8; 64];
+    group.throughput(Throughput::Bytes(64));
+    group.bench_function("64", |b| {
+        b.iter(|| {
+            q.send(msg.as_slice()).expect("send");
+            q.try_receive().expect("receive").ack().expect("ack");
+        })
+    });
+    group.finish();
+}
+
 fn roundtrip_batch(c: &mut Criterion) {
     let mut group = c.benchmark_group("send_receive_ack_batch");
     for size in SIZES {
@@ -70,5 +92,5 @@ fn roundtrip_batch(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, roundtrip, roundtrip_batch);
+criterion_group!(benches, roundtrip, roundtrip_lease, roundtrip_batch);
 criterion_main!(benches);

@@ -39,6 +39,26 @@ impl Queue {
     /// `msgs[ids.len()]` failed with the returned error (`Full`, `TooLarge`,
     /// `ClaimExpired`); the rest were not tried. Parked receivers are woken
     /// once, after the last publish.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Full`], [`Error::TooLarge`], [`Error::ClaimExpired`] or
+    /// [`Error::Contended`] for the first message that was not sent.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let q = shmq::Queue::create(dir.path().join("q"), &shmq::Config::default())?;
+    /// use std::time::Duration;
+    /// let mut ids = Vec::new();
+    /// q.send_batch(&["a", "b", "c"], &mut ids)?;
+    /// let (mut bufs, mut got) = (Vec::new(), Vec::new());
+    /// let n = q.receive_batch(&mut bufs, &mut got, 64, Duration::ZERO, None);
+    /// assert_eq!(n, 3);
+    /// assert_eq!(bufs[2], b"c");
+    /// let mut failed = Vec::new();
+    /// assert_eq!(q.ack_batch(got.iter().map(|d| d.receipt), &mut failed), 3);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn send_batch<T: AsRef<[u8]>>(&self, msgs: &[T], ids: &mut Vec<u64>) -> Result<()> {
         let outcome = self.ring().send_many(msgs, now_ms(), ids);
         if !ids.is_empty() {

@@ -518,9 +518,32 @@ impl Iterator for Incoming {
 const INIT_WAIT: Duration = Duration::from_secs(2);
 
 impl Queue {
-    /// Create a new queue file at `path`. Fails with `AlreadyExists` if there
-    /// is a file there. The file is preallocated, so a full disk fails here
-    /// rather than with SIGBUS later.
+    /// Create a new queue file at `path` with `config`. The file is
+    /// preallocated, so a full disk fails here rather than with SIGBUS later.
+    /// Put it on tmpfs (`/dev/shm`) for speed, or on a disk file system to
+    /// keep messages across a reboot.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::AlreadyExists`] if there is a file at `path` (the file is
+    /// left alone), [`Error::InvalidConfig`] for a value out of range,
+    /// [`Error::Io`] if the file cannot be made or preallocated (the partial
+    /// file is removed).
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// use shmq::{Config, Error, Queue};
+    /// use std::time::Duration;
+    /// let path = dir.path().join("orders.q");
+    /// let cfg = Config::default()
+    ///     .slots(4096)
+    ///     .slot_size(512)
+    ///     .visibility_timeout(Duration::from_secs(60));
+    /// let q = Queue::create(&path, &cfg)?;
+    /// assert_eq!(q.config().slots, 4096);
+    /// assert!(matches!(Queue::create(&path, &cfg), Err(Error::AlreadyExists { .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn create(path: impl AsRef<Path>, config: &Config) -> Result<Queue> {
         let path = path.as_ref();
         config.validate()?;
@@ -626,7 +649,27 @@ impl Queue {
         }
     }
 
-    /// Open an existing queue file; its configuration is read from the file.
+    /// Open an existing queue file; its configuration is read from the
+    /// file and validated before any slot is mapped.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`], [`Error::NotAQueue`] (not a queue file),
+    /// [`Error::Incompatible`] (another format version),
+    /// [`Error::NotInitialised`] (its creator has not finished within 2 s),
+    /// [`Error::Corrupt`] (the header contradicts itself or the file's
+    /// length), [`Error::Io`].
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("orders.q");
+    /// # shmq::Queue::create(&path, &shmq::Config::default())?;
+    /// use shmq::Queue;
+    /// // In another process than the creator's:
+    /// let q = Queue::open(&path)?;
+    /// println!("{} slots of {} bytes", q.config().slots, q.config().slot_size);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn open(path: impl AsRef<Path>) -> Result<Queue> {
         let path = path.as_ref();
         let file = OpenOptions::new()
@@ -1262,7 +1305,20 @@ impl Queue {
 
     // ------------------------------------------------------- dead letters
 
-    /// Every dead message, oldest id first.
+    /// Every dead message, oldest id first (a scan of every slot).
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// use shmq::{Config, DeadReason, Queue};
+    /// use std::time::Duration;
+    /// let q = Queue::create(dir.path().join("q"), &Config::default().max_receives(1))?;
+    /// q.send("bad input")?;
+    /// q.try_receive().unwrap().nack(Duration::ZERO)?; // its one delivery failed
+    /// let dead = q.dead_letters();
+    /// assert_eq!(dead[0].reason, DeadReason::MaxReceives);
+    /// assert_eq!(dead[0].payload, b"bad input");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn dead_letters(&self) -> Vec<DeadLetter> {
         let mut out = Vec::new();
         let mut buf = Vec::new();
@@ -1296,6 +1352,22 @@ impl Queue {
     }
 
     /// Make the dead message `id` visible again, with its receive count reset.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoSuchMessage`] if no dead message has this id (it was
+    /// redriven or purged already).
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let q = shmq::Queue::create(dir.path().join("q"), &shmq::Config::default())?;
+    /// let id = q.send("fixed now")?;
+    /// q.try_receive().unwrap().dead_letter()?;
+    /// q.redrive(id)?;
+    /// let again = q.try_receive().unwrap();
+    /// assert_eq!((again.id(), again.receives()), (id, 1));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn redrive(&self, id: u64) -> Result<()> {
         let (i, gen) = self.find_dead(id).ok_or(Error::NoSuchMessage { id })?;
         if self.inner.ring.redrive(i, Some(gen), now_ms())? {
@@ -1307,6 +1379,10 @@ impl Queue {
     }
 
     /// Redrive up to `limit` dead messages, oldest first. Returns how many.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Contended`] if another process kept changing a slot.
     pub fn redrive_all(&self, limit: usize) -> Result<usize> {
         let mut done = 0;
         for d in self.dead_letters().into_iter().take(limit) {
@@ -1325,6 +1401,20 @@ impl Queue {
     }
 
     /// Delete the dead message `id`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoSuchMessage`] if no dead message has this id.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let q = shmq::Queue::create(dir.path().join("q"), &shmq::Config::default())?;
+    /// let id = q.send("junk")?;
+    /// q.try_receive().unwrap().dead_letter()?;
+    /// q.purge(id)?;
+    /// assert!(q.dead_letters().is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn purge(&self, id: u64) -> Result<()> {
         let (i, gen) = self.find_dead(id).ok_or(Error::NoSuchMessage { id })?;
         if self.inner.ring.purge(i, Some(gen), now_ms())? {
@@ -1335,6 +1425,10 @@ impl Queue {
     }
 
     /// Delete up to `limit` dead messages. Returns how many.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Contended`] if another process kept changing a slot.
     pub fn purge_all(&self, limit: usize) -> Result<usize> {
         let mut done = 0;
         for i in 0..self.inner.ring.slot_count() {
@@ -1350,7 +1444,19 @@ impl Queue {
 
     // -------------------------------------------------------------- reading
 
-    /// Visible messages, oldest id first, read without leasing them.
+    /// Up to `limit` visible messages, oldest id first, read without leasing
+    /// them (a scan of every slot).
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let q = shmq::Queue::create(dir.path().join("q"), &shmq::Config::default())?;
+    /// q.send("first")?;
+    /// q.send("second")?;
+    /// let shown = q.peek(1);
+    /// assert_eq!(shown[0].payload, b"first");
+    /// assert_eq!(q.stats().visible, 2, "peek leases nothing");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn peek(&self, limit: usize) -> Vec<Peeked> {
         let now = now_ms();
         let mut out = Vec::new();
@@ -1380,6 +1486,18 @@ impl Queue {
     }
 
     /// Counts by state (a scan of every slot) and the header's counters.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let q = shmq::Queue::create(dir.path().join("q"), &shmq::Config::default())?;
+    /// q.send("a")?;
+    /// q.send("b")?;
+    /// let lease = q.try_receive().unwrap();
+    /// let st = q.stats();
+    /// assert_eq!((st.visible, st.in_flight, st.sent), (1, 1, 2));
+    /// # drop(lease);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn stats(&self) -> Stats {
         let now = now_ms();
         let mut st = Stats {

@@ -23,7 +23,7 @@
 //! send never returned, "free".
 //!
 //! Liveness of a lease holder or claimer is `kill(pid, 0)` in the caller's
-//! pid namespace ([`crate::pid_alive`] for a mapped queue): run recover in the
+//! pid namespace (`kill(pid, 0)` for a mapped queue): run recover in the
 //! same pid namespace as the processes that use the queue.
 
 use crate::layout::Memory;

@@ -14,7 +14,7 @@ pub(crate) const TAG_MASK: u64 = (1 << TAG_BITS) - 1;
 /// Largest time the clock word can hold (40 bits of milliseconds).
 pub(crate) const TIME_MAX: u64 = (1 << (64 - TAG_BITS)) - 1;
 
-/// Where a slot is in its life. Built only by [`St::from_bits`], never by a cast.
+/// Where a slot is in its life. Built only by `St::from_bits`, never by a cast.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum St {
     /// No message; a sender may claim it.

@@ -130,7 +130,7 @@ fn run_once(peer: &str, size: usize, batch: usize, n: usize) -> Duration {
     match peer {
         "shmq" => {
             let p = dir.path().join("q");
-            let q = shmq::Queue::create(&p, &shmq::Config::new(SLOTS as u32, size as u32))
+            let q = shmq::Queue::create(&p, &shmq::Config::default().slots(SLOTS as u32).slot_size(size as u32))
                 .expect("create");
             let mut c = Peer::spawn("consume", &vars(vec![("PATH", p.display().to_string())]));
             c.expect("ready");
@@ -359,7 +359,7 @@ fn pingpong(peer: &str, samples: usize) {
         "shmq" => {
             let a = dir.path().join("a");
             let b = dir.path().join("b");
-            let cfg = shmq::Config::new(SLOTS as u32, size as u32);
+            let cfg = shmq::Config::default().slots(SLOTS as u32).slot_size(size as u32);
             let qa = shmq::Queue::create(&a, &cfg).expect("create");
             let qb = shmq::Queue::create(&b, &cfg).expect("create");
             let mut c = Peer::spawn(
@@ -570,7 +570,7 @@ fn rate(peer: &str, rate: u64, secs: u64) {
     }
     let tx = match peer {
         "shmq" => Tx::Shmq(
-            shmq::Queue::create(&path, &shmq::Config::new(SLOTS as u32, 64)).expect("create"),
+            shmq::Queue::create(&path, &shmq::Config::default().slots(SLOTS as u32).slot_size(64)).expect("create"),
         ),
         "shm-ring" => Tx::Ring(shmring::Ring::create(&path, SLOTS, 64)),
         other => panic!("no rate test for {other}"),
@@ -595,7 +595,7 @@ fn rate(peer: &str, rate: u64, secs: u64) {
         msg[..8].copy_from_slice(&due.to_le_bytes());
         match &tx {
             Tx::Shmq(q) => {
-                while q.send(msg).is_err() {
+                while q.send(&msg).is_err() {
                     std::hint::spin_loop();
                 }
             }

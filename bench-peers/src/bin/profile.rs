@@ -13,7 +13,7 @@ fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
     let q = shmq::Queue::create(
         dir.path().join("p.q"),
-        &shmq::Config::new(1024, size as u32),
+        &shmq::Config::default().slots(1024).slot_size(size as u32),
     )
     .expect("create");
     let msg = vec![7u8; size];
