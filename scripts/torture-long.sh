@@ -58,7 +58,7 @@ for w in "${what[@]}"; do
       # expects its child to die of SIGBUS, which ASan would report instead.
       export RUSTFLAGS="-Zsanitizer=address" RUSTDOCFLAGS="-Zsanitizer=address"
       export CARGO_TARGET_DIR=target/asan ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:handle_sigbus=0"
-      asan=(cargo +nightly test --target x86_64-unknown-linux-gnu --no-default-features)
+      asan=(cargo +nightly test --target x86_64-unknown-linux-gnu -p shmq)
       {
         SHMQ_FUZZ_CASES=${SHMQ_ASAN_CASES:-20000} "${asan[@]}" --test corrupt \
           -- --include-ignored --nocapture

@@ -1,6 +1,8 @@
 //! shmq: a durable, lock-free message queue that processes on one host share
 //! through a memory-mapped file, with no broker.
 //!
+//! Linux only: it parks on futex(2) words and reads Linux's clock and boot id.
+//!
 //! Senders put messages into fixed-size slots of the file; receivers lease
 //! them for a visibility timeout and ack (delete), nack (release) or extend
 //! the lease. A message not acked by its deadline is redelivered; after
@@ -27,12 +29,30 @@
 //!
 //! The file format, the protocol and its crash analysis are in
 //! `docs/design.md`.
+//!
+//! # Features
+//!
+//! No feature is on by default. The `shmq` command-line tool is its own
+//! crate, `shmq-cli`.
+//!
+//! - `failpoints`: named crash points that abort (or stop) the process where
+//!   the `SHMQ_FAILPOINT` environment variable says, for the crash tests
+//!   (`cargo test --features failpoints --test failpoints`). Never enable it
+//!   in production.
+//!
+//! The loom models of the lock-free core are not a feature: they build with
+//! `RUSTFLAGS="--cfg loom"` (see `loom-tests/`).
 #![deny(unsafe_op_in_unsafe_fn)]
 // Under loom only the core is compiled; the file-backed parts that use the
 // rest of it are not.
 #![cfg_attr(loom, allow(dead_code, unused_imports))]
 #![warn(clippy::undocumented_unsafe_blocks)]
 #![warn(missing_docs)]
+
+#[cfg(not(target_os = "linux"))]
+compile_error!(
+    "shmq supports Linux only: it uses futex(2), CLOCK_MONOTONIC_COARSE and /proc/sys/kernel/random/boot_id"
+);
 
 mod batch;
 mod clock;

@@ -1,6 +1,5 @@
 //! The `shmq` tool, run as a user would: the built binary on files in a
 //! temporary directory, checked by its stdout, stderr, JSON and exit codes.
-#![cfg(feature = "cli")]
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
