@@ -16,7 +16,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# model                            file   mutation (a cfg point in src/ring.rs)
+# model                            file   mutation (a cfg point in src/ring/)
 TABLE="
 two_producers_race_for_one_slot    send   check_then_store
 two_producers_race_for_one_slot    send   no_reread

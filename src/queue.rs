@@ -453,7 +453,7 @@ pub(crate) fn decode_header(b: &[u8; OFF_SHARED], actual_len: u64) -> Result<Hea
 }
 
 /// Whether a READY slot's message is visible: its time has come, or it was
-/// sent without a delay (as the receive path judges it, ring.rs `visible`).
+/// sent without a delay (as the receive path judges it, ring/sweep.rs `visible`).
 fn visible_now(info: &SlotInfo, now: u64) -> bool {
     info.time_ms <= now || info.time_ms <= info.sent_ms
 }

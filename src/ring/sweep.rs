@@ -1,0 +1,278 @@
+//! The sweep (docs/design.md §5.3) and what it shares with the main path:
+//! examining a slot, visibility, the lease transition, expiry and
+//! abandoned claims.
+
+use super::*;
+
+impl<M: Memory> Ring<M> {
+    /// §5.3: advance the sweep cursor by up to `budget` slots, repairing what
+    /// it passes and leasing the first message it can.
+    pub(super) fn sweep(
+        &self,
+        now: u64,
+        budget: u64,
+        vt: u64,
+        buf: &mut Vec<u8>,
+    ) -> Option<Delivery> {
+        let sh = self.mem.shared();
+        let due = sh.sweep_due.load(SeqCst);
+        if now < due {
+            return None;
+        }
+        let n = u64::from(self.n);
+        for _ in 0..budget.min(n) {
+            let k = sh.sweep_cursor.fetch_add(1, Relaxed);
+            let i = (k % n) as u32;
+            let got = self.try_take(i, now, vt, buf, true);
+            if k % n == n - 1 {
+                self.end_lap(due, now);
+            }
+            if got.is_some() {
+                return got;
+            }
+        }
+        None
+    }
+
+    /// The end of a sweep lap: schedule the next round at the earliest time
+    /// the lap saw (or one interval from now), unless a message became
+    /// visible behind the cursors meanwhile (then sweep on at once).
+    pub(super) fn end_lap(&self, due_seen: u64, now: u64) {
+        let sh = self.mem.shared();
+        let next = sh
+            .sweep_next
+            .swap(u64::MAX, SeqCst)
+            .min(now + self.sweep_interval_ms);
+        let _ = sh
+            .sweep_due
+            .compare_exchange(due_seen, next, SeqCst, SeqCst);
+        // SYNC POINT: SeqCst against `signal_return` (store pending, then due).
+        if sh.sweep_pending.swap(0, SeqCst) != 0 {
+            sh.sweep_due.store(0, SeqCst);
+        }
+    }
+
+    /// Something in the queue changes at time `t` (a delayed message becomes
+    /// visible, a lease expires): make sure a sweep round starts by then.
+    pub(super) fn note_due(&self, t: u64) {
+        let sh = self.mem.shared();
+        // Loads first: the RMWs are needed only when `t` is the new earliest.
+        // SYNC POINT: the SeqCst RMWs pair with `end_lap`'s SeqCst swap of
+        // `sweep_next` and CAS of `sweep_due`: a time noted before the swap
+        // is folded into the next due time, one noted after stays for the
+        // next lap, and one that lowers `sweep_due` after the lap read it
+        // makes the lap's CAS fail (§5.3).
+        if t < sh.sweep_next.load(Relaxed) {
+            sh.sweep_next.fetch_min(t, SeqCst);
+        }
+        if t < sh.sweep_due.load(Relaxed) {
+            sh.sweep_due.fetch_min(t, SeqCst);
+        }
+    }
+
+    /// A message became visible behind the cursors: make the sweep run a full
+    /// lap from now on (§5.3).
+    pub(super) fn signal_return(&self) {
+        let sh = self.mem.shared();
+        sh.sweep_pending.store(1, SeqCst);
+        sh.sweep_due.store(0, SeqCst);
+    }
+
+    /// Examine slot `i` once and take what it offers. On the main path only
+    /// READY messages (and corrupt slots) are handled; the sweep also repairs.
+    pub(super) fn try_take(
+        &self,
+        i: u32,
+        now: u64,
+        vt: u64,
+        buf: &mut Vec<u8>,
+        sweeping: bool,
+    ) -> Option<Delivery> {
+        match self.read(i) {
+            View::AtRest {
+                s,
+                c,
+                st: St::Ready,
+                time,
+                ..
+            } if self.visible(i, time, now) && (!sweeping || self.behind_main_path(i)) => {
+                self.lease(i, s, c, now, vt, buf)
+            }
+            View::AtRest {
+                s,
+                c,
+                st: St::Leased,
+                time,
+                ..
+            } if sweeping && time <= now => self.expire(i, s, c, now, vt, buf),
+            View::AtRest {
+                s,
+                c,
+                st: St::Writing,
+                time,
+                ..
+            } if sweeping && time <= now => {
+                self.abandon(i, s, c, now);
+                None
+            }
+            View::AtRest {
+                s,
+                c,
+                st: St::Abandoned,
+                gen,
+                ..
+            } if sweeping => {
+                let owner = self.w(i).owner.load(Relaxed);
+                let pid = (owner >> 32) as u32;
+                // The owner was recorded for the claim generation, one before.
+                let current = owner & 0xffff_ffff == gen.wrapping_sub(1) & 0xffff_ffff;
+                if !current || !(self.p.is_alive)(pid) {
+                    let _ = self.transition(i, s, c, St::Free, now, |_, _| ());
+                }
+                None
+            }
+            View::Pending { s, st, time, .. }
+                if sweeping && time.saturating_add(GRACE_MS) < now =>
+            {
+                self.abort(i, s, st);
+                None
+            }
+            View::Corrupt { s, c } => {
+                self.quarantine(i, s, c, now);
+                None
+            }
+            View::AtRest {
+                st: St::Ready | St::Leased | St::Writing,
+                time,
+                ..
+            } if sweeping => {
+                self.note_due(time);
+                None
+            }
+            View::Pending { time, .. } if sweeping => {
+                self.note_due(time.saturating_add(GRACE_MS + 1));
+                None
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether a READY message with clock time `time` is visible to a
+    /// receiver whose clock reading is `now`. A message sent without a delay
+    /// is visible at once, even to a receiver that read the clock a tick
+    /// before the sender did: its visible time equals its send time.
+    pub(super) fn visible(&self, i: u32, time: u64, now: u64) -> bool {
+        time <= now || time <= self.w(i).sent_ms.load(Relaxed)
+    }
+
+    /// Whether the message in slot `i` is one the main path will not reach:
+    /// its id (its ticket) is behind `rcur`, or is no ticket ever handed out.
+    /// The sweep leaves the others to the main path, so that in a busy queue
+    /// it keeps moving (and finds expired leases) instead of stopping at every
+    /// fresh message (§5.3).
+    pub(super) fn behind_main_path(&self, i: u32) -> bool {
+        let sh = self.mem.shared();
+        let id = self.w(i).msg_id.load(Relaxed);
+        id < sh.rcur.load(Relaxed) || id >= sh.fill.load(Relaxed)
+    }
+
+    /// READY (or expired LEASED) -> LEASED, then copy the message out.
+    pub(super) fn lease(
+        &self,
+        i: u32,
+        s: u64,
+        c: u64,
+        now: u64,
+        vt: u64,
+        buf: &mut Vec<u8>,
+    ) -> Option<Delivery> {
+        let deadline = now + vt;
+        let (g1, before) = self
+            .transition(i, s, c, St::Leased, deadline, |w, g1| {
+                let r = w.receives.load(Relaxed);
+                w.receives.store(r.saturating_add(1), Relaxed);
+                w.owner.store(owner_word(self.pid(), g1), Relaxed);
+                r
+            })
+            .ok()?;
+        failpoint!("receive.after_lease");
+        if before > 0 {
+            self.mem.shared().redelivered.fetch_add(1, Relaxed);
+        }
+        let w = self.w(i);
+        let len = w.len.load(Relaxed) as usize;
+        if len > self.p.slot_size as usize {
+            self.quarantine_held(i, g1, now);
+            return None;
+        }
+        read_payload(self.mem.payload(i), len, buf);
+        let id = w.msg_id.load(Relaxed);
+        if self.p.checksums && message_crc(id, buf) != w.crc.load(Relaxed) {
+            self.quarantine_held(i, g1, now);
+            return None;
+        }
+        Some(Delivery {
+            receipt: Receipt { slot: i, gen: g1 },
+            id,
+            receives: before.saturating_add(1),
+            deadline_ms: deadline,
+            sent_ms: w.sent_ms.load(Relaxed),
+        })
+    }
+
+    /// A lease we just took turned out to hold a corrupt message.
+    pub(super) fn quarantine_held(&self, i: u32, gen: u64, now: u64) {
+        if let View::AtRest {
+            s,
+            c,
+            st: St::Leased,
+            gen: g,
+            ..
+        } = self.read(i)
+        {
+            if g == gen {
+                let _ = self.transition(i, s, c, St::Dead, now, |w, _| {
+                    w.reason.store(DeadReason::Corrupt.code(), Relaxed);
+                });
+            }
+        }
+    }
+
+    /// An expired lease: redeliver it, or dead-letter it at max receives.
+    pub(super) fn expire(
+        &self,
+        i: u32,
+        s: u64,
+        c: u64,
+        now: u64,
+        vt: u64,
+        buf: &mut Vec<u8>,
+    ) -> Option<Delivery> {
+        if self.w(i).receives.load(Relaxed) >= self.p.max_receives {
+            self.dead_letter(i, s, c, now);
+            return None;
+        }
+        self.lease(i, s, c, now, vt, buf)
+    }
+
+    /// An expired claim: WRITING -> ABANDONED; straight on to FREE if the
+    /// claimer is gone.
+    /// Returns whether the claim was abandoned by this call.
+    pub(super) fn abandon(&self, i: u32, s: u64, c: u64, now: u64) -> bool {
+        let pid = (self.w(i).owner.load(Relaxed) >> 32) as u32;
+        let Ok((g1, ())) = self.transition(i, s, c, St::Abandoned, now, |_, _| ()) else {
+            return false;
+        };
+        if !(self.p.is_alive)(pid) {
+            let _ = self.transition(
+                i,
+                pack_state(g1, St::Abandoned),
+                pack_clock(now, g1),
+                St::Free,
+                now,
+                |_, _| (),
+            );
+        }
+        true
+    }
+}
