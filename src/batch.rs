@@ -60,7 +60,12 @@ impl Queue {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn send_batch<T: AsRef<[u8]>>(&self, msgs: &[T], ids: &mut Vec<u64>) -> Result<()> {
-        let outcome = self.ring().send_many(msgs, now_ms(), ids);
+        let now = now_ms();
+        if !self.file_ok(now, false) {
+            ids.clear();
+            return Err(Error::Orphaned);
+        }
+        let outcome = self.ring().send_many(msgs, now, ids);
         if !ids.is_empty() {
             self.wake_parked();
         }

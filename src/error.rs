@@ -99,6 +99,9 @@ pub enum Error {
     Contended,
     /// A receipt names a slot the queue does not have.
     BadReceipt,
+    /// The queue file was removed or replaced since this handle opened it;
+    /// nothing was sent (see [`Queue::is_orphaned`](crate::Queue::is_orphaned)).
+    Orphaned,
     /// No dead message has this id.
     NoSuchMessage {
         /// The id asked for.
@@ -158,6 +161,10 @@ impl fmt::Display for Error {
             ),
             Error::Contended => write!(f, "gave up after repeated interference on one slot; retry"),
             Error::BadReceipt => write!(f, "the receipt names a slot this queue does not have"),
+            Error::Orphaned => write!(
+                f,
+                "the queue file was removed or replaced since this handle opened it; nothing was sent: open the queue again"
+            ),
             Error::NoSuchMessage { id } => write!(f, "no dead message with id {id}"),
         }
     }
@@ -203,6 +210,10 @@ pub enum SendError {
     ClaimExpired,
     /// Another process kept changing the same word; nothing was sent: retry.
     Contended,
+    /// The queue file was removed or replaced since this handle opened it
+    /// ([`Queue::is_orphaned`](crate::Queue::is_orphaned)): nothing was
+    /// sent. Open the queue again.
+    Orphaned,
 }
 
 impl SendError {
@@ -235,6 +246,7 @@ impl fmt::Display for SendError {
             ),
             SendError::ClaimExpired => Error::ClaimExpired.fmt(f),
             SendError::Contended => Error::Contended.fmt(f),
+            SendError::Orphaned => Error::Orphaned.fmt(f),
         }
     }
 }
@@ -254,6 +266,7 @@ impl From<SendError> for Error {
             },
             SendError::ClaimExpired => Error::ClaimExpired,
             SendError::Contended => Error::Contended,
+            SendError::Orphaned => Error::Orphaned,
         }
     }
 }
@@ -267,6 +280,7 @@ impl From<SendError> for io::Error {
             }
             SendError::ClaimExpired => io::ErrorKind::TimedOut,
             SendError::Contended => io::ErrorKind::Interrupted,
+            SendError::Orphaned => io::ErrorKind::NotFound,
         };
         io::Error::new(kind, e)
     }
@@ -277,7 +291,9 @@ impl From<Error> for io::Error {
         let kind = match &e {
             Error::Io { source, .. } => source.kind(),
             Error::AlreadyExists { .. } => io::ErrorKind::AlreadyExists,
-            Error::NotFound { .. } | Error::NoSuchMessage { .. } => io::ErrorKind::NotFound,
+            Error::NotFound { .. } | Error::NoSuchMessage { .. } | Error::Orphaned => {
+                io::ErrorKind::NotFound
+            }
             Error::Full => io::ErrorKind::WouldBlock,
             Error::InvalidConfig(_)
             | Error::OutOfRange { .. }

@@ -12,7 +12,8 @@
 //!     24     4  slot_stride                 264     8  sent
 //!     28     4  max_receives                384     8  rcur      (receivers)
 //!     32     8  visibility_timeout_ms       512     4  park      (futex)
-//!     40     8  claim_timeout_ms            640    24  acked, redelivered, dead_lettered
+//!     40     8  claim_timeout_ms            640    32  acked, redelivered, dead_lettered,
+//!                                                       redriven
 //!                                            768     8  full_hint
 //!                                            776     8  skips
 //!                                            784     4  room      (futex)
@@ -98,7 +99,11 @@ pub struct Shared {
     pub(crate) redelivered: AtomicU64,
     /// Counter: messages that died at max receives.
     pub(crate) dead_lettered: AtomicU64,
-    _pad4: [AtomicU64; 13],
+    /// Counter: dead messages redriven (made visible again). With `sent`,
+    /// `acked` and `dead_lettered` it gives the depth estimate of
+    /// `Queue::depth_estimate`. Zero padding before it existed.
+    pub(crate) redriven: AtomicU64,
+    _pad4: [AtomicU64; 12],
     /// `t + 1` when a sender found every slot busy at clock time `t`; 0
     /// when a slot was freed since (§5.1). A hint: trusted for at most
     /// `FULL_HINT_MS`. Every send and every freeing commit load it, and it
@@ -162,6 +167,7 @@ const _: () = {
     assert!(OFF_SHARED + offset_of!(Shared, park) == 512);
     assert!(OFF_SHARED + offset_of!(Shared, acked) == 640);
     assert!(OFF_SHARED + offset_of!(Shared, dead_lettered) == 656);
+    assert!(OFF_SHARED + offset_of!(Shared, redriven) == 664);
     assert!(OFF_SHARED + offset_of!(Shared, full_hint) == 768);
     assert!(OFF_SHARED + offset_of!(Shared, skips) == 776);
     assert!(OFF_SHARED + offset_of!(Shared, room) == 784);
@@ -201,6 +207,7 @@ fn zero_shared() -> Shared {
         acked: AtomicU64::new(0),
         redelivered: AtomicU64::new(0),
         dead_lettered: AtomicU64::new(0),
+        redriven: AtomicU64::new(0),
         _pad4: std::array::from_fn(|_| Default::default()),
         full_hint: AtomicU64::new(0),
         skips: AtomicU64::new(0),

@@ -7,7 +7,9 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 // Process memory, not the mapping: plain std atomics, outside the loom facade.
-use std::sync::atomic::{AtomicBool, AtomicU32 as AtomicU32Local, Ordering as LocalOrdering};
+use std::sync::atomic::{
+    AtomicBool, AtomicU32 as AtomicU32Local, AtomicU64 as AtomicU64Local, Ordering as LocalOrdering,
+};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -186,17 +188,23 @@ pub struct Stats {
     pub capacity: u64,
     /// Slots with no message.
     pub free: u64,
-    /// Messages visible now.
+    /// Messages a receive would take now: sent or returned and due, or
+    /// leased past their deadline (see `expired_leases`).
     pub visible: u64,
-    /// Messages leased to a receiver.
+    /// Messages leased to a receiver whose lease has not expired.
     pub in_flight: u64,
     /// Messages sent with a delay (or nacked with one) not yet visible.
     pub delayed: u64,
-    /// Dead messages.
+    /// Of `visible`: leases whose deadline passed (their holder crashed,
+    /// stalled or is late), which the next receive takes over.
+    pub expired_leases: u64,
+    /// Dead messages, and leases past their deadline at max receives (the
+    /// next receive dead-letters them).
     pub dead: u64,
     /// Slots a sender is writing.
     pub writing: u64,
-    /// Abandoned claims waiting for their owner to go.
+    /// Abandoned claims waiting for their owner to go, and claims past
+    /// their timeout (the next receive abandons them).
     pub abandoned: u64,
     /// Slots with a transition in flight or corrupt words.
     pub other: u64,
@@ -206,10 +214,15 @@ pub struct Stats {
     pub acked: u64,
     /// Deliveries of messages received before.
     pub redelivered: u64,
-    /// Messages dead-lettered at max receives.
+    /// Messages dead-lettered: at max receives, or rejected by a consumer.
     pub dead_lettered: u64,
+    /// Dead messages redriven.
+    pub redriven: u64,
     /// Age of the oldest visible message.
     pub oldest_visible_age: Option<Duration>,
+    /// Age of the oldest message no consumer has finished: visible,
+    /// delayed or in flight (the age an alert or an autoscaler watches).
+    pub oldest_unfinished_age: Option<Duration>,
 }
 
 /// A dead message, read without changing it.
@@ -313,6 +326,12 @@ struct Inner {
     spin_tries: AtomicU32Local,
     /// Set by [`Queue::shutdown`]: waits on this handle (and its clones) end.
     shutdown: AtomicBool,
+    /// Device and inode of the mapped file.
+    file_id: (u64, u64),
+    /// When `file_ok` last looked at the file (clock ms).
+    file_checked_ms: AtomicU64Local,
+    /// The path no longer names the mapped file (removed or replaced).
+    orphaned: AtomicBool,
 }
 
 impl std::fmt::Debug for Queue {
@@ -465,6 +484,9 @@ pub const MAX_DELAY: Duration = Duration::from_millis(MAX_TIMEOUT_MS);
 /// The longest lease: a visibility timeout or an extension, 12 hours (as
 /// SQS).
 pub const MAX_LEASE: Duration = Duration::from_millis(MAX_TIMEOUT_MS);
+
+/// How often a handle looks whether its file was removed or replaced.
+const ORPHAN_CHECK_MS: u64 = 100;
 
 /// How long a sender waiting for room sleeps at most before it looks again
 /// on its own (a freer killed between its commit and its wake).
@@ -626,6 +648,19 @@ impl Queue {
     }
 
     fn from_parts(path: &Path, file: File, mem: MapMemory, config: Config, identity: u64) -> Queue {
+        // The file this handle maps, to tell later whether the path still
+        // names it (`file_ok`). An fstat that fails leaves zeros, which no
+        // later stat of the path matches: the handle then reports itself
+        // orphaned rather than send into a file it cannot identify.
+        let (dev, ino) = file
+            .metadata()
+            .map(|m| {
+                (
+                    std::os::unix::fs::MetadataExt::dev(&m),
+                    std::os::unix::fs::MetadataExt::ino(&m),
+                )
+            })
+            .unwrap_or((0, 0));
         let params = Params {
             slot_size: config.slot_size,
             max_receives: config.max_receives,
@@ -645,6 +680,9 @@ impl Queue {
                 identity,
                 spin_tries: AtomicU32Local::new(200),
                 shutdown: AtomicBool::new(false),
+                file_id: (dev, ino),
+                file_checked_ms: AtomicU64Local::new(now_ms()),
+                orphaned: AtomicBool::new(false),
             }),
         }
     }
@@ -926,6 +964,43 @@ impl Queue {
         inner.ring.wake_room_waiters();
     }
 
+    /// Whether the path this handle was opened by still names the file it
+    /// maps: false once the file was removed or replaced (say by a `rm` and
+    /// a `create` at the same path). Sends through an orphaned handle fail
+    /// with [`SendError::Orphaned`]: their messages would go to a file no
+    /// new process can open, and vanish with the last handle. Receives, acks
+    /// and the rest keep working, so consumers can drain what it holds.
+    ///
+    /// Looked at with two `stat` calls at most every 100 ms per handle
+    /// (and its clones), on the send path; between looks, a comparison.
+    pub fn is_orphaned(&self) -> bool {
+        !self.file_ok(now_ms(), true)
+    }
+
+    /// Whether the file is still the one at the path, looking again if the
+    /// last look is `ORPHAN_CHECK_MS` old at `now` (or if `force`).
+    pub(crate) fn file_ok(&self, now: u64, force: bool) -> bool {
+        let inner = &*self.inner;
+        // Process memory; no ordering: a stale reading only delays a look.
+        if inner.orphaned.load(LocalOrdering::Relaxed) {
+            return false;
+        }
+        let last = inner.file_checked_ms.load(LocalOrdering::Relaxed);
+        if !force && now.saturating_sub(last) < ORPHAN_CHECK_MS {
+            return true;
+        }
+        inner.file_checked_ms.store(now, LocalOrdering::Relaxed);
+        use std::os::unix::fs::MetadataExt;
+        let removed = inner.file.metadata().map_or(true, |m| m.nlink() == 0);
+        let replaced =
+            std::fs::metadata(&inner.path).map_or(true, |m| (m.dev(), m.ino()) != inner.file_id);
+        if removed || replaced {
+            inner.orphaned.store(true, LocalOrdering::Relaxed);
+            return false;
+        }
+        true
+    }
+
     /// Whether [`shutdown`](Self::shutdown) was called on this handle or a
     /// clone of it.
     pub fn is_shut_down(&self) -> bool {
@@ -986,10 +1061,14 @@ impl Queue {
         delay: Duration,
     ) -> Result<u64, SendError> {
         let delay_ms = delay_ms(delay)?;
+        let now = now_ms();
+        if !self.file_ok(now, false) {
+            return Err(SendError::Orphaned);
+        }
         let id = self
             .inner
             .ring
-            .send(msg.as_ref(), delay_ms, now_ms())
+            .send(msg.as_ref(), delay_ms, now)
             .map_err(SendError::from_core)?;
         if delay_ms == 0 {
             self.wake_parked();
@@ -1459,22 +1538,57 @@ impl Queue {
     /// ```
     pub fn peek(&self, limit: usize) -> Vec<Peeked> {
         let now = now_ms();
-        let mut out = Vec::new();
+        let max = self.inner.config.max_receives;
+        let ring = &self.inner.ring;
+        // Judged as `stats` judges it: a due message, or a lease past its
+        // deadline below max receives (a receive would take it over).
+        let visible = |info: &SlotInfo| match info.state {
+            Some(St::Ready) => visible_now(info, now),
+            Some(St::Leased) => info.time_ms < now && info.receives < max,
+            _ => false,
+        };
+        // The `limit` smallest ids, in a max-heap: at most `limit` payloads
+        // are held at once, whatever the queue's size.
+        let mut kept: std::collections::BinaryHeap<(u64, u32, u64, Vec<u8>)> =
+            std::collections::BinaryHeap::new();
         let mut buf = Vec::new();
-        for i in 0..self.inner.ring.slot_count() {
-            if let Some(info) = self.inner.ring.peek(i, &mut buf) {
-                if info.state == Some(St::Ready) && visible_now(&info, now) {
-                    out.push(Peeked {
-                        id: info.id,
-                        receives: info.receives,
-                        sent_at: wall_time(info.sent_ms),
-                        payload: buf.clone(),
-                    });
-                }
+        for i in 0..ring.slot_count() {
+            if limit == 0 {
+                break;
+            }
+            let info = ring.info(i);
+            if info.pending || info.corrupt || !visible(&info) {
+                continue;
+            }
+            if kept.len() == limit && kept.peek().is_some_and(|top| top.0 <= info.id) {
+                continue;
+            }
+            let Some(seen) = ring.peek(i, &mut buf) else {
+                continue;
+            };
+            if seen.gen != info.gen {
+                continue;
+            }
+            kept.push((
+                seen.id,
+                seen.receives,
+                seen.sent_ms,
+                std::mem::take(&mut buf),
+            ));
+            if kept.len() > limit {
+                kept.pop();
             }
         }
+        let mut out: Vec<Peeked> = kept
+            .into_iter()
+            .map(|(id, receives, sent_ms, payload)| Peeked {
+                id,
+                receives,
+                sent_at: wall_time(sent_ms),
+                payload,
+            })
+            .collect();
         out.sort_by_key(|p| p.id);
-        out.truncate(limit);
         out
     }
 
@@ -1504,22 +1618,42 @@ impl Queue {
             capacity: u64::from(self.inner.ring.slot_count()),
             ..Stats::default()
         };
-        let mut oldest: Option<u64> = None;
+        let max = self.inner.config.max_receives;
+        let (mut oldest, mut unfinished): (Option<u64>, Option<u64>) = (None, None);
+        let older = |o: Option<u64>, t: u64| Some(o.map_or(t, |o| o.min(t)));
         for i in 0..self.inner.ring.slot_count() {
             let info = self.inner.ring.info(i);
             if info.pending || info.corrupt {
                 st.other += 1;
                 continue;
             }
+            // Judged at `now` as a receive would judge it, with no receiver
+            // needed: an expired lease is visible again (or dead at max
+            // receives), an expired claim abandoned.
             match info.state {
                 Some(St::Free) => st.free += 1,
+                Some(St::Writing) if info.time_ms < now => st.abandoned += 1,
                 Some(St::Writing) => st.writing += 1,
                 Some(St::Ready) if visible_now(&info, now) => {
                     st.visible += 1;
-                    oldest = Some(oldest.map_or(info.sent_ms, |o| o.min(info.sent_ms)));
+                    oldest = older(oldest, info.sent_ms);
+                    unfinished = older(unfinished, info.sent_ms);
                 }
-                Some(St::Ready) => st.delayed += 1,
-                Some(St::Leased) => st.in_flight += 1,
+                Some(St::Ready) => {
+                    st.delayed += 1;
+                    unfinished = older(unfinished, info.sent_ms);
+                }
+                Some(St::Leased) if info.time_ms < now && info.receives >= max => st.dead += 1,
+                Some(St::Leased) if info.time_ms < now => {
+                    st.visible += 1;
+                    st.expired_leases += 1;
+                    oldest = older(oldest, info.sent_ms);
+                    unfinished = older(unfinished, info.sent_ms);
+                }
+                Some(St::Leased) => {
+                    st.in_flight += 1;
+                    unfinished = older(unfinished, info.sent_ms);
+                }
                 Some(St::Dead) => st.dead += 1,
                 Some(St::Abandoned) => st.abandoned += 1,
                 None => st.other += 1,
@@ -1530,7 +1664,42 @@ impl Queue {
         st.acked = sh.acked.load(Relaxed);
         st.redelivered = sh.redelivered.load(Relaxed);
         st.dead_lettered = sh.dead_lettered.load(Relaxed);
-        st.oldest_visible_age = oldest.map(|t| Duration::from_millis(now.saturating_sub(t)));
+        st.redriven = sh.redriven.load(Relaxed);
+        let age = |t: u64| Duration::from_millis(now.saturating_sub(t));
+        st.oldest_visible_age = oldest.map(age);
+        st.oldest_unfinished_age = unfinished.map(age);
         st
+    }
+
+    /// An O(1) estimate of the messages in the queue that are not dead
+    /// (visible, delayed or in flight), from the header's counters: sends
+    /// plus redrives, less acks and dead-letterings. Four loads, no scan:
+    /// for monitoring loops. Approximate: the counters are read one after
+    /// another while others change them, quarantined messages are not
+    /// counted out, and a process built before the `redriven` counter
+    /// existed does not count its redrives. [`stats`](Self::stats) scans
+    /// every slot for the exact figures.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let q = shmq::Queue::create(dir.path().join("q"), &shmq::Config::default())?;
+    /// q.send("a")?;
+    /// q.send("b")?;
+    /// q.try_receive().unwrap().ack()?;
+    /// assert_eq!(q.depth_estimate(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn depth_estimate(&self) -> u64 {
+        let sh = self.inner.ring.shared();
+        // No ordering with anything: counters, each read once.
+        let added = sh
+            .sent
+            .load(Relaxed)
+            .wrapping_add(sh.redriven.load(Relaxed));
+        let gone = sh
+            .acked
+            .load(Relaxed)
+            .wrapping_add(sh.dead_lettered.load(Relaxed));
+        added.saturating_sub(gone)
     }
 }

@@ -157,6 +157,7 @@ fn question_mark_works_with_boxed_io_and_shmq_errors() {
         SendError::DelayOutOfRange { .. } => "delay",
         SendError::ClaimExpired => "claim expired",
         SendError::Contended => "contended",
+        SendError::Orphaned => "orphaned",
     };
     assert_eq!(described, "too large");
     // Receipts parse with a real error type.
@@ -491,4 +492,50 @@ fn worker_until_sigterm(q: Queue) {
         }
         lease.nack(Duration::ZERO).unwrap();
     }
+}
+
+// ------------------------------------------------------ orphaned handles
+
+#[test]
+fn a_handle_whose_file_was_removed_or_replaced_refuses_to_send() {
+    let (_d, path) = tmp("q");
+    let old = Queue::create(&path, &Config::default()).unwrap();
+    old.send("before").unwrap();
+    assert!(!old.is_orphaned());
+    // Replaced: removed, and a new queue created at the same path.
+    std::fs::remove_file(&path).unwrap();
+    let new = Queue::create(&path, &Config::default()).unwrap();
+    // Within 100 ms of the removal every send through the old handle fails.
+    let start = Instant::now();
+    loop {
+        match old.send("lost?") {
+            Err(SendError::Orphaned) => break,
+            // The orphan fills up before the next look at the file: that
+            // is no loss (the send failed), keep trying.
+            Ok(_) | Err(SendError::Full) => assert!(
+                start.elapsed() < Duration::from_millis(500),
+                "still sending into a removed file"
+            ),
+            Err(e) => panic!("{e}"),
+        }
+        thread::yield_now();
+    }
+    assert!(old.is_orphaned());
+    let mut ids = Vec::new();
+    assert!(matches!(
+        old.send_batch(&["x"], &mut ids),
+        Err(Error::Orphaned)
+    ));
+    // What it held can still be drained; the new queue works.
+    let drained: Vec<Vec<u8>> = std::iter::from_fn(|| old.try_receive())
+        .map(|mut l| l.take_payload())
+        .collect();
+    assert!(drained.iter().any(|p| p == b"before"));
+    new.send("after").unwrap();
+    assert!(!new.is_orphaned());
+    assert_eq!(new.try_receive().unwrap().payload(), b"after");
+    // Removed without a replacement: orphaned too.
+    std::fs::remove_file(&path).unwrap();
+    assert!(new.is_orphaned());
+    assert_eq!(new.send("x"), Err(SendError::Orphaned));
 }

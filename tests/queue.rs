@@ -455,3 +455,75 @@ fn identity_is_shared_by_every_opener_and_changes_when_the_queue_is_created_agai
     let unrelated = Queue::create(&other, &Config::default().slots(8).slot_size(64)).unwrap();
     assert_ne!(unrelated.identity(), again.identity());
 }
+
+/// A consumer that took messages and stopped (crashed, hung) leaves leases
+/// whose deadline passes with no receiver running: stats and peek count
+/// them as visible again (or dead at max receives) at once, as a receive
+/// would treat them, and the oldest-unfinished age keeps growing.
+#[test]
+fn stats_and_peek_count_expired_leases_as_a_receive_would() {
+    let (_d, path) = tmp();
+    let q = Queue::create(&path, &Config::default().slots(8).max_receives(2)).unwrap();
+    let first = q.send(b"first").unwrap();
+    q.send(b"second").unwrap();
+    q.send(b"third").unwrap();
+    let mut buf = Vec::new();
+    // Two short leases (1 ms), one long one; the holder then stops.
+    let short = Some(Duration::from_millis(1));
+    let a = q.try_receive_into(&mut buf, short).unwrap();
+    let b = q.try_receive_into(&mut buf, short).unwrap();
+    let _long = q.try_receive().unwrap();
+    // The second short lease is a redelivery: nack it at once and lease it
+    // again short, so it is at max receives (2) when it expires.
+    q.nack(b.receipt, Duration::ZERO).unwrap();
+    let b2 = q.try_receive_into(&mut buf, short).unwrap();
+    assert_eq!(b2.receives, 2);
+    let start = Instant::now();
+    while shmq::now_ms() <= a.deadline_ms.max(b2.deadline_ms) + 1 {
+        assert!(start.elapsed() < Duration::from_secs(5));
+        std::thread::yield_now();
+    }
+    let st = q.stats();
+    assert_eq!(
+        st.visible, 1,
+        "the expired lease below max receives: {st:?}"
+    );
+    assert_eq!(st.expired_leases, 1);
+    assert_eq!(st.dead, 1, "the expired lease at max receives: {st:?}");
+    assert_eq!(st.in_flight, 1, "the live lease");
+    assert!(st.oldest_unfinished_age.is_some());
+    assert!(st.oldest_visible_age.is_some());
+    let shown = q.peek(10);
+    assert_eq!(shown.len(), 1);
+    assert_eq!((shown[0].id, &shown[0].payload[..]), (first, &b"first"[..]));
+    // What the stats promised is what a receive does.
+    let again = q.try_receive().expect("the expired lease is taken over");
+    assert_eq!((again.id(), again.receives()), (first, 2));
+    assert_eq!(q.stats().dead, 1);
+    again.ack().unwrap();
+    let st = q.stats();
+    assert_eq!(
+        q.depth_estimate(),
+        st.sent + st.redriven - st.acked - st.dead_lettered,
+        "{st:?}"
+    );
+    assert_eq!(
+        q.depth_estimate(),
+        2,
+        "sent 3, acked 1; the dead one not yet counted"
+    );
+}
+
+#[test]
+fn peek_keeps_only_the_oldest_up_to_its_limit() {
+    let (_d, path) = tmp();
+    let q = Queue::create(&path, &Config::default().slots(64)).unwrap();
+    let ids: Vec<u64> = (0..40u8).map(|n| q.send(&[n]).unwrap()).collect();
+    let shown = q.peek(3);
+    assert_eq!(
+        shown.iter().map(|p| p.id).collect::<Vec<_>>(),
+        ids[..3].to_vec()
+    );
+    assert!(q.peek(0).is_empty());
+    assert_eq!(q.peek(100).len(), 40);
+}

@@ -59,6 +59,7 @@ impl<M: Memory> Ring<M> {
                 Ok(_) => {
                     if to == St::Ready {
                         self.signal_return();
+                        self.mem.shared().redriven.fetch_add(1, Relaxed);
                     }
                     return Ok(true);
                 }
