@@ -73,7 +73,7 @@ fn op(dir: &Path, op: &str) {
         match op {
             "send" => {
                 let key = format!("child.{k}");
-                if let Ok(id) = q.send(make_payload(&key)) {
+                if let Ok(id) = q.send(&make_payload(&key)) {
                     j.log(format_args!("S {id} {key}"));
                 }
             }
@@ -125,9 +125,9 @@ fn zombie(dir: &Path) {
     let q = Queue::open(dir.join("q")).expect("open");
     let key = env_str("T_KEY");
     let mut j = Journal::create(&dir.join(format!("{key}.log")));
-    match q.send(make_payload(&key)) {
+    match q.send(&make_payload(&key)) {
         Ok(id) => j.log(format_args!("OK {id}")),
-        Err(e) => j.log(format_args!("ERR {:?}", e.error)),
+        Err(e) => j.log(format_args!("ERR {e:?}")),
     }
 }
 
@@ -229,7 +229,7 @@ fn run_case(case: &Case, skip: u64) {
     let mut expected: BTreeMap<u64, String> = BTreeMap::new();
     for k in 0..PRELOAD {
         let key = format!("parent.{k}");
-        expected.insert(q.send(make_payload(&key)).unwrap(), key);
+        expected.insert(q.send(&make_payload(&key)).unwrap(), key);
     }
     let mut buf = Vec::new();
     match case.op {
@@ -343,7 +343,7 @@ fn run_case(case: &Case, skip: u64) {
         scan.findings
     );
     let fresh: BTreeSet<u64> = (0..SLOTS)
-        .map(|k| q.send(make_payload(&format!("after.{k}"))).unwrap())
+        .map(|k| q.send(&make_payload(&format!("after.{k}"))).unwrap())
         .collect();
     let mut got = BTreeSet::new();
     while let Some(d) = q.try_receive_into(&mut buf, None) {
@@ -489,7 +489,7 @@ fn zombie_trials(trials: u64, claim_ms: u64) -> Zombies {
             );
             let fkey = format!("flow.{t}.{k}");
             k += 1;
-            if let Ok(id) = q.send(make_payload(&fkey)) {
+            if let Ok(id) = q.send(&make_payload(&fkey)) {
                 sent_at.insert(id, now_ms());
             }
             while let Some(d) = q.receive_into(&mut buf, ms(5), None) {
@@ -632,7 +632,7 @@ fn a_forced_hole_that_is_purged_and_reused_is_safe_from_its_zombie() {
     let mut sent = BTreeMap::new();
     for k in 0..SLOTS {
         let key = format!("fill.{k}");
-        if let Ok(id) = q.send(make_payload(&key)) {
+        if let Ok(id) = q.send(&make_payload(&key)) {
             sent.insert(id, key);
         }
     }
