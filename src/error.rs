@@ -57,6 +57,14 @@ pub enum Error {
     },
     /// A configuration value is out of range.
     InvalidConfig(String),
+    /// `open` refused a file it does not trust: owned by another user, or
+    /// writable by every user (see [`OpenOptions`](crate::OpenOptions)).
+    Untrusted {
+        /// The queue file.
+        path: PathBuf,
+        /// Why it is not trusted.
+        why: String,
+    },
     /// `open_or_create` found a queue whose configuration differs from the
     /// one asked for.
     ConfigMismatch {
@@ -138,6 +146,11 @@ impl fmt::Display for Error {
                 path.display()
             ),
             Error::InvalidConfig(what) => write!(f, "invalid configuration: {what}"),
+            Error::Untrusted { path, why } => write!(
+                f,
+                "{} is not trusted: {why}; fix its owner or mode, or open it with OpenOptions that allow it",
+                path.display()
+            ),
             Error::ConfigMismatch { path, field, found, wanted } => write!(
                 f,
                 "{} exists with {field} {found}, not the {wanted} asked for; open it as it is or create the queue elsewhere",
@@ -303,6 +316,7 @@ impl From<Error> for io::Error {
             Error::NotAQueue { .. } | Error::Incompatible { .. } | Error::Corrupt { .. } => {
                 io::ErrorKind::InvalidData
             }
+            Error::Untrusted { .. } => io::ErrorKind::PermissionDenied,
             Error::ClaimExpired => io::ErrorKind::TimedOut,
             _ => io::ErrorKind::Other,
         };

@@ -13,6 +13,7 @@
 
 /// Every crash point the library defines, in protocol order.
 pub const FAILPOINTS: &[&str] = &[
+    "create.before_link",
     "send.after_claim",
     "send.mid_payload",
     "send.before_publish",

@@ -5,6 +5,8 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
+
+use crate::failpoint::failpoint;
 use std::path::{Path, PathBuf};
 // Process memory, not the mapping: plain std atomics, outside the loom facade.
 use std::sync::atomic::{
@@ -255,6 +257,121 @@ pub struct Peeked {
     pub sent_at: SystemTime,
     /// The payload.
     pub payload: Vec<u8>,
+}
+
+/// A file with holes (a sparse file: made by `truncate`, copied sparsely,
+/// or forged) would raise SIGBUS on the first store into a hole when the
+/// file system is full, and make every reader of the hole allocate a page
+/// on tmpfs: allocate the holes now, so a full disk fails `open` with an
+/// error instead. A file whose blocks already cover its length (every file
+/// `create` made) costs one `fstat`.
+fn allocate_holes(path: &Path, file: &File, len: u64) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let m = file.metadata().map_err(io_err("stat", path))?;
+    if m.blocks().saturating_mul(512) >= len {
+        return Ok(());
+    }
+    // SAFETY: a valid open fd; offset 0 and a length `decode_header` checked
+    // against the layout (at most 4096 + 2^24 * (64 + 16 MiB)), which fits
+    // off_t.
+    let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len as libc::off_t) };
+    if rc != 0 {
+        return Err(Error::Io {
+            op: "allocate the holes of a sparse queue file",
+            path: path.to_path_buf(),
+            source: io::Error::from_raw_os_error(rc),
+        });
+    }
+    Ok(())
+}
+
+/// A new, empty file with `mode` in the directory of `path`, for `create`
+/// to fill: without a name (`O_TMPFILE`) where the file system supports it
+/// and `/proc/self/fd` can name it for the link, otherwise under a hidden
+/// temporary name (returned, for removal once linked).
+fn unnamed_file(path: &Path, mode: u32) -> Result<(File, Option<PathBuf>)> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let io = |op| io_err(op, path);
+    if Path::new("/proc/self/fd").is_dir() {
+        match OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_TMPFILE)
+            .mode(mode)
+            .open(dir)
+        {
+            Ok(f) => return Ok((f, None)),
+            // The file system cannot make unnamed files: use a name.
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EOPNOTSUPP | libc::EISDIR | libc::EINVAL)
+                ) => {}
+            Err(e) => return Err(io("create")(e)),
+        }
+    }
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let temp = dir.join(format!(".{name}.creating.{}.{nanos}", std::process::id()));
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(&temp)
+        .map_err(io("create"))?;
+    Ok((f, Some(temp)))
+}
+
+/// Give the finished file its name: a hard link, which fails if anything
+/// is at `path` already (never replaces it).
+fn link_into_place(file: &File, temp: Option<&Path>, path: &Path) -> Result<()> {
+    let linked = match temp {
+        Some(t) => std::fs::hard_link(t, path),
+        None => {
+            use std::os::unix::ffi::OsStrExt;
+            let src = std::ffi::CString::new(format!("/proc/self/fd/{}", file.as_raw_fd()))
+                .expect("no NUL in a number");
+            let dst =
+                std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| Error::Io {
+                    op: "link",
+                    path: path.to_path_buf(),
+                    source: io::Error::from(io::ErrorKind::InvalidInput),
+                })?;
+            // SAFETY: two valid NUL-terminated paths relative to the working
+            // directory (AT_FDCWD); AT_SYMLINK_FOLLOW makes linkat follow the
+            // /proc magic link to the open, unnamed file.
+            let rc = unsafe {
+                libc::linkat(
+                    libc::AT_FDCWD,
+                    src.as_ptr(),
+                    libc::AT_FDCWD,
+                    dst.as_ptr(),
+                    libc::AT_SYMLINK_FOLLOW,
+                )
+            };
+            if rc == 0 {
+                Ok(())
+            } else {
+                Err(io::Error::last_os_error())
+            }
+        }
+    };
+    linked.map_err(|e| match e.kind() {
+        io::ErrorKind::AlreadyExists => Error::AlreadyExists {
+            path: path.to_path_buf(),
+        },
+        _ => Error::Io {
+            op: "link",
+            path: path.to_path_buf(),
+            source: e,
+        },
+    })
 }
 
 /// The file mapping, seen as the core's [`Memory`].
@@ -569,29 +686,26 @@ impl Queue {
     pub fn create(path: impl AsRef<Path>, config: &Config) -> Result<Queue> {
         let path = path.as_ref();
         config.validate()?;
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .mode(config.mode)
-            .open(path)
-            .map_err(|e| match e.kind() {
-                io::ErrorKind::AlreadyExists => Error::AlreadyExists {
-                    path: path.to_path_buf(),
-                },
-                _ => Error::Io {
-                    op: "create",
-                    path: path.to_path_buf(),
-                    source: e,
-                },
-            })?;
-        match Self::init(path, file, config) {
-            Ok(q) => Ok(q),
-            Err(e) => {
-                let _ = std::fs::remove_file(path);
-                Err(e)
-            }
+        // A cheap early answer; the link below is the real, atomic check.
+        if std::fs::symlink_metadata(path).is_ok() {
+            return Err(Error::AlreadyExists {
+                path: path.to_path_buf(),
+            });
         }
+        // Built in a file without a name (or, where the file system cannot
+        // make one, a hidden temporary name), linked at `path` only once
+        // complete: no process ever opens a half-made queue, and a creator
+        // that dies midway leaves nothing at `path` (design.md §7.3).
+        let (file, temp) = unnamed_file(path, config.mode)?;
+        let made = Self::init(path, file, config).and_then(|q| {
+            failpoint!("create.before_link");
+            link_into_place(&q.inner.file, temp.as_deref(), path)?;
+            Ok(q)
+        });
+        if let Some(t) = &temp {
+            let _ = std::fs::remove_file(t);
+        }
+        made
     }
 
     fn init(path: &Path, file: File, config: &Config) -> Result<Queue> {
@@ -709,7 +823,10 @@ impl Queue {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn open(path: impl AsRef<Path>) -> Result<Queue> {
-        let path = path.as_ref();
+        Queue::open_with(path.as_ref(), &crate::open::OpenOptions::new())
+    }
+
+    pub(crate) fn open_with(path: &Path, opts: &crate::open::OpenOptions) -> Result<Queue> {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -724,6 +841,7 @@ impl Queue {
                     source: e,
                 },
             })?;
+        opts.check_trust(path, &file)?;
         let started = Instant::now();
         let header = loop {
             let len = file.metadata().map_err(io_err("stat", path))?.len();
@@ -796,6 +914,7 @@ impl Queue {
             n: config.slots,
             stride: slot_stride(config.slot_size),
         };
+        allocate_holes(path, &file, header.file_len)?;
         let q = Self::from_parts(path, file, mem, config, header.identity);
         q.check_boot()?;
         Ok(q)
@@ -828,10 +947,17 @@ impl Queue {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn open_or_create(path: impl AsRef<Path>, config: &Config) -> Result<Queue> {
-        let path = path.as_ref();
+        crate::open::OpenOptions::new().open_or_create(path, config)
+    }
+
+    pub(crate) fn open_or_create_with(
+        path: &Path,
+        config: &Config,
+        opts: &crate::open::OpenOptions,
+    ) -> Result<Queue> {
         match Queue::create(path, config) {
             Err(Error::AlreadyExists { .. }) => {
-                let q = Queue::open(path)?;
+                let q = Queue::open_with(path, opts)?;
                 match q.config().difference(config) {
                     None => Ok(q),
                     Some((field, found, wanted)) => Err(Error::ConfigMismatch {

@@ -1,7 +1,7 @@
 //! The queue file: create/open rules, byte-patched headers and slots, threads.
 
 use std::fs::OpenOptions;
-use std::os::unix::fs::{FileExt, PermissionsExt};
+use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
@@ -526,4 +526,76 @@ fn peek_keeps_only_the_oldest_up_to_its_limit() {
     );
     assert!(q.peek(0).is_empty());
     assert_eq!(q.peek(100).len(), 40);
+}
+
+/// Squatting in a shared directory: a file another user made first (or one
+/// every user may write) is refused by `open` and `open_or_create` unless
+/// the caller says it trusts it.
+#[test]
+fn open_refuses_world_writable_and_foreign_files_unless_trusted() {
+    let (_d, path) = tmp();
+    Queue::create(&path, &Config::default().mode(0o666)).unwrap();
+    for refused in [
+        Queue::open(&path).map(|_| ()),
+        Queue::open_or_create(&path, &Config::default().mode(0o666)).map(|_| ()),
+    ] {
+        match refused {
+            Err(e @ Error::Untrusted { .. }) => {
+                assert!(e.to_string().contains("every user may write it"), "{e}")
+            }
+            other => panic!("a world-writable queue must be refused: {other:?}"),
+        }
+    }
+    shmq::OpenOptions::new()
+        .allow_world_writable(true)
+        .open(&path)
+        .unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o660)).unwrap();
+    Queue::open(&path).unwrap();
+    // Another owner: only root can hand the file to another user.
+    let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path; uid/gid 65534 (nobody).
+    if unsafe { libc::chown(c.as_ptr(), 65534, 65534) } != 0 {
+        eprintln!("not root: the foreign-owner half of this test needs chown");
+        return;
+    }
+    match Queue::open(&path) {
+        Err(e @ Error::Untrusted { .. }) => assert!(e.to_string().contains("uid 65534"), "{e}"),
+        other => panic!("a file owned by another user must be refused: {other:?}"),
+    }
+    shmq::OpenOptions::new()
+        .allow_other_owner(true)
+        .open(&path)
+        .unwrap();
+}
+
+/// A sparse copy of a queue file (holes where its slots were): `open`
+/// allocates the holes, so a full file system fails the open with an error
+/// instead of a later store with SIGBUS.
+#[test]
+fn open_allocates_the_holes_of_a_sparse_file() {
+    use std::os::unix::fs::MetadataExt;
+    let (_d, path) = tmp();
+    let q = Queue::create(&path, &Config::default().slots(256).slot_size(4096)).unwrap();
+    let len = std::fs::metadata(&path).unwrap().len();
+    drop(q);
+    let sparse = path.with_extension("sparse");
+    let header = read_at(&path, 0, 4096);
+    let f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&sparse)
+        .unwrap();
+    f.write_all_at(&header, 0).unwrap();
+    f.set_len(len).unwrap();
+    assert!(f.metadata().unwrap().blocks() * 512 < len, "made sparse");
+    drop(f);
+    let q = Queue::open(&sparse).unwrap();
+    assert!(
+        std::fs::metadata(&sparse).unwrap().blocks() * 512 >= len,
+        "holes allocated"
+    );
+    // Zero-filled slots read as corrupt: quarantined, never delivered.
+    assert!(q.try_receive().is_none());
 }
