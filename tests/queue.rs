@@ -599,3 +599,81 @@ fn open_allocates_the_holes_of_a_sparse_file() {
     // Zero-filled slots read as corrupt: quarantined, never delivered.
     assert!(q.try_receive().is_none());
 }
+
+/// Without checksums, a lease that expires while its receiver copies a
+/// large payload, is taken over, acked and its slot reused by a sender,
+/// must not deliver a mix of two messages: the receiver re-checks the
+/// generation after its copy (design.md §4, Payload). Every payload is one
+/// byte value repeated, so a torn copy shows as two values. The copying
+/// receivers run at SCHED_IDLE, so the sender and a normal-priority
+/// receiver preempt them mid-copy as often as the scheduler allows.
+#[test]
+fn a_lease_lost_during_the_copy_never_delivers_a_torn_payload() {
+    let (_d, path) = tmp();
+    const SIZE: usize = 4 << 20;
+    let cfg = Config::default()
+        .slots(2)
+        .slot_size(SIZE as u32)
+        .checksums(false)
+        .max_receives(65_535);
+    let q = Queue::create(&path, &cfg).unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let torn = Arc::new(AtomicUsize::new(0));
+    let copies = Arc::new(AtomicUsize::new(0));
+    let sender = {
+        let (q, stop) = (q.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut k = 0u8;
+            while !stop.load(Ordering::Relaxed) {
+                k = k.wrapping_add(1);
+                let _ = q.send(&vec![k; SIZE]);
+            }
+        })
+    };
+    let receivers: Vec<_> = (0..3)
+        .map(|n| {
+            let (q, stop, torn, copies) = (q.clone(), stop.clone(), torn.clone(), copies.clone());
+            std::thread::spawn(move || {
+                if n > 0 {
+                    // SAFETY: sched_setscheduler(0, ...) changes only this
+                    // thread's policy; a zeroed sched_param is priority 0,
+                    // the one SCHED_IDLE takes.
+                    unsafe {
+                        let p: libc::sched_param = std::mem::zeroed();
+                        libc::sched_setscheduler(0, libc::SCHED_IDLE, &p);
+                    }
+                }
+                let mut buf = Vec::with_capacity(SIZE);
+                while !stop.load(Ordering::Relaxed) {
+                    // A 1 ms lease: shorter than a preempted copy.
+                    if let Some(d) = q.try_receive_into(&mut buf, Some(Duration::from_millis(1))) {
+                        copies.fetch_add(1, Ordering::Relaxed);
+                        if buf.iter().any(|b| *b != buf[0]) {
+                            torn.fetch_add(1, Ordering::Relaxed);
+                        }
+                        let _ = q.ack(d.receipt);
+                    }
+                }
+            })
+        })
+        .collect();
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(1) {
+        std::thread::yield_now();
+    }
+    stop.store(true, Ordering::Relaxed);
+    sender.join().unwrap();
+    for r in receivers {
+        r.join().unwrap();
+    }
+    assert!(
+        copies.load(Ordering::Relaxed) > 0,
+        "some messages were received"
+    );
+    assert_eq!(
+        torn.load(Ordering::Relaxed),
+        0,
+        "torn payloads delivered out of {} copies",
+        copies.load(Ordering::Relaxed)
+    );
+}

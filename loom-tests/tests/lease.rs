@@ -180,3 +180,52 @@ fn stalled_ack_against_abort() {
         }
     });
 }
+
+/// A receiver leases MSG_A (deadline 10) and copies it while its lease may
+/// be lost under it: another receiver takes the expired lease over at 30,
+/// acks it, and a sender reuses the slot for MSG_B. Whatever the first
+/// receiver gets is one whole message with its own id (MSG_A, or MSG_B if
+/// its receive came after the reuse): never a mix of the two, never one
+/// message's payload under the other's id. The ring runs without checksums,
+/// so only the generation re-check after the copy stands between the
+/// receiver and a torn payload.
+#[test]
+fn copy_against_takeover_and_reuse() {
+    model_both(|swap| {
+        let r = ring(1, 5);
+        let id_a = r.send(MSG_A, 0, 0).unwrap();
+        let (rr, rt) = (r.clone(), r.clone());
+        let ((got, buf), reused) = race(
+            swap,
+            move || {
+                let mut buf = Vec::new();
+                (receive(&rr, 0, &mut buf), buf)
+            },
+            move || {
+                let mut buf = Vec::new();
+                let d = receive(&rt, 30, &mut buf)?;
+                rt.ack(d.receipt, 31).ok()?;
+                rt.send(MSG_B, 0, 32).ok()
+            },
+        );
+        if let Some(d) = got {
+            let whole = (d.id == id_a && buf == MSG_A) || (Some(d.id) == reused && buf == MSG_B);
+            assert!(
+                whole,
+                "a torn copy was delivered: id {} (MSG_A is {id_a}, MSG_B {reused:?}), payload {:?}",
+                d.id,
+                String::from_utf8_lossy(&buf)
+            );
+            // MSG_B can reach this receiver only through a lease of its own
+            // (its receive came after the reuse), never through the lease
+            // of MSG_A that it lost while copying.
+            if d.id != id_a {
+                let info = r.info(0);
+                assert!(
+                    info.state == Some(St::Leased) && info.gen == d.receipt.gen,
+                    "MSG_B was delivered under a lost lease: {d:?}, slot now {info:?}"
+                );
+            }
+        }
+    });
+}

@@ -207,6 +207,22 @@ impl<M: Memory> Ring<M> {
         }
         read_payload(self.mem.payload(i), len, buf);
         let id = w.msg_id.load(Relaxed);
+        let sent_ms = w.sent_ms.load(Relaxed);
+        // The lease may have expired while we copied (a long copy, a short
+        // lease, a descheduled receiver), been taken over, acked, and the
+        // slot reused by a sender writing another message over the one we
+        // were copying. Re-check the generation after the copy, as `peek`'s
+        // seqlock does: a copy made while the lease was lost is not
+        // delivered (the message is someone else's now), so a torn mix of
+        // two messages never is, with or without checksums.
+        // SYNC POINT: this fence(Acquire) after the payload loads pairs with
+        // the reusing sender's fence(Release) after its claim commit: if any
+        // load above saw its payload, the state load below sees its claim.
+        fence(Acquire);
+        #[cfg(not(shmq_mutation = "lease_no_recheck"))]
+        if gen_of(w.state.load(Relaxed)) != g1 {
+            return None;
+        }
         if self.p.checksums && message_crc(id, buf) != w.crc.load(Relaxed) {
             self.quarantine_held(i, g1, now);
             return None;
@@ -216,7 +232,7 @@ impl<M: Memory> Ring<M> {
             id,
             receives: before.saturating_add(1),
             deadline_ms: deadline,
-            sent_ms: w.sent_ms.load(Relaxed),
+            sent_ms,
         })
     }
 
