@@ -133,8 +133,10 @@ impl DeadReason {
 
 /// Names one lease: the slot and the generation its lease commit produced.
 /// Copy it anywhere (another thread, another process): ack, nack and extend
-/// work with it for as long as the lease is the current one.
+/// work with it for as long as the lease is the current one. Its text form
+/// (`Display`, `FromStr`) is `SLOT:GEN`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct Receipt {
     /// Slot index.
     pub slot: u32,
@@ -163,8 +165,13 @@ impl std::str::FromStr for Receipt {
     }
 }
 
-/// What a receive hands out besides the payload.
+/// What a receive hands out besides the payload. Its times are readings of
+/// the host's CLOCK_MONOTONIC in milliseconds ([`now_ms`](crate::now_ms)),
+/// the clock every process shares; [`sent_at`](Delivery::sent_at) and
+/// [`remaining`](Delivery::remaining) turn them into wall-clock time and a
+/// duration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Delivery {
     /// The lease's receipt.
     pub receipt: Receipt,
@@ -176,6 +183,19 @@ pub struct Delivery {
     pub deadline_ms: u64,
     /// When the message was sent, host clock milliseconds.
     pub sent_ms: u64,
+}
+
+#[cfg(not(loom))]
+impl Delivery {
+    /// When the message was sent, on the wall clock.
+    pub fn sent_at(&self) -> std::time::SystemTime {
+        crate::clock::wall_time(self.sent_ms)
+    }
+
+    /// Time left until the lease expires (zero if it has).
+    pub fn remaining(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.deadline_ms.saturating_sub(crate::clock::now_ms()))
+    }
 }
 
 /// Outcome of a nack.
