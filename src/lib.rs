@@ -33,6 +33,8 @@
 #![cfg_attr(loom, allow(dead_code, unused_imports))]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+#[cfg(all(feature = "tokio", not(loom)))]
+mod asynk;
 mod batch;
 mod clock;
 mod error;
@@ -50,6 +52,8 @@ mod sync;
 #[cfg(not(loom))]
 mod wait;
 
+#[cfg(all(feature = "tokio", not(loom)))]
+pub use asynk::{IncomingStream, ReceiveFuture, SendFuture};
 pub use clock::{boot_id, now_ms, pid_alive};
 pub use error::{Error, ParseReceiptError, Result, SendError};
 pub use failpoint::FAILPOINTS;
