@@ -321,6 +321,13 @@ impl Stream for IncomingStream {
     }
 }
 
+impl futures_core::FusedStream for IncomingStream {
+    /// Ended: the handle was shut down.
+    fn is_terminated(&self) -> bool {
+        self.queue.is_shut_down()
+    }
+}
+
 impl Drop for IncomingStream {
     fn drop(&mut self) {
         self.queue.waiters().park.leave(&mut self.key);
@@ -495,6 +502,10 @@ impl Registry {
         waker: &Waker,
         seen: u32,
     ) {
+        // Wakers replaced or removed here are dropped after the unlock: the
+        // drop of a task's last waker may drop its future, whose `Drop`
+        // locks this registry.
+        let mut old: Option<Waker> = None;
         let mut st = lock(&self.state);
         let k = *key.get_or_insert_with(|| {
             st.next_key += 1;
@@ -504,7 +515,7 @@ impl Registry {
             Some(t) => {
                 t.seen = seen;
                 if !t.waker.will_wake(waker) {
-                    t.waker = waker.clone();
+                    old = Some(std::mem::replace(&mut t.waker, waker.clone()));
                 }
             }
             None => {
@@ -531,7 +542,7 @@ impl Registry {
                 Err(_) => {
                     // No thread (a thread limit): do not sleep unwoken; the
                     // task polls again and the next wait tries to spawn.
-                    st.tasks.remove(&k);
+                    old = st.tasks.remove(&k).map(|t| t.waker);
                     *key = None;
                     waker.wake_by_ref();
                 }
@@ -543,12 +554,16 @@ impl Registry {
         if st.idle {
             self.idle.notify_one();
         }
+        drop(st);
+        drop(old);
     }
 
     /// Forget the task `key` (it got what it waited for, or was dropped).
     fn leave(&self, key: &mut Option<u64>) {
         if let Some(k) = key.take() {
-            lock(&self.state).tasks.remove(&k);
+            // The guard goes at the end of this statement, the waker after.
+            let task = lock(&self.state).tasks.remove(&k);
+            drop(task);
         }
     }
 
@@ -620,6 +635,8 @@ fn run(reg: Arc<Registry>, word: Word, first: Queue) {
         // that task's last look.
         let cur = w.load(SeqCst);
         let timed_out = deadline.is_some_and(|d| Instant::now() >= d);
+        // Removed tasks' wakers are cloned into `wake` first, so no last
+        // waker is dropped under the lock (see `Registry::wait`).
         st.tasks.retain(|_, t| {
             let stay = !timed_out && t.seen == cur;
             if !stay {

@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
+use futures_core::FusedStream;
 use futures_util::StreamExt;
 use shmq::{Config, Queue, SendError};
 
@@ -271,7 +272,9 @@ fn graceful_shutdown_ends_the_streams_and_the_leases_in_hand_are_acked() {
         assert_eq!(done, WORKERS, "each worker finished the lease it held");
         // Later waits return at once.
         assert!(q.receive_async().await.is_none());
-        assert!(q.incoming_stream().next().await.is_none());
+        let mut ended = q.incoming_stream();
+        assert!(ended.is_terminated());
+        assert!(ended.next().await.is_none());
     });
     let st = q.stats();
     assert_eq!(st.in_flight, 0, "no lease left to time out: {st:?}");
