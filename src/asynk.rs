@@ -256,6 +256,8 @@ impl Future for SendFuture<'_> {
                 return Poll::Ready(other);
             }
         }
+        #[cfg(test)]
+        tests::between_look_and_bit(q);
         // §5.1, waiting for room, as `send_until`: set the waiter bit, ...
         let seen = q.room_wait_word();
         // After the load of the futex word: see `Queue::shutdown`.
@@ -354,6 +356,8 @@ fn poll_receive(q: &Queue, key: &mut Option<u64>, cx: &mut Context<'_>) -> Poll<
         park.leave(key);
         return Poll::Ready(Some(lease));
     }
+    #[cfg(test)]
+    tests::between_look_and_bit(q);
     // §6, as `receive_into` before it parks: set the waiter bit, ...
     let seen = set_park_bit(q.park_word());
     // After the load of the futex word: see `Queue::shutdown`.
@@ -659,5 +663,75 @@ fn run(reg: Arc<Registry>, word: Word, first: Queue) {
         drop(st);
         futex_wait(w, cur, timeout);
         st = lock(&reg.state);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The window the last look covers: a publish (or a freed slot) that
+    //! lands after a task's first look and before its waiter bit. The
+    //! sender then sees no bit and wakes nobody, so only the last look can
+    //! find it; these tests put a send (an ack) exactly there.
+    use super::*;
+    use std::cell::Cell;
+    use std::sync::Arc;
+    use std::task::Wake;
+
+    use crate::Config;
+
+    type Hook = Box<dyn FnOnce(&Queue)>;
+
+    thread_local! {
+        static BETWEEN: Cell<Option<Hook>> = const { Cell::new(None) };
+    }
+
+    /// Run the hook set for this thread, once.
+    pub(super) fn between_look_and_bit(q: &Queue) {
+        if let Some(f) = BETWEEN.with(Cell::take) {
+            f(q);
+        }
+    }
+
+    struct Noop;
+    impl Wake for Noop {
+        fn wake(self: Arc<Self>) {}
+    }
+
+    fn poll_once<F: Future + Unpin>(f: &mut F) -> Poll<F::Output> {
+        let waker = Waker::from(Arc::new(Noop));
+        Pin::new(f).poll(&mut Context::from_waker(&waker))
+    }
+
+    #[test]
+    fn a_send_between_the_first_look_and_the_waiter_bit_is_found_by_the_last_look() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = Queue::create(dir.path().join("q"), &Config::default()).unwrap();
+        BETWEEN.with(|h| {
+            h.set(Some(Box::new(|q: &Queue| {
+                q.send("late").unwrap();
+            })))
+        });
+        let mut fut = q.receive_async();
+        match poll_once(&mut fut) {
+            Poll::Ready(Some(lease)) => assert_eq!(lease.payload(), b"late"),
+            other => panic!("the last look missed the message: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_ack_between_the_first_look_and_the_waiter_bit_is_found_by_the_last_look() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = Queue::create(dir.path().join("q"), &Config::default().slots(1)).unwrap();
+        q.send("first").unwrap();
+        BETWEEN.with(|h| {
+            h.set(Some(Box::new(|q: &Queue| {
+                q.try_receive().unwrap().ack().unwrap()
+            })))
+        });
+        let mut fut = q.send_async("second");
+        match poll_once(&mut fut) {
+            Poll::Ready(Ok(_)) => {}
+            other => panic!("the last look missed the free slot: {other:?}"),
+        }
     }
 }

@@ -365,6 +365,72 @@ fn send_async_on_a_full_queue_resumes_when_a_consumer_acks() {
     });
 }
 
+#[test]
+fn ping_pong_between_a_thread_and_a_task_never_waits_for_the_sweep() {
+    // One message at a time, nothing else on the queue: a wake lost between
+    // the task's look and its sleep would leave it asleep until the sweep
+    // deadline (1 s; visibility 60 s), with nothing else to wake it.
+    const ROUNDS: u64 = 20_000;
+    let dir = tempfile::tempdir().unwrap();
+    let q = queue(
+        &dir,
+        &Config::default()
+            .slots(8)
+            .slot_size(64)
+            .visibility_timeout(Duration::from_secs(60)),
+    );
+    let acked = Arc::new(AtomicU64::new(0));
+    let producer = std::thread::spawn({
+        let (q, acked) = (q.clone(), acked.clone());
+        let mut rng = Rng::seeded();
+        move || {
+            for k in 0..ROUNDS {
+                // Spin a while (the send should race the task's poll),
+                // then yield (not to starve the task on a busy machine).
+                let mut spins = 0u32;
+                while acked.load(SeqCst) < k {
+                    if spins < 20_000 {
+                        spins += 1;
+                        std::hint::spin_loop();
+                    } else {
+                        std::thread::yield_now();
+                    }
+                }
+                // Land the send at a random point of the task's next poll.
+                for _ in 0..rng.below(400) {
+                    std::hint::spin_loop();
+                }
+                q.send(&k.to_le_bytes()).unwrap();
+            }
+        }
+    });
+    let slowest = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let mut slowest = Duration::ZERO;
+            for k in 0..ROUNDS {
+                let t = Instant::now();
+                let lease = tokio::time::timeout(Duration::from_secs(10), q.receive_async())
+                    .await
+                    .expect("woken")
+                    .unwrap();
+                slowest = slowest.max(t.elapsed());
+                assert_eq!(value(lease.payload()), k);
+                lease.ack().unwrap();
+                acked.fetch_add(1, SeqCst);
+            }
+            slowest
+        });
+    producer.join().unwrap();
+    println!("slowest round {slowest:?}");
+    assert!(
+        slowest < Duration::from_millis(500),
+        "a round took {slowest:?}"
+    );
+}
+
 // ------------------------------------------------------- other processes
 
 fn spawn(role: &str, args: &[&str]) -> Child {
