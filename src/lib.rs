@@ -35,6 +35,11 @@
 //! No feature is on by default. The `shmq` command-line tool is its own
 //! crate, `shmq-cli`.
 //!
+//! - `tokio`: async receive and send (`Queue::receive_async`,
+//!   `Queue::send_async`, `Queue::incoming_stream`, a `futures_core::Stream`),
+//!   cancellation-safe, waiting on the queue's futex words through one
+//!   waiter thread per handle and word rather than a thread per task. Works
+//!   with any executor; named for the runtime its tests use.
 //! - `failpoints`: named crash points that abort (or stop) the process where
 //!   the `SHMQ_FAILPOINT` environment variable says, for the crash tests
 //!   (`cargo test --features failpoints --test failpoints`). Never enable it
@@ -54,6 +59,8 @@ compile_error!(
     "shmq supports Linux only: it uses futex(2), CLOCK_MONOTONIC_COARSE and /proc/sys/kernel/random/boot_id"
 );
 
+#[cfg(all(feature = "tokio", not(loom)))]
+mod asynk;
 mod batch;
 mod clock;
 mod error;
@@ -73,6 +80,8 @@ mod sync;
 #[cfg(not(loom))]
 mod wait;
 
+#[cfg(all(feature = "tokio", not(loom)))]
+pub use asynk::{IncomingStream, ReceiveFuture, SendFuture};
 pub use clock::now_ms;
 pub use error::{Error, ParseReceiptError, Result, SendError};
 #[cfg(not(loom))]

@@ -449,6 +449,9 @@ struct Inner {
     file_checked_ms: AtomicU64Local,
     /// The path no longer names the mapped file (removed or replaced).
     orphaned: AtomicBool,
+    /// The async receivers and senders waiting on this handle (asynk.rs).
+    #[cfg(feature = "tokio")]
+    waiters: crate::asynk::Waiters,
 }
 
 impl std::fmt::Debug for Queue {
@@ -797,6 +800,8 @@ impl Queue {
                 file_id: (dev, ino),
                 file_checked_ms: AtomicU64Local::new(now_ms()),
                 orphaned: AtomicBool::new(false),
+                #[cfg(feature = "tokio")]
+                waiters: crate::asynk::Waiters::default(),
             }),
         }
     }
@@ -1289,7 +1294,8 @@ impl Queue {
     pub(crate) fn wake_parked(&self) {
         let park = &self.inner.ring.shared().park;
         // SYNC POINT: SeqCst load after the SeqCst publish commit, against the
-        // receiver's SeqCst CAS of the waiter bit before its last look.
+        // receiver's SeqCst CAS of the waiter bit before its last look (a
+        // blocking receiver's in `receive_into`, an async one's in asynk.rs).
         let w = park.load(SeqCst);
         if w & 1 != 0
             && park
@@ -1827,5 +1833,53 @@ impl Queue {
             .load(Relaxed)
             .wrapping_add(sh.dead_lettered.load(Relaxed));
         added.saturating_sub(gone)
+    }
+}
+
+/// What the async futures (asynk.rs, §6 "Async waiters") need of a handle.
+#[cfg(feature = "tokio")]
+impl Queue {
+    pub(crate) fn waiters(&self) -> &crate::asynk::Waiters {
+        &self.inner.waiters
+    }
+
+    /// The futex word receivers park on (§6).
+    pub(crate) fn park_word(&self) -> &AtomicU32 {
+        &self.inner.ring.shared().park
+    }
+
+    /// The futex word senders waiting for room park on (§5.1).
+    pub(crate) fn room_word(&self) -> &AtomicU32 {
+        &self.inner.ring.shared().room
+    }
+
+    /// When the next sweep round is due (CLOCK_MONOTONIC ms).
+    pub(crate) fn sweep_due_ms(&self) -> u64 {
+        self.inner.ring.shared().sweep_due.load(Relaxed)
+    }
+
+    /// The last look of a receiver about to wait: `try_receive`, finishing
+    /// the sweep lap as `receive_into` does before it parks.
+    pub(crate) fn try_receive_last_look(&self) -> Option<Lease> {
+        let mut buf = Vec::new();
+        let n = u64::from(self.inner.ring.slot_count());
+        let d = self.try_once(self.vt_ms(None), &mut buf, n)?;
+        Some(Lease::new(self.clone(), d, buf))
+    }
+
+    /// Set the waiter bit of `room`; the value to wait on (§5.1).
+    pub(crate) fn room_wait_word(&self) -> u32 {
+        self.inner.ring.room_wait_word()
+    }
+
+    /// The last look of a sender about to wait for room (as `send_until`).
+    pub(crate) fn send_last_look(&self, msg: &[u8]) -> Result<u64, SendError> {
+        let id = self
+            .inner
+            .ring
+            .send_looking(msg, 0, now_ms())
+            .map_err(SendError::from_core)?;
+        self.wake_parked();
+        Ok(id)
     }
 }
