@@ -105,10 +105,8 @@ impl Queue {
         };
         let Some(d) = first else { return 0 };
         got.push(d);
-        let vt = visibility
-            .unwrap_or(self.config().visibility_timeout)
-            .as_millis()
-            .clamp(1, u128::from(MAX_TIMEOUT_MS)) as u64;
+        let vt = crate::clock::millis(visibility.unwrap_or(self.config().visibility_timeout))
+            .clamp(1, MAX_TIMEOUT_MS);
         let now = now_ms();
         while got.len() < max {
             let want = max - got.len();

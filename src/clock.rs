@@ -18,6 +18,12 @@ pub fn now_ms() -> u64 {
     (ts.tv_sec as u64) * 1000 + (ts.tv_nsec as u64) / 1_000_000
 }
 
+/// A duration in whole milliseconds, saturating at `u64::MAX` (584 million
+/// years) instead of truncating the `u128` that `as_millis` gives.
+pub(crate) fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
 /// Milliseconds since the Unix epoch (informative timestamps only).
 pub fn unix_ms() -> u64 {
     std::time::SystemTime::now()

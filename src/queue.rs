@@ -17,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use memmap2::{MmapOptions, MmapRaw};
 
-use crate::clock::{boot_id, now_ms, pid_alive, unix_ms, wall_time};
+use crate::clock::{boot_id, millis, now_ms, pid_alive, unix_ms, wall_time};
 use crate::error::{Error, Result, SendError};
 use crate::layout::*;
 use crate::lease::Lease;
@@ -515,9 +515,8 @@ pub(crate) fn encode_header(cfg: &Config) -> [u8; OFF_SHARED] {
         .copy_from_slice(&(slot_stride(cfg.slot_size) as u32).to_le_bytes());
     b[OFF_MAX_RECEIVES..OFF_MAX_RECEIVES + 4].copy_from_slice(&cfg.max_receives.to_le_bytes());
     b[OFF_VISIBILITY_MS..OFF_VISIBILITY_MS + 8]
-        .copy_from_slice(&(cfg.visibility_timeout.as_millis() as u64).to_le_bytes());
-    b[OFF_CLAIM_MS..OFF_CLAIM_MS + 8]
-        .copy_from_slice(&(cfg.claim_timeout.as_millis() as u64).to_le_bytes());
+        .copy_from_slice(&millis(cfg.visibility_timeout).to_le_bytes());
+    b[OFF_CLAIM_MS..OFF_CLAIM_MS + 8].copy_from_slice(&millis(cfg.claim_timeout).to_le_bytes());
     b[OFF_CREATED_MS..OFF_CREATED_MS + 8].copy_from_slice(&unix_ms().to_le_bytes());
     b[OFF_FILE_LEN..OFF_FILE_LEN + 8].copy_from_slice(&cfg.file_len().to_le_bytes());
     let crc = crc32fast::hash(&b[..CRC_COVERED]);
@@ -781,8 +780,8 @@ impl Queue {
         let params = Params {
             slot_size: config.slot_size,
             max_receives: config.max_receives,
-            visibility_ms: config.visibility_timeout.as_millis() as u64,
-            claim_ms: config.claim_timeout.as_millis() as u64,
+            visibility_ms: millis(config.visibility_timeout),
+            claim_ms: millis(config.claim_timeout),
             checksums: config.checksums,
             pid: std::process::id(),
             is_alive: pid_alive,
