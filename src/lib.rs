@@ -62,6 +62,8 @@ mod layout;
 #[cfg(not(loom))]
 mod lease;
 #[cfg(not(loom))]
+mod observe;
+#[cfg(not(loom))]
 mod queue;
 #[cfg(not(loom))]
 pub mod recover;
@@ -75,6 +77,8 @@ pub use clock::now_ms;
 pub use error::{Error, ParseReceiptError, Result, SendError};
 #[cfg(not(loom))]
 pub use lease::Lease;
+#[cfg(not(loom))]
+pub use observe::{is_queue_file, QueueView};
 #[cfg(not(loom))]
 pub use queue::{Config, DeadLetter, Incoming, Peeked, Queue, Stats, MAX_DELAY, MAX_LEASE};
 pub use ring::{DeadReason, Delivery, Nacked, Receipt};

@@ -259,6 +259,13 @@ unsafe impl Send for MapMemory {}
 unsafe impl Sync for MapMemory {}
 
 impl MapMemory {
+    /// The memory over `map` (read-write, or read-only for a
+    /// [`QueueView`](crate::QueueView)), whose length the caller checked
+    /// against the header: `HEADER_LEN + n * stride` at least.
+    pub(crate) fn new(map: MmapRaw, n: u32, stride: usize) -> MapMemory {
+        MapMemory { map, n, stride }
+    }
+
     fn at<T>(&self, off: usize) -> &T {
         debug_assert!(off + std::mem::size_of::<T>() <= self.map.len());
         debug_assert_eq!(off % std::mem::align_of::<T>(), 0);
@@ -454,7 +461,7 @@ pub(crate) fn decode_header(b: &[u8; OFF_SHARED], actual_len: u64) -> Result<Hea
 
 /// Whether a READY slot's message is visible: its time has come, or it was
 /// sent without a delay (as the receive path judges it, ring.rs `visible`).
-fn visible_now(info: &SlotInfo, now: u64) -> bool {
+pub(crate) fn visible_now(info: &SlotInfo, now: u64) -> bool {
     info.time_ms <= now || info.time_ms <= info.sent_ms
 }
 

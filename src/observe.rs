@@ -1,0 +1,432 @@
+//! `QueueView`: a queue file watched with read access only.
+//!
+//! Monitoring (`shmq stat`, `peek`, `inspect`, `dlq list`, `ls`) must work
+//! for a user who may read the queue file but not write it. A [`Queue`]
+//! opens the file read-write and may change it on open (the boot-id reset of
+//! design.md §7) and on every receive (the sweep), so a watcher gets its own
+//! type: the file is opened `O_RDONLY` and mapped `PROT_READ`, and the type
+//! offers only calls that load words (configuration, identity, stats, peek,
+//! dead letters, slot snapshots).
+//!
+//! Why this is sound: a store through a `PROT_READ` mapping is a SIGSEGV, so
+//! the view must never reach code that writes. It reaches exactly
+//! [`Ring::info`] and [`Ring::peek`] (atomic loads of the state, clock and
+//! side words, and of payload words) and loads of the header counters; it
+//! never calls a transition, the sweep, a wake or the boot check.
+//!
+//! What it cannot do: the boot-id reset. After a reboot the clock words of a
+//! file on a disk file system refer to the previous boot's CLOCK_MONOTONIC,
+//! so the times a view derives from them (ages, deadlines, "visible now") are
+//! stale until a writer opens the queue with [`Queue::open`]; a view says so
+//! with [`QueueView::clocks_current`].
+//!
+//! [`Queue`]: crate::Queue
+//! [`Queue::open`]: crate::Queue::open
+//! [`Ring::info`]: crate::internal::Ring::info
+//! [`Ring::peek`]: crate::internal::Ring::peek
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{FileExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use memmap2::MmapOptions;
+
+use crate::clock::{boot_id, now_ms, pid_alive, wall_time};
+use crate::error::{Error, Result};
+use crate::layout::*;
+use crate::queue::{decode_header, visible_now, Config, DeadLetter, HeaderError, MapMemory};
+use crate::queue::{Peeked, Stats};
+use crate::ring::{no_wake, DeadReason, Params, Receipt, Ring, SlotInfo};
+use crate::slot::St;
+use crate::sync::Ordering::*;
+
+/// A queue file opened for reading only: it works for a user with read
+/// permission alone, and never changes the file.
+///
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// use shmq::{Config, Queue, QueueView};
+/// let path = dir.path().join("orders.q");
+/// let q = Queue::create(&path, &Config::default())?;
+/// q.send("order 1")?;
+/// let view = QueueView::open(&path)?;
+/// assert_eq!(view.stats().visible, 1);
+/// assert_eq!(view.peek(10)[0].payload, b"order 1");
+/// assert_eq!(view.identity(), q.identity());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct QueueView {
+    ring: Ring<MapMemory>,
+    path: PathBuf,
+    config: Config,
+    identity: u64,
+    _file: File,
+}
+
+impl std::fmt::Debug for QueueView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueueView")
+            .field("path", &self.path)
+            .field("identity", &format_args!("{:016x}", self.identity))
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+fn io_err<'p>(op: &'static str, path: &'p Path) -> impl FnOnce(io::Error) -> Error + 'p {
+    move |source| Error::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+impl QueueView {
+    /// Open the queue file at `path` read-only. Unlike [`Queue::open`] it
+    /// does not wait for a creator that has not finished the header: it
+    /// returns [`Error::NotInitialised`] at once (look again later).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`], [`Error::NotAQueue`], [`Error::Incompatible`],
+    /// [`Error::NotInitialised`], [`Error::Corrupt`] as [`Queue::open`];
+    /// [`Error::Io`] (`EACCES` if the caller may not even read the file).
+    ///
+    /// [`Queue::open`]: crate::Queue::open
+    pub fn open(path: impl AsRef<Path>) -> Result<QueueView> {
+        let path = path.as_ref();
+        let file = OpenOptions::new()
+            .read(true)
+            .open(path)
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::NotFound => Error::NotFound {
+                    path: path.to_path_buf(),
+                },
+                _ => Error::Io {
+                    op: "open",
+                    path: path.to_path_buf(),
+                    source: e,
+                },
+            })?;
+        let meta = file.metadata().map_err(io_err("stat", path))?;
+        let len = meta.len();
+        let mut b = [0u8; OFF_SHARED];
+        let got = if len >= HEADER_LEN as u64 {
+            file.read_exact_at(&mut b, 0)
+                .map_err(io_err("read header", path))?;
+            decode_header(&b, len)
+        } else if (len as usize) < OFF_SHARED {
+            // Too short for the immutable header: a creator that has not
+            // written it yet, or another kind of file.
+            let mut head = vec![0u8; len as usize];
+            file.read_exact_at(&mut head, 0)
+                .map_err(io_err("read header", path))?;
+            if head.iter().all(|&x| x == 0) {
+                Err(HeaderError::Uninitialised)
+            } else {
+                Err(HeaderError::BadMagic)
+            }
+        } else {
+            file.read_exact_at(&mut b, 0)
+                .map_err(io_err("read header", path))?;
+            match decode_header(&b, len) {
+                Err(e) => Err(e),
+                Ok(_) => Err(HeaderError::Corrupt(format!(
+                    "file is {len} bytes, shorter than its header"
+                ))),
+            }
+        };
+        let header = match got {
+            Ok(h) => h,
+            Err(HeaderError::Uninitialised) => {
+                return Err(Error::NotInitialised {
+                    path: path.to_path_buf(),
+                })
+            }
+            Err(HeaderError::BadMagic) => {
+                return Err(Error::NotAQueue {
+                    path: path.to_path_buf(),
+                })
+            }
+            Err(HeaderError::Version(found)) => {
+                return Err(Error::Incompatible {
+                    path: path.to_path_buf(),
+                    found,
+                    supported: FORMAT_VERSION,
+                })
+            }
+            Err(HeaderError::Corrupt(what)) => {
+                return Err(Error::Corrupt {
+                    path: path.to_path_buf(),
+                    what,
+                })
+            }
+        };
+        // PROT_READ, MAP_SHARED: this process sees the writers' stores and
+        // can make none (a store would fault, and nothing below stores).
+        let map = MmapOptions::new()
+            .map_raw_read_only(&file)
+            .map_err(io_err("mmap", path))?;
+        if (map.len() as u64) < header.file_len {
+            return Err(Error::Corrupt {
+                path: path.to_path_buf(),
+                what: "file shrank while opening".into(),
+            });
+        }
+        let mut config = header.config;
+        config.mode = meta.permissions().mode() & 0o7777;
+        let mem = MapMemory::new(map, config.slots, slot_stride(config.slot_size));
+        let params = Params {
+            slot_size: config.slot_size,
+            max_receives: config.max_receives,
+            visibility_ms: config.visibility_timeout.as_millis() as u64,
+            claim_ms: config.claim_timeout.as_millis() as u64,
+            checksums: config.checksums,
+            pid: std::process::id(),
+            is_alive: pid_alive,
+            // Never called: a view makes no transition.
+            wake: no_wake,
+        };
+        Ok(QueueView {
+            ring: Ring::new(mem, params),
+            path: path.to_path_buf(),
+            config,
+            identity: header.identity,
+            _file: file,
+        })
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The queue's identity, as [`Queue::identity`](crate::Queue::identity).
+    pub fn identity(&self) -> u64 {
+        self.identity
+    }
+
+    /// The queue's configuration (as read from the file; `mode` is the
+    /// file's permission bits).
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Whether the file's clock words belong to this boot. `false` after a
+    /// reboot until a writer opens the queue: ages, deadlines and
+    /// visibility read through this view are then stale.
+    pub fn clocks_current(&self) -> bool {
+        let host = boot_id();
+        let sh = self.ring.shared();
+        sh.boot_id[0].load(Acquire) == host[0] && sh.boot_id[1].load(Acquire) == host[1]
+    }
+
+    /// The lock-free core, for its read-only calls (`info`, `peek`,
+    /// `params`) only: its other calls store into the mapping, which is a
+    /// SIGSEGV here.
+    #[doc(hidden)]
+    pub fn ring(&self) -> &Ring<MapMemory> {
+        &self.ring
+    }
+
+    /// A snapshot of slot `i`; `None` if there is no such slot.
+    #[doc(hidden)]
+    pub fn slot_info(&self, i: u32) -> Option<SlotInfo> {
+        (i < self.ring.slot_count()).then(|| self.ring.info(i))
+    }
+
+    /// Counts by state and the header's counters, as
+    /// [`Queue::stats`](crate::Queue::stats).
+    pub fn stats(&self) -> Stats {
+        let now = now_ms();
+        let mut st = Stats {
+            capacity: u64::from(self.ring.slot_count()),
+            ..Stats::default()
+        };
+        let mut oldest: Option<u64> = None;
+        for i in 0..self.ring.slot_count() {
+            let info = self.ring.info(i);
+            if info.pending || info.corrupt {
+                st.other += 1;
+                continue;
+            }
+            match info.state {
+                Some(St::Free) => st.free += 1,
+                Some(St::Writing) => st.writing += 1,
+                Some(St::Ready) if visible_now(&info, now) => {
+                    st.visible += 1;
+                    oldest = Some(oldest.map_or(info.sent_ms, |o| o.min(info.sent_ms)));
+                }
+                Some(St::Ready) => st.delayed += 1,
+                Some(St::Leased) => st.in_flight += 1,
+                Some(St::Dead) => st.dead += 1,
+                Some(St::Abandoned) => st.abandoned += 1,
+                None => st.other += 1,
+            }
+        }
+        let sh = self.ring.shared();
+        st.sent = sh.sent.load(Relaxed);
+        st.acked = sh.acked.load(Relaxed);
+        st.redelivered = sh.redelivered.load(Relaxed);
+        st.dead_lettered = sh.dead_lettered.load(Relaxed);
+        st.oldest_visible_age = oldest.map(|t| Duration::from_millis(now.saturating_sub(t)));
+        st
+    }
+
+    /// Up to `limit` visible messages, oldest id first, as
+    /// [`Queue::peek`](crate::Queue::peek).
+    pub fn peek(&self, limit: usize) -> Vec<Peeked> {
+        let now = now_ms();
+        let mut out = Vec::new();
+        let mut buf = Vec::new();
+        for i in 0..self.ring.slot_count() {
+            if let Some(info) = self.ring.peek(i, &mut buf) {
+                if info.state == Some(St::Ready) && visible_now(&info, now) {
+                    out.push(Peeked {
+                        id: info.id,
+                        receives: info.receives,
+                        sent_at: wall_time(info.sent_ms),
+                        payload: buf.clone(),
+                    });
+                }
+            }
+        }
+        out.sort_by_key(|p| p.id);
+        out.truncate(limit);
+        out
+    }
+
+    /// Every dead message, oldest id first, as
+    /// [`Queue::dead_letters`](crate::Queue::dead_letters).
+    pub fn dead_letters(&self) -> Vec<DeadLetter> {
+        let mut out = Vec::new();
+        let mut buf = Vec::new();
+        for i in 0..self.ring.slot_count() {
+            if let Some(info) = self.ring.peek(i, &mut buf) {
+                if info.state == Some(St::Dead) {
+                    out.push(DeadLetter {
+                        id: info.id,
+                        receipt: Receipt {
+                            slot: i,
+                            gen: info.gen,
+                        },
+                        receives: info.receives,
+                        died_at: wall_time(info.time_ms),
+                        reason: DeadReason::from_code(info.reason),
+                        payload: buf.clone(),
+                    });
+                }
+            }
+        }
+        out.sort_by_key(|d| d.id);
+        out
+    }
+}
+
+/// Whether the file at `path` starts with a queue file's magic bytes (read
+/// without mapping it; for listing the queues of a directory).
+///
+/// # Errors
+///
+/// [`Error::Io`] if the file cannot be opened or read.
+pub fn is_queue_file(path: impl AsRef<Path>) -> Result<bool> {
+    let path = path.as_ref();
+    let file = File::open(path).map_err(io_err("open", path))?;
+    let mut b = [0u8; 8];
+    match file.read_exact_at(&mut b, OFF_MAGIC as u64) {
+        Ok(()) => Ok(b == MAGIC),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(false),
+        Err(e) => Err(io_err("read header", path)(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Queue;
+
+    #[test]
+    fn a_view_sees_what_a_writer_did() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q");
+        let q = Queue::create(&path, &Config::default().slots(8).slot_size(64)).unwrap();
+        q.send("a").unwrap();
+        q.send("b").unwrap();
+        q.send_delayed("later", Duration::from_secs(3600)).unwrap();
+        let lease = q.try_receive().unwrap();
+        let v = QueueView::open(&path).unwrap();
+        let same_tick = |mut s: Stats| {
+            s.oldest_visible_age = None;
+            s
+        };
+        assert_eq!(same_tick(v.stats()), same_tick(q.stats()));
+        // Wall-clock times are derived at each call: compare the rest.
+        let peeked = |p: Vec<Peeked>| -> Vec<(u64, u32, Vec<u8>)> {
+            p.into_iter().map(|m| (m.id, m.receives, m.payload)).collect()
+        };
+        assert_eq!(peeked(v.peek(10)), peeked(q.peek(10)));
+        lease.dead_letter().unwrap();
+        let dead = |d: Vec<DeadLetter>| -> Vec<(u64, Receipt, DeadReason, Vec<u8>)> {
+            d.into_iter()
+                .map(|m| (m.id, m.receipt, m.reason, m.payload))
+                .collect()
+        };
+        assert_eq!(dead(v.dead_letters()), dead(q.dead_letters()));
+        assert_eq!(v.dead_letters().len(), 1);
+        assert_eq!(v.identity(), q.identity());
+        assert_eq!(v.config(), q.config());
+        assert!(v.clocks_current());
+        for i in 0..8 {
+            assert_eq!(v.slot_info(i), q.slot_info(i));
+        }
+        assert_eq!(v.slot_info(8), None);
+    }
+
+    #[test]
+    fn a_read_only_file_can_be_watched() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q");
+        let q = Queue::create(&path, &Config::default().slots(4).slot_size(64)).unwrap();
+        q.send("x").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444)).unwrap();
+        let v = QueueView::open(&path).unwrap();
+        assert_eq!(v.stats().visible, 1);
+        assert_eq!(v.config().mode, 0o444);
+        // The view's mapping is read-only: the kernel says so.
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        let name = path.canonicalize().unwrap();
+        let perms: Vec<&str> = maps
+            .lines()
+            .filter(|l| l.ends_with(name.to_str().unwrap()))
+            .map(|l| l.split_whitespace().nth(1).unwrap())
+            .collect();
+        assert!(perms.contains(&"r--s"), "{perms:?}");
+    }
+
+    #[test]
+    fn other_files_are_told_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty");
+        std::fs::write(&empty, b"").unwrap();
+        assert!(matches!(
+            QueueView::open(&empty),
+            Err(Error::NotInitialised { .. })
+        ));
+        assert!(!is_queue_file(&empty).unwrap());
+        let text = dir.path().join("text");
+        std::fs::write(&text, b"hello").unwrap();
+        assert!(matches!(
+            QueueView::open(&text),
+            Err(Error::NotAQueue { .. })
+        ));
+        assert!(matches!(
+            QueueView::open(dir.path().join("none")),
+            Err(Error::NotFound { .. })
+        ));
+        let q = dir.path().join("q");
+        Queue::create(&q, &Config::default().slots(1).slot_size(8)).unwrap();
+        assert!(is_queue_file(&q).unwrap());
+    }
+}
