@@ -364,7 +364,9 @@ mod tests {
         assert_eq!(same_tick(v.stats()), same_tick(q.stats()));
         // Wall-clock times are derived at each call: compare the rest.
         let peeked = |p: Vec<Peeked>| -> Vec<(u64, u32, Vec<u8>)> {
-            p.into_iter().map(|m| (m.id, m.receives, m.payload)).collect()
+            p.into_iter()
+                .map(|m| (m.id, m.receives, m.payload))
+                .collect()
         };
         assert_eq!(peeked(v.peek(10)), peeked(q.peek(10)));
         lease.dead_letter().unwrap();
