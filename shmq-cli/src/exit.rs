@@ -4,7 +4,6 @@
 
 use std::io::{self, Write};
 use std::path::Path;
-use std::process::ExitCode;
 
 /// The exit status section of `shmq --help` (and of the man page).
 pub const EXIT_STATUS: &str = "\
@@ -66,11 +65,11 @@ impl Failure {
     }
 
     /// Print the message and return the exit status.
-    pub fn report(self) -> ExitCode {
+    pub fn report(self) -> u8 {
         if !self.message.is_empty() {
             let _ = writeln!(io::stderr().lock(), "shmq: {}", self.message);
         }
-        ExitCode::from(self.code as u8)
+        self.code as u8
     }
 }
 

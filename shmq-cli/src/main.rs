@@ -2,14 +2,21 @@
 //!
 //! One file per verb under `command/`; this file holds only the argument
 //! tree, the dispatch and the exit status.
+//!
+//! `main` is our own C `main` (`no_main`), not Rust's: Rust's start-up
+//! quietly reopens a closed stdout on /dev/null, after which
+//! `shmq recv --ack >&-` would "write" each message and ack it. We make the
+//! same repair (so a queue file can never become fd 1) but remember that
+//! stdout was closed, and every write to it fails (see `output::RawStdout`).
+#![cfg_attr(not(test), no_main)]
 
 mod command;
 mod duration;
 mod exit;
 mod output;
 
+use std::ffi::OsString;
 use std::io::{self, Write};
-use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
@@ -67,25 +74,48 @@ enum Command {
 }
 
 /// Parse the command line; clap's errors get our prefix and exit code 2.
-fn parse() -> Result<Cli, ExitCode> {
-    match Cli::try_parse() {
+fn parse(args: Vec<OsString>) -> Result<Cli, u8> {
+    match Cli::try_parse_from(args) {
         Ok(cli) => Ok(cli),
         Err(e) if !e.use_stderr() => {
             // --help and --version: to stdout, success.
-            let _ = e.print();
-            Err(ExitCode::SUCCESS)
+            let text = e.render().to_string();
+            let ok = output::RawStdout.write_all(text.as_bytes()).is_ok();
+            Err(if ok { 0 } else { Code::Other as u8 })
         }
         Err(e) => {
             let text = e.render().to_string();
             let text = text.strip_prefix("error: ").unwrap_or(&text);
             let _ = write!(io::stderr().lock(), "shmq: {text}");
-            Err(ExitCode::from(Code::Usage as u8))
+            Err(Code::Usage as u8)
         }
     }
 }
 
-fn main() -> ExitCode {
-    let cli = match parse() {
+/// The process's entry point (see the module docs for why it is C's).
+#[cfg(not(test))]
+#[no_mangle]
+extern "C" fn main(argc: libc::c_int, argv: *const *const libc::c_char) -> libc::c_int {
+    use std::ffi::CStr;
+    use std::os::unix::ffi::OsStrExt;
+    output::sanitize_standard_fds();
+    // As Rust's start-up does: a write to a pipe without a reader returns
+    // EPIPE instead of killing us (so a message in hand is given back).
+    // SAFETY: setting a signal's disposition to SIG_IGN has no preconditions.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    let args = (0..usize::try_from(argc).unwrap_or(0))
+        .map(|i| {
+            // SAFETY: the C runtime passes `argc` valid NUL-terminated
+            // strings in `argv`, alive for the whole process.
+            let arg = unsafe { CStr::from_ptr(*argv.add(i)) };
+            std::ffi::OsStr::from_bytes(arg.to_bytes()).to_owned()
+        })
+        .collect();
+    libc::c_int::from(run(args))
+}
+
+fn run(args: Vec<OsString>) -> u8 {
+    let cli = match parse(args) {
         Ok(cli) => cli,
         Err(code) => return code,
     };
@@ -108,7 +138,7 @@ fn main() -> ExitCode {
         Command::Man(a) => command::completions::man(a),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => 0,
         Err(f) => f.report(),
     }
 }
@@ -121,5 +151,11 @@ mod tests {
     #[test]
     fn the_argument_tree_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn usage_errors_exit_2() {
+        let args = ["shmq", "frobnicate"].map(OsString::from).to_vec();
+        assert_eq!(run(args), 2);
     }
 }

@@ -3,6 +3,7 @@
 
 use std::io::{self, Write};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use base64::Engine;
 use serde_json::{json, Map, Value};
@@ -20,15 +21,49 @@ pub fn view(path: &Path) -> Result<QueueView, Failure> {
     Ok(QueueView::open(path)?)
 }
 
+/// Set when the process started with fd 1 closed (`>&-`).
+static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+
+/// Open /dev/null on each of fds 0, 1 and 2 that is closed, as Rust's own
+/// start-up does (otherwise the queue file could be opened as fd 1 and our
+/// output written into it), and remember whether stdout was closed.
+#[cfg_attr(test, allow(dead_code))]
+pub fn sanitize_standard_fds() {
+    for fd in 0..3 {
+        // SAFETY: F_GETFD on any integer is harmless: EBADF if it is closed.
+        let closed = unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1
+            && io::Error::last_os_error().raw_os_error() == Some(libc::EBADF);
+        if !closed {
+            continue;
+        }
+        if fd == 1 {
+            STDOUT_CLOSED.store(true, Ordering::Relaxed);
+        }
+        // The lowest free descriptor is `fd` (the ones below it are open).
+        // SAFETY: a NUL-terminated path and valid flags.
+        let got = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) };
+        if got != fd {
+            // Only without a /dev/null: stop rather than let a queue file
+            // become a standard descriptor.
+            std::process::abort();
+        }
+    }
+}
+
 /// File descriptor 1, unbuffered, with every error reported.
 ///
-/// `std::io::Stdout` treats a closed descriptor (EBADF) as a sink that
-/// accepts everything: `shmq recv --ack >&-` would ack messages nobody got.
-/// This writer makes `write(2)` itself and returns its error.
+/// `std::io::Stdout` treats EBADF as a sink that accepts everything, and a
+/// stdout that was closed at start is /dev/null by now: either way
+/// `shmq recv --ack >&-` would ack messages nobody got. This writer makes
+/// `write(2)` itself, returns its error, and fails with EBADF when stdout
+/// was closed at start.
 pub struct RawStdout;
 
 impl Write for RawStdout {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if STDOUT_CLOSED.load(Ordering::Relaxed) {
+            return Err(io::Error::from_raw_os_error(libc::EBADF));
+        }
         // SAFETY: fd 1 is a plain integer (a closed one fails with EBADF);
         // `buf` is valid for `buf.len()` bytes.
         let n = unsafe { libc::write(1, buf.as_ptr().cast(), buf.len()) };
