@@ -50,7 +50,8 @@ back at once.
 
 --follow ends on SIGINT or SIGTERM (exit 0, after the message in hand is
 written and acked), after --count messages, or once no message came for
---wait. Exit 5 when no message at all was received.
+--wait. Exit 5 when no message at all was received, unless a signal
+ended it.
 
 Without --ack a lease outlives this process; it is recorded as held by the
 process that ran `shmq recv` (its parent, such as the script's shell), so
