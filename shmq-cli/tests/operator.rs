@@ -336,3 +336,28 @@ fn observers_need_read_access_only() {
     }
     assert_eq!(q.stat()["visible"], 1, "the readers changed nothing");
 }
+
+#[test]
+fn watch_on_a_terminal_redraws_a_table_in_place() {
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("script (util-linux) is not installed: skipped");
+        return;
+    }
+    let q = create(8, &[]);
+    ok(&["send", q.p(), "m"]);
+    // `script` runs the command on a pseudo-terminal and copies its output.
+    let cmd = format!("{BIN} stat {} --watch --count 3 --interval 10ms", q.p());
+    let o = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let screen = stdout(&o);
+    assert!(
+        screen.contains("SENT/s") && screen.contains("REDELIV/s"),
+        "{screen}"
+    );
+    // The table is 3 lines (time, header, one queue): redrawn twice.
+    assert_eq!(screen.matches("\x1b[3A\x1b[J").count(), 2, "{screen:?}");
+}

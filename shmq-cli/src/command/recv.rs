@@ -178,7 +178,9 @@ pub fn run(a: Args) -> Result<(), Failure> {
     let limit = a.count.unwrap_or(if a.follow { u64::MAX } else { 1 });
     let mut payload = Vec::new();
     let mut got = 0u64;
-    while got < limit {
+    // A signal ends the loop between messages, even while messages keep
+    // coming (a receive after the shutdown may still find one).
+    while got < limit && !q.is_shut_down() {
         let d = match (a.follow, a.wait) {
             (false, None) => q.try_receive_into(&mut payload, a.visibility),
             (_, Some(w)) if w.is_zero() => q.try_receive_into(&mut payload, a.visibility),
