@@ -158,4 +158,13 @@ fn completions_and_the_man_page_come_from_the_command_tree() {
     for verb in ["recv", "stat", "ls", "purge", "rm", "Exit status"] {
         assert!(man.contains(verb), "the man page lacks {verb}");
     }
+    let recv = ok(&["man", "dlq", "list"]);
+    assert!(recv.contains(".TH shmq-dlq-list 1"), "{recv}");
+    assert!(recv.contains("shmq dlq list"), "{recv}");
+    assert_eq!(code(&shmq(&["man", "bogus"])), 2);
+    let dir = tempfile::tempdir().unwrap();
+    ok(&["man", "--dir", dir.path().to_str().unwrap()]);
+    for page in ["shmq.1", "shmq-recv.1", "shmq-dlq-redrive.1"] {
+        assert!(dir.path().join(page).exists(), "{page}");
+    }
 }

@@ -1,12 +1,10 @@
 //! `shmq completions` and `shmq man`: generated from the clap tree, so they
 //! never drift from the commands.
 
-use std::io::Write;
-
 use clap::CommandFactory;
 use clap_complete::Shell;
 
-use crate::exit::Failure;
+use crate::exit::{Code, Failure};
 use crate::output::Out;
 
 #[derive(clap::Args)]
@@ -16,7 +14,15 @@ pub struct Args {
 }
 
 #[derive(clap::Args)]
-pub struct ManArgs {}
+pub struct ManArgs {
+    /// The page of this command (`recv`, or `dlq list`): shmq-recv(1);
+    /// without it, shmq(1).
+    pub command: Vec<String>,
+    /// Write every page (shmq.1, shmq-recv.1, ...) into this directory
+    /// instead.
+    #[arg(long, conflicts_with = "command", value_name = "DIR")]
+    pub dir: Option<std::path::PathBuf>,
+}
 
 pub fn run(a: Args) -> Result<(), Failure> {
     let mut cmd = crate::Cli::command();
@@ -25,10 +31,40 @@ pub fn run(a: Args) -> Result<(), Failure> {
     out.finish()
 }
 
-pub fn man(_: ManArgs) -> Result<(), Failure> {
-    let cmd = crate::Cli::command();
+pub fn man(a: ManArgs) -> Result<(), Failure> {
+    let mut cmd = crate::Cli::command().disable_help_subcommand(true);
+    if let Some(dir) = a.dir {
+        return clap_mangen::generate_to(cmd, &dir).map_err(|e| {
+            Failure::from(shmq::Error::Io {
+                op: "write man pages to",
+                path: dir,
+                source: e,
+            })
+        });
+    }
+    // Built, subcommands are named for their pages: `shmq-dlq-list`.
+    cmd.build();
+    let mut page = cmd;
+    for name in &a.command {
+        page = page.find_subcommand(name).cloned().ok_or_else(|| {
+            Failure::new(
+                Code::Usage,
+                format!(
+                    "no command `{}`; `shmq --help` lists them",
+                    a.command.join(" ")
+                ),
+            )
+        })?;
+    }
+    // The title line shows the name: the page's, not the bare verb's (clap
+    // wants a &'static str; this process prints one page and ends).
+    let title: &'static str = Box::leak(
+        page.get_display_name()
+            .unwrap_or(page.get_name())
+            .to_owned()
+            .into_boxed_str(),
+    );
     let mut out = Out::new();
-    clap_mangen::Man::new(cmd).render(&mut out)?;
-    out.flush()?;
+    clap_mangen::Man::new(page.name(title)).render(&mut out)?;
     out.finish()
 }

@@ -18,7 +18,8 @@ const PROGRESS_FROM_FILES: u64 = 1000;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The directory (default: the current one). Not recursive.
+    /// The directory (default: the current one). Not recursive; files
+    /// this user cannot read are left out.
     #[arg(default_value = ".")]
     pub dir: PathBuf,
     /// One JSON object per queue and line; keys in this order: path,
