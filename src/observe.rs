@@ -240,89 +240,109 @@ impl QueueView {
     /// Counts by state and the header's counters, as
     /// [`Queue::stats`](crate::Queue::stats).
     pub fn stats(&self) -> Stats {
-        let now = now_ms();
-        let mut st = Stats {
-            capacity: u64::from(self.ring.slot_count()),
-            ..Stats::default()
-        };
-        let mut oldest: Option<u64> = None;
-        for i in 0..self.ring.slot_count() {
-            let info = self.ring.info(i);
-            if info.pending || info.corrupt {
-                st.other += 1;
-                continue;
-            }
-            match info.state {
-                Some(St::Free) => st.free += 1,
-                Some(St::Writing) => st.writing += 1,
-                Some(St::Ready) if visible_now(&info, now) => {
-                    st.visible += 1;
-                    oldest = Some(oldest.map_or(info.sent_ms, |o| o.min(info.sent_ms)));
-                }
-                Some(St::Ready) => st.delayed += 1,
-                Some(St::Leased) => st.in_flight += 1,
-                Some(St::Dead) => st.dead += 1,
-                Some(St::Abandoned) => st.abandoned += 1,
-                None => st.other += 1,
-            }
-        }
-        let sh = self.ring.shared();
-        st.sent = sh.sent.load(Relaxed);
-        st.acked = sh.acked.load(Relaxed);
-        st.redelivered = sh.redelivered.load(Relaxed);
-        st.dead_lettered = sh.dead_lettered.load(Relaxed);
-        st.oldest_visible_age = oldest.map(|t| Duration::from_millis(now.saturating_sub(t)));
-        st
+        stats(&self.ring)
     }
 
     /// Up to `limit` visible messages, oldest id first, as
     /// [`Queue::peek`](crate::Queue::peek).
     pub fn peek(&self, limit: usize) -> Vec<Peeked> {
-        let now = now_ms();
-        let mut out = Vec::new();
-        let mut buf = Vec::new();
-        for i in 0..self.ring.slot_count() {
-            if let Some(info) = self.ring.peek(i, &mut buf) {
-                if info.state == Some(St::Ready) && visible_now(&info, now) {
-                    out.push(Peeked {
-                        id: info.id,
-                        receives: info.receives,
-                        sent_at: wall_time(info.sent_ms),
-                        payload: buf.clone(),
-                    });
-                }
-            }
-        }
-        out.sort_by_key(|p| p.id);
-        out.truncate(limit);
-        out
+        peek(&self.ring, limit)
     }
 
     /// Every dead message, oldest id first, as
     /// [`Queue::dead_letters`](crate::Queue::dead_letters).
     pub fn dead_letters(&self) -> Vec<DeadLetter> {
-        let mut out = Vec::new();
-        let mut buf = Vec::new();
-        for i in 0..self.ring.slot_count() {
-            if let Some(info) = self.ring.peek(i, &mut buf) {
-                if info.state == Some(St::Dead) {
-                    out.push(DeadLetter {
-                        id: info.id,
-                        receipt: Receipt {
-                            slot: i,
-                            gen: info.gen,
-                        },
-                        receives: info.receives,
-                        died_at: wall_time(info.time_ms),
-                        reason: DeadReason::from_code(info.reason),
-                        payload: buf.clone(),
-                    });
-                }
+        dead_letters(&self.ring)
+    }
+}
+
+// The scans below only load from the ring (`info`, `peek` and the header
+// counters), so they serve a read-only view and a read-write queue alike
+// (`Queue::stats`, `peek` and `dead_letters` do the same today and could
+// call them).
+
+/// Counts by state (a scan of every slot) and the header's counters.
+pub(crate) fn stats<M: Memory>(ring: &Ring<M>) -> Stats {
+    let now = now_ms();
+    let mut st = Stats {
+        capacity: u64::from(ring.slot_count()),
+        ..Stats::default()
+    };
+    let mut oldest: Option<u64> = None;
+    for i in 0..ring.slot_count() {
+        let info = ring.info(i);
+        if info.pending || info.corrupt {
+            st.other += 1;
+            continue;
+        }
+        match info.state {
+            Some(St::Free) => st.free += 1,
+            Some(St::Writing) => st.writing += 1,
+            Some(St::Ready) if visible_now(&info, now) => {
+                st.visible += 1;
+                oldest = Some(oldest.map_or(info.sent_ms, |o| o.min(info.sent_ms)));
+            }
+            Some(St::Ready) => st.delayed += 1,
+            Some(St::Leased) => st.in_flight += 1,
+            Some(St::Dead) => st.dead += 1,
+            Some(St::Abandoned) => st.abandoned += 1,
+            None => st.other += 1,
+        }
+    }
+    let sh = ring.shared();
+    st.sent = sh.sent.load(Relaxed);
+    st.acked = sh.acked.load(Relaxed);
+    st.redelivered = sh.redelivered.load(Relaxed);
+    st.dead_lettered = sh.dead_lettered.load(Relaxed);
+    st.oldest_visible_age = oldest.map(|t| Duration::from_millis(now.saturating_sub(t)));
+    st
+}
+
+/// Up to `limit` visible messages, oldest id first, read without leasing.
+pub(crate) fn peek<M: Memory>(ring: &Ring<M>, limit: usize) -> Vec<Peeked> {
+    let now = now_ms();
+    let mut out = Vec::new();
+    let mut buf = Vec::new();
+    for i in 0..ring.slot_count() {
+        if let Some(info) = ring.peek(i, &mut buf) {
+            if info.state == Some(St::Ready) && visible_now(&info, now) {
+                out.push(Peeked {
+                    id: info.id,
+                    receives: info.receives,
+                    sent_at: wall_time(info.sent_ms),
+                    payload: buf.clone(),
+                });
             }
         }
-        out.sort_by_key(|d| d.id);
-        out
     }
+    out.sort_by_key(|p| p.id);
+    out.truncate(limit);
+    out
+}
+
+/// Every dead message, oldest id first.
+pub(crate) fn dead_letters<M: Memory>(ring: &Ring<M>) -> Vec<DeadLetter> {
+    let mut out = Vec::new();
+    let mut buf = Vec::new();
+    for i in 0..ring.slot_count() {
+        if let Some(info) = ring.peek(i, &mut buf) {
+            if info.state == Some(St::Dead) {
+                out.push(DeadLetter {
+                    id: info.id,
+                    receipt: Receipt {
+                        slot: i,
+                        gen: info.gen,
+                    },
+                    receives: info.receives,
+                    died_at: wall_time(info.time_ms),
+                    reason: DeadReason::from_code(info.reason),
+                    payload: buf.clone(),
+                });
+            }
+        }
+    }
+    out.sort_by_key(|d| d.id);
+    out
 }
 
 /// Whether the file at `path` starts with a queue file's magic bytes (read
