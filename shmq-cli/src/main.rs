@@ -83,6 +83,11 @@ fn parse(args: Vec<OsString>) -> Result<Cli, u8> {
             let ok = output::RawStdout.write_all(text.as_bytes()).is_ok();
             Err(if ok { 0 } else { Code::Other as u8 })
         }
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            // `shmq` or `shmq dlq` alone: the help, to stderr, as usage.
+            let _ = write!(io::stderr().lock(), "{}", e.render());
+            Err(Code::Usage as u8)
+        }
         Err(e) => {
             let text = e.render().to_string();
             let text = text.strip_prefix("error: ").unwrap_or(&text);
