@@ -12,7 +12,11 @@
 //! the view must never reach code that writes. It reaches exactly
 //! [`Ring::info`] and [`Ring::peek`] (atomic loads of the state, clock and
 //! side words, and of payload words) and loads of the header counters; it
-//! never calls a transition, the sweep, a wake or the boot check.
+//! never calls a transition, the sweep, a wake or the boot check. The loads
+//! are plain `AtomicU64`/`AtomicU32` loads (a `mov` on x86-64, `ldr`/`ldar`
+//! on AArch64), which the standard library documents as allowed on
+//! read-only memory for lock-free atomics of these sizes; no
+//! compare-and-swap or 128-bit atomic is ever used here.
 //!
 //! What it cannot do: the boot-id reset. After a reboot the clock words of a
 //! file on a disk file system refer to the previous boot's CLOCK_MONOTONIC,

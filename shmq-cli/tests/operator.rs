@@ -363,3 +363,50 @@ fn watch_on_a_terminal_redraws_a_table_in_place() {
     // The table is 3 lines (time, header, one queue): redrawn twice.
     assert_eq!(screen.matches("\x1b[3A\x1b[J").count(), 2, "{screen:?}");
 }
+
+#[test]
+fn create_shows_progress_only_when_it_is_long() {
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("script (util-linux) is not installed: skipped");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let on_a_terminal = |name: &str, slots: &str, size: &str| {
+        let path = dir.path().join(name);
+        let cmd = format!(
+            "{BIN} create {} --slots {slots} --slot-size {size}",
+            path.display()
+        );
+        let o = Command::new("script")
+            .args(["-qec", &cmd, "/dev/null"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(code(&o), 0, "{}", stdout(&o));
+        stdout(&o)
+    };
+    // 256 MiB: a spinner while the file is made, then the one line.
+    let big = on_a_terminal("big.q", "16", "16777216");
+    assert!(
+        big.contains("creating") && big.contains("256 MiB"),
+        "{big:?}"
+    );
+    assert!(big.ends_with("bytes on disk)\r\n"), "{big:?}");
+    // Small: only the line.
+    let small = on_a_terminal("small.q", "16", "64");
+    assert!(
+        small.starts_with("created ") && !small.contains("creating"),
+        "{small:?}"
+    );
+    // Piped, even a big one is quiet.
+    let path = dir.path().join("piped.q");
+    let o = shmq(&[
+        "create",
+        path.to_str().unwrap(),
+        "--slots",
+        "16",
+        "--slot-size",
+        "16777216",
+    ]);
+    assert!(stderr(&o).starts_with("created ") && !stderr(&o).contains("creating"));
+}
