@@ -8,15 +8,17 @@
 //! offers only calls that load words (configuration, identity, stats, peek,
 //! dead letters, slot snapshots).
 //!
-//! Why this is sound: a store through a `PROT_READ` mapping is a SIGSEGV, so
-//! the view must never reach code that writes. It reaches exactly
-//! [`Ring::info`] and [`Ring::peek`] (atomic loads of the state, clock and
-//! side words, and of payload words) and loads of the header counters; it
-//! never calls a transition, the sweep, a wake or the boot check. The loads
-//! are plain `AtomicU64`/`AtomicU32` loads (a `mov` on x86-64, `ldr`/`ldar`
-//! on AArch64), which the standard library documents as allowed on
-//! read-only memory for lock-free atomics of these sizes; no
-//! compare-and-swap or 128-bit atomic is ever used here.
+//! Why this is sound: a store through a `PROT_READ` mapping is a SIGSEGV,
+//! and the standard library promises that only *relaxed* atomic loads of at
+//! most 8 bytes (on x86-64, AArch64 and the other 64-bit Linux targets) work
+//! on read-only memory; an `Acquire` or `SeqCst` load, or any
+//! read-modify-write, is not promised to. So a view never touches the lock-free
+//! core ([`Ring`], whose reads use `Acquire` and `SeqCst` loads): it reads
+//! the slot words itself, here, with relaxed loads each followed by an
+//! `Acquire` fence (which gives the load the pairing an `Acquire` load has),
+//! mirroring [`Ring::info`] and [`Ring::peek`] step for step. No store, no
+//! compare-and-swap, no futex call and no boot check is reachable from a
+//! `QueueView`.
 //!
 //! What it cannot do: the boot-id reset. After a reboot the clock words of a
 //! file on a disk file system refer to the previous boot's CLOCK_MONOTONIC,
@@ -26,6 +28,7 @@
 //!
 //! [`Queue`]: crate::Queue
 //! [`Queue::open`]: crate::Queue::open
+//! [`Ring`]: crate::internal::Ring
 //! [`Ring::info`]: crate::internal::Ring::info
 //! [`Ring::peek`]: crate::internal::Ring::peek
 
@@ -42,9 +45,9 @@ use crate::error::{Error, Result};
 use crate::layout::*;
 use crate::queue::{decode_header, visible_now, Config, DeadLetter, HeaderError, MapMemory};
 use crate::queue::{Peeked, Stats};
-use crate::ring::{no_wake, DeadReason, Params, Receipt, Ring, SlotInfo};
-use crate::slot::St;
-use crate::sync::Ordering::*;
+use crate::ring::{no_wake, DeadReason, Params, Receipt, SlotInfo};
+use crate::slot::{gen_of, time_of, St, View};
+use crate::sync::{fence, AtomicU32, AtomicU64, Ordering::*};
 
 /// A queue file opened for reading only: it works for a user with read
 /// permission alone, and never changes the file.
@@ -62,7 +65,9 @@ use crate::sync::Ordering::*;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct QueueView {
-    ring: Ring<MapMemory>,
+    /// PROT_READ: only `load_*` below may read it.
+    mem: MapMemory,
+    params: Params,
     path: PathBuf,
     config: Config,
     identity: u64,
@@ -194,7 +199,8 @@ impl QueueView {
             wake: no_wake,
         };
         Ok(QueueView {
-            ring: Ring::new(mem, params),
+            mem,
+            params,
             path: path.to_path_buf(),
             config,
             identity: header.identity,
@@ -223,58 +229,173 @@ impl QueueView {
     /// visibility read through this view are then stale.
     pub fn clocks_current(&self) -> bool {
         let host = boot_id();
-        let sh = self.ring.shared();
-        sh.boot_id[0].load(Acquire) == host[0] && sh.boot_id[1].load(Acquire) == host[1]
+        let sh = self.mem.shared();
+        load64(&sh.boot_id[0]) == host[0] && load64(&sh.boot_id[1]) == host[1]
     }
 
-    /// The lock-free core, for its read-only calls (`info`, `peek`,
-    /// `params`) only: its other calls store into the mapping, which is a
-    /// SIGSEGV here.
+    /// The queue's parameters as the core would use them (for
+    /// [`recover::classify`](crate::recover::classify)).
     #[doc(hidden)]
-    pub fn ring(&self) -> &Ring<MapMemory> {
-        &self.ring
+    pub fn params(&self) -> &Params {
+        &self.params
     }
 
     /// A snapshot of slot `i`; `None` if there is no such slot.
     #[doc(hidden)]
     pub fn slot_info(&self, i: u32) -> Option<SlotInfo> {
-        (i < self.ring.slot_count()).then(|| self.ring.info(i))
+        (i < self.mem.slot_count()).then(|| info(&self.mem, i))
     }
 
     /// Counts by state and the header's counters, as
     /// [`Queue::stats`](crate::Queue::stats).
     pub fn stats(&self) -> Stats {
-        stats(&self.ring)
+        stats(&self.mem)
     }
 
     /// Up to `limit` visible messages, oldest id first, as
     /// [`Queue::peek`](crate::Queue::peek).
     pub fn peek(&self, limit: usize) -> Vec<Peeked> {
-        peek(&self.ring, limit)
+        peek(&self.mem, self.params.slot_size, limit)
     }
 
     /// Every dead message, oldest id first, as
     /// [`Queue::dead_letters`](crate::Queue::dead_letters).
     pub fn dead_letters(&self) -> Vec<DeadLetter> {
-        dead_letters(&self.ring)
+        dead_letters(&self.mem, self.params.slot_size)
     }
 }
 
-// The scans below only load from the ring (`info`, `peek` and the header
-// counters), so they serve a read-only view and a read-write queue alike
-// (`Queue::stats`, `peek` and `dead_letters` do the same today and could
-// call them).
+// The reads. Every load of the mapping is one of these two: relaxed (the
+// only atomic access promised to work on read-only memory), then an
+// Acquire fence where the core's own read uses an Acquire (or SeqCst) load.
+
+/// A relaxed load of a shared 64-bit word.
+fn load64(w: &AtomicU64) -> u64 {
+    w.load(Relaxed)
+}
+
+/// A relaxed load of a shared 32-bit word.
+fn load32(w: &AtomicU32) -> u32 {
+    w.load(Relaxed)
+}
+
+/// A load with Acquire's effect: relaxed, then an Acquire fence.
+/// SYNC POINT: as the Acquire loads of `Ring::read`, this pairs with the
+/// Release of the commit (or reservation) CAS of whoever last changed the
+/// slot, so the side words read after it are at least as new.
+fn load_acquire(w: &AtomicU64) -> u64 {
+    let v = w.load(Relaxed);
+    fence(Acquire);
+    v
+}
+
+/// How often a corrupt-looking (state, clock) pair is read again before it
+/// is believed (as `Ring::read`).
+const REREADS: usize = 64;
+
+/// Step 1 of design.md §4, as `Ring::read`: the state word, then the clock
+/// word, classified; a pair no protocol step writes is read again while the
+/// state keeps changing.
+fn read_words<M: Memory>(mem: &M, i: u32) -> View {
+    let w = mem.slot(i);
+    let mut s = load_acquire(&w.state);
+    for _ in 0..REREADS {
+        let view = View::classify(s, load_acquire(&w.clock));
+        if !matches!(view, View::Corrupt { .. }) {
+            return view;
+        }
+        let again = load_acquire(&w.state);
+        if again == s {
+            return view;
+        }
+        s = again;
+    }
+    View::classify(s, load_acquire(&w.clock))
+}
+
+/// A snapshot of slot `i`, field for field as `Ring::info`.
+fn info<M: Memory>(mem: &M, i: u32) -> SlotInfo {
+    let w = mem.slot(i);
+    let view = read_words(mem, i);
+    let (s, c) = match view {
+        View::AtRest { s, c, .. } | View::Pending { s, c, .. } | View::Corrupt { s, c } => (s, c),
+    };
+    let gen = gen_of(s);
+    let state = match view {
+        View::Corrupt { .. } => St::from_bits(s & 0xff),
+        View::AtRest { st, .. } | View::Pending { st, .. } => Some(st),
+    };
+    let owner = load64(&w.owner);
+    // A claim's owner is written for the claim generation; the publish (and
+    // an abandon) bump the generation once more.
+    let owner_gen = owner & 0xffff_ffff;
+    let owner_current =
+        owner_gen == gen & 0xffff_ffff || owner_gen == gen.wrapping_sub(1) & 0xffff_ffff;
+    SlotInfo {
+        slot: i,
+        state,
+        pending: matches!(view, View::Pending { .. }),
+        corrupt: matches!(view, View::Corrupt { .. }),
+        gen,
+        time_ms: time_of(c),
+        id: load64(&w.msg_id),
+        len: load32(&w.len),
+        receives: load32(&w.receives),
+        sent_ms: load64(&w.sent_ms),
+        owner_pid: (owner >> 32) as u32,
+        owner_current,
+        reason: load32(&w.reason),
+    }
+}
+
+/// The message in slot `i` copied without leasing it, as `Ring::peek` (a
+/// seqlock read): `None` if the slot holds no message, its length is out of
+/// bounds, or it changed while being read.
+fn peek_slot<M: Memory>(mem: &M, slot_size: u32, i: u32, buf: &mut Vec<u8>) -> Option<SlotInfo> {
+    let w = mem.slot(i);
+    let s1 = load_acquire(&w.state);
+    let info = info(mem, i);
+    if info.pending
+        || info.corrupt
+        || !matches!(info.state, Some(St::Ready | St::Leased | St::Dead))
+    {
+        return None;
+    }
+    let len = info.len as usize;
+    if len > slot_size as usize {
+        return None;
+    }
+    let words = mem.payload(i);
+    buf.clear();
+    buf.reserve(len);
+    for w in words.iter().take(len.div_ceil(8)) {
+        buf.extend_from_slice(&load64(w).to_le_bytes());
+    }
+    buf.truncate(len);
+    // SYNC POINT: pairs with the sender's fence(Release) after its claim (as
+    // in `Ring::peek`): the payload loads above come before the state is
+    // read again.
+    fence(Acquire);
+    if load64(&w.state) != s1 || gen_of(s1) != info.gen {
+        return None;
+    }
+    Some(info)
+}
+
+// The scans. They only read, so they serve a view and a read-write queue
+// alike (`Queue::stats`, `peek` and `dead_letters` repeat them over the
+// core's reads today and could call these with `q.ring().memory()`).
 
 /// Counts by state (a scan of every slot) and the header's counters.
-pub(crate) fn stats<M: Memory>(ring: &Ring<M>) -> Stats {
+pub(crate) fn stats<M: Memory>(mem: &M) -> Stats {
     let now = now_ms();
     let mut st = Stats {
-        capacity: u64::from(ring.slot_count()),
+        capacity: u64::from(mem.slot_count()),
         ..Stats::default()
     };
     let mut oldest: Option<u64> = None;
-    for i in 0..ring.slot_count() {
-        let info = ring.info(i);
+    for i in 0..mem.slot_count() {
+        let info = info(mem, i);
         if info.pending || info.corrupt {
             st.other += 1;
             continue;
@@ -293,22 +414,22 @@ pub(crate) fn stats<M: Memory>(ring: &Ring<M>) -> Stats {
             None => st.other += 1,
         }
     }
-    let sh = ring.shared();
-    st.sent = sh.sent.load(Relaxed);
-    st.acked = sh.acked.load(Relaxed);
-    st.redelivered = sh.redelivered.load(Relaxed);
-    st.dead_lettered = sh.dead_lettered.load(Relaxed);
+    let sh = mem.shared();
+    st.sent = load64(&sh.sent);
+    st.acked = load64(&sh.acked);
+    st.redelivered = load64(&sh.redelivered);
+    st.dead_lettered = load64(&sh.dead_lettered);
     st.oldest_visible_age = oldest.map(|t| Duration::from_millis(now.saturating_sub(t)));
     st
 }
 
 /// Up to `limit` visible messages, oldest id first, read without leasing.
-pub(crate) fn peek<M: Memory>(ring: &Ring<M>, limit: usize) -> Vec<Peeked> {
+pub(crate) fn peek<M: Memory>(mem: &M, slot_size: u32, limit: usize) -> Vec<Peeked> {
     let now = now_ms();
     let mut out = Vec::new();
     let mut buf = Vec::new();
-    for i in 0..ring.slot_count() {
-        if let Some(info) = ring.peek(i, &mut buf) {
+    for i in 0..mem.slot_count() {
+        if let Some(info) = peek_slot(mem, slot_size, i, &mut buf) {
             if info.state == Some(St::Ready) && visible_now(&info, now) {
                 out.push(Peeked {
                     id: info.id,
@@ -325,11 +446,11 @@ pub(crate) fn peek<M: Memory>(ring: &Ring<M>, limit: usize) -> Vec<Peeked> {
 }
 
 /// Every dead message, oldest id first.
-pub(crate) fn dead_letters<M: Memory>(ring: &Ring<M>) -> Vec<DeadLetter> {
+pub(crate) fn dead_letters<M: Memory>(mem: &M, slot_size: u32) -> Vec<DeadLetter> {
     let mut out = Vec::new();
     let mut buf = Vec::new();
-    for i in 0..ring.slot_count() {
-        if let Some(info) = ring.peek(i, &mut buf) {
+    for i in 0..mem.slot_count() {
+        if let Some(info) = peek_slot(mem, slot_size, i, &mut buf) {
             if info.state == Some(St::Dead) {
                 out.push(DeadLetter {
                     id: info.id,
@@ -408,6 +529,59 @@ mod tests {
             assert_eq!(v.slot_info(i), q.slot_info(i));
         }
         assert_eq!(v.slot_info(8), None);
+    }
+
+    #[test]
+    fn a_view_reads_consistent_snapshots_while_a_writer_works() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q");
+        let q = Queue::create(&path, &Config::default().slots(16).slot_size(64)).unwrap();
+        let v = QueueView::open(&path).unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer = {
+            let (q, stop) = (q.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut n = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) || n < 2000 {
+                    // Every payload is one byte repeated: a torn read shows.
+                    let b = (n % 251) as u8;
+                    let _ = q.send(&vec![b; 8 + (n % 50) as usize]);
+                    if n % 3 == 0 {
+                        if let Some(l) = q.try_receive() {
+                            if n % 2 == 0 {
+                                l.ack().unwrap();
+                            } else {
+                                l.dead_letter().unwrap();
+                            }
+                        }
+                    }
+                    if n % 7 == 0 {
+                        let _ = q.purge_all(4);
+                    }
+                    n += 1;
+                }
+            })
+        };
+        for _ in 0..300 {
+            let st = v.stats();
+            let sum = st.free
+                + st.visible
+                + st.in_flight
+                + st.delayed
+                + st.dead
+                + st.writing
+                + st.abandoned
+                + st.other;
+            assert_eq!(sum, 16, "{st:?}");
+            for m in v.peek(16) {
+                assert!(m.payload.iter().all(|&b| b == m.payload[0]), "{m:?}");
+            }
+            for d in v.dead_letters() {
+                assert!(d.payload.iter().all(|&b| b == d.payload[0]), "{d:?}");
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        writer.join().unwrap();
     }
 
     #[test]

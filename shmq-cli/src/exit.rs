@@ -29,9 +29,8 @@ Durations: a number and a unit (ms, s, m, h), decimals and compounds
 allowed: 250ms, 1.5s, 1m30s, 2h. A value outside its range (shown in each
 command's --help) is an error, never clamped.
 
-Commands that only read (stat, peek, inspect, ls, dlq list, dlq peek, and
-recover without --apply) need read access to the queue file; the others
-need write access.";
+Commands that only read (stat, peek, inspect, ls, dlq list, dlq peek) need
+read access to the queue file; the others need write access.";
 
 /// The exit codes of `shmq --help`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

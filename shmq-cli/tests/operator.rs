@@ -310,7 +310,6 @@ fn observers_need_read_access_only() {
         vec!["dlq", "list", q.p(), "--json"],
         vec!["dlq", "peek", q.p(), "--json"],
         vec!["ls", dir, "--json"],
-        vec!["recover", q.p(), "--json"],
     ] {
         let o = as_reader(&args);
         assert_eq!(code(&o), 0, "{args:?}: {}", stderr(&o));
@@ -326,7 +325,7 @@ fn observers_need_read_access_only() {
         vec!["recv", q.p()],
         vec!["purge", q.p(), "--yes"],
         vec!["dlq", "purge", q.p(), "--all"],
-        vec!["recover", q.p(), "--apply"],
+        vec!["recover", q.p()],
     ] {
         let o = as_reader(&args);
         let err = stderr(&o);

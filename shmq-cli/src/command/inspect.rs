@@ -71,7 +71,7 @@ fn has_owner(info: &SlotInfo) -> bool {
 pub fn run(a: Args) -> Result<(), Failure> {
     let q = output::view(&a.path)?;
     let now = now_ms();
-    let params = q.ring().params();
+    let params = q.params();
     let mut rows = Vec::new();
     let mut more = 0u64;
     for i in 0..q.config().slots {

@@ -22,7 +22,7 @@ claim-expired, abandoned, dead, pending (a transition in flight),
 pending-stale (its actor died mid-transition) or corrupt. Acked messages
 are free slots.
 
-Without --apply nothing changes, and read access is enough. With --apply,
+Without --apply nothing changes (but write access is needed). With --apply,
 recover returns leases of dead holders and expired leases to visible (or
 dead-letters them at max receives), abandons expired claims and frees them
 once their sender is gone, aborts stale transitions, and quarantines
@@ -60,42 +60,11 @@ pub struct Args {
     pub json: bool,
 }
 
-/// The queue to scan: a dry run reads only, so it works for a user with
-/// read access, unless the file's clocks are from before a reboot (a
-/// writer's open resets them; without write access the scan goes on, said
-/// on stderr).
-enum Target {
-    Write(shmq::Queue),
-    Read(shmq::QueueView),
-}
-
-fn target(a: &Args) -> Result<Target, Failure> {
-    if a.apply {
-        return Ok(Target::Write(output::open(&a.path)?));
-    }
-    let view = output::view(&a.path)?;
-    if view.clocks_current() {
-        return Ok(Target::Read(view));
-    }
-    match shmq::Queue::open(&a.path) {
-        Ok(q) => Ok(Target::Write(q)),
-        Err(_) => {
-            let _ = writeln!(
-                io::stderr().lock(),
-                "shmq: the host rebooted since {} was last opened for writing; leases and delays are judged by stale clocks (run recover with write access for a true picture)",
-                a.path.display()
-            );
-            Ok(Target::Read(view))
-        }
-    }
-}
-
 pub fn run(a: Args) -> Result<(), Failure> {
-    let q = target(&a)?;
-    let slots = match &q {
-        Target::Write(q) => q.config().slots,
-        Target::Read(v) => v.config().slots,
-    };
+    // Even a dry run opens the file for writing: a writer's open resets
+    // the clocks after a reboot, and the scan runs on the core's own reads.
+    let q = output::open(&a.path)?;
+    let slots = q.config().slots;
     let bar = if !a.json && slots >= PROGRESS_FROM_SLOTS && io::stderr().is_terminal() {
         let bar = ProgressBar::new(u64::from(slots));
         bar.set_style(
@@ -112,13 +81,9 @@ pub fn run(a: Args) -> Result<(), Failure> {
         apply: a.apply,
         force_abandoned: a.force_abandoned,
     };
-    let progress = |done| bar.set_position(u64::from(done));
-    let report = match &q {
-        Target::Write(q) => recover::run_queue(q, now_ms(), options, progress),
-        // Without `apply` the pass only loads (Ring::info): safe on the
-        // read-only mapping.
-        Target::Read(v) => recover::run(v.ring(), now_ms(), options, progress),
-    };
+    let report = recover::run_queue(&q, now_ms(), options, |done| {
+        bar.set_position(u64::from(done))
+    });
     bar.finish_and_clear();
     if a.json {
         let mut v = Map::new();
