@@ -65,7 +65,7 @@ use crate::sync::{fence, AtomicU32, AtomicU64, Ordering::*};
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct QueueView {
-    /// PROT_READ: only `load_*` below may read it.
+    /// PROT_READ: read only through `load64`, `load32` and `load_acquire`.
     mem: MapMemory,
     params: Params,
     path: PathBuf,
