@@ -69,6 +69,8 @@ mod layout;
 #[cfg(not(loom))]
 mod lease;
 #[cfg(not(loom))]
+mod observe;
+#[cfg(not(loom))]
 mod open;
 #[cfg(not(loom))]
 mod queue;
@@ -86,6 +88,8 @@ pub use clock::now_ms;
 pub use error::{Error, ParseReceiptError, Result, SendError};
 #[cfg(not(loom))]
 pub use lease::Lease;
+#[cfg(not(loom))]
+pub use observe::{is_queue_file, QueueView};
 #[cfg(not(loom))]
 pub use open::OpenOptions;
 #[cfg(not(loom))]

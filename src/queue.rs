@@ -17,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use memmap2::{MmapOptions, MmapRaw};
 
-use crate::clock::{boot_id, millis, now_ms, pid_alive, unix_ms, wall_time};
+use crate::clock::{boot_id, millis, now_ms, pid_alive, unix_ms};
 use crate::error::{Error, Result, SendError};
 use crate::layout::*;
 use crate::lease::Lease;
@@ -389,6 +389,13 @@ unsafe impl Send for MapMemory {}
 unsafe impl Sync for MapMemory {}
 
 impl MapMemory {
+    /// The memory over `map` (read-write, or read-only for a
+    /// [`QueueView`](crate::QueueView)), whose length the caller checked
+    /// against the header: `HEADER_LEN + n * stride` at least.
+    pub(crate) fn new(map: MmapRaw, n: u32, stride: usize) -> MapMemory {
+        MapMemory { map, n, stride }
+    }
+
     fn at<T>(&self, off: usize) -> &T {
         debug_assert!(off + std::mem::size_of::<T>() <= self.map.len());
         debug_assert_eq!(off % std::mem::align_of::<T>(), 0);
@@ -592,7 +599,7 @@ pub(crate) fn decode_header(b: &[u8; OFF_SHARED], actual_len: u64) -> Result<Hea
 
 /// Whether a READY slot's message is visible: its time has come, or it was
 /// sent without a delay (as the receive path judges it, ring/sweep.rs `visible`).
-fn visible_now(info: &SlotInfo, now: u64) -> bool {
+pub(crate) fn visible_now(info: &SlotInfo, now: u64) -> bool {
     info.time_ms <= now || info.time_ms <= info.sent_ms
 }
 
@@ -1530,27 +1537,7 @@ impl Queue {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn dead_letters(&self) -> Vec<DeadLetter> {
-        let mut out = Vec::new();
-        let mut buf = Vec::new();
-        for i in 0..self.inner.ring.slot_count() {
-            if let Some(info) = self.inner.ring.peek(i, &mut buf) {
-                if info.state == Some(St::Dead) {
-                    out.push(DeadLetter {
-                        id: info.id,
-                        receipt: Receipt {
-                            slot: i,
-                            gen: info.gen,
-                        },
-                        receives: info.receives,
-                        died_at: wall_time(info.time_ms),
-                        reason: DeadReason::from_code(info.reason),
-                        payload: buf.clone(),
-                    });
-                }
-            }
-        }
-        out.sort_by_key(|d| d.id);
-        out
+        crate::observe::dead_letters(self.inner.ring.memory(), self.inner.config.slot_size)
     }
 
     fn find_dead(&self, id: u64) -> Option<(u32, u64)> {
@@ -1668,59 +1655,8 @@ impl Queue {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn peek(&self, limit: usize) -> Vec<Peeked> {
-        let now = now_ms();
-        let max = self.inner.config.max_receives;
-        let ring = &self.inner.ring;
-        // Judged as `stats` judges it: a due message, or a lease past its
-        // deadline below max receives (a receive would take it over).
-        let visible = |info: &SlotInfo| match info.state {
-            Some(St::Ready) => visible_now(info, now),
-            Some(St::Leased) => info.time_ms < now && info.receives < max,
-            _ => false,
-        };
-        // The `limit` smallest ids, in a max-heap: at most `limit` payloads
-        // are held at once, whatever the queue's size.
-        let mut kept: std::collections::BinaryHeap<(u64, u32, u64, Vec<u8>)> =
-            std::collections::BinaryHeap::new();
-        let mut buf = Vec::new();
-        for i in 0..ring.slot_count() {
-            if limit == 0 {
-                break;
-            }
-            let info = ring.info(i);
-            if info.pending || info.corrupt || !visible(&info) {
-                continue;
-            }
-            if kept.len() == limit && kept.peek().is_some_and(|top| top.0 <= info.id) {
-                continue;
-            }
-            let Some(seen) = ring.peek(i, &mut buf) else {
-                continue;
-            };
-            if seen.gen != info.gen {
-                continue;
-            }
-            kept.push((
-                seen.id,
-                seen.receives,
-                seen.sent_ms,
-                std::mem::take(&mut buf),
-            ));
-            if kept.len() > limit {
-                kept.pop();
-            }
-        }
-        let mut out: Vec<Peeked> = kept
-            .into_iter()
-            .map(|(id, receives, sent_ms, payload)| Peeked {
-                id,
-                receives,
-                sent_at: wall_time(sent_ms),
-                payload,
-            })
-            .collect();
-        out.sort_by_key(|p| p.id);
-        out
+        let c = &self.inner.config;
+        crate::observe::peek(self.inner.ring.memory(), c.slot_size, c.max_receives, limit)
     }
 
     /// A snapshot of slot `i`; `None` if there is no such slot (for the
@@ -1744,62 +1680,7 @@ impl Queue {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn stats(&self) -> Stats {
-        let now = now_ms();
-        let mut st = Stats {
-            capacity: u64::from(self.inner.ring.slot_count()),
-            ..Stats::default()
-        };
-        let max = self.inner.config.max_receives;
-        let (mut oldest, mut unfinished): (Option<u64>, Option<u64>) = (None, None);
-        let older = |o: Option<u64>, t: u64| Some(o.map_or(t, |o| o.min(t)));
-        for i in 0..self.inner.ring.slot_count() {
-            let info = self.inner.ring.info(i);
-            if info.pending || info.corrupt {
-                st.other += 1;
-                continue;
-            }
-            // Judged at `now` as a receive would judge it, with no receiver
-            // needed: an expired lease is visible again (or dead at max
-            // receives), an expired claim abandoned.
-            match info.state {
-                Some(St::Free) => st.free += 1,
-                Some(St::Writing) if info.time_ms < now => st.abandoned += 1,
-                Some(St::Writing) => st.writing += 1,
-                Some(St::Ready) if visible_now(&info, now) => {
-                    st.visible += 1;
-                    oldest = older(oldest, info.sent_ms);
-                    unfinished = older(unfinished, info.sent_ms);
-                }
-                Some(St::Ready) => {
-                    st.delayed += 1;
-                    unfinished = older(unfinished, info.sent_ms);
-                }
-                Some(St::Leased) if info.time_ms < now && info.receives >= max => st.dead += 1,
-                Some(St::Leased) if info.time_ms < now => {
-                    st.visible += 1;
-                    st.expired_leases += 1;
-                    oldest = older(oldest, info.sent_ms);
-                    unfinished = older(unfinished, info.sent_ms);
-                }
-                Some(St::Leased) => {
-                    st.in_flight += 1;
-                    unfinished = older(unfinished, info.sent_ms);
-                }
-                Some(St::Dead) => st.dead += 1,
-                Some(St::Abandoned) => st.abandoned += 1,
-                None => st.other += 1,
-            }
-        }
-        let sh = self.inner.ring.shared();
-        st.sent = sh.sent.load(Relaxed);
-        st.acked = sh.acked.load(Relaxed);
-        st.redelivered = sh.redelivered.load(Relaxed);
-        st.dead_lettered = sh.dead_lettered.load(Relaxed);
-        st.redriven = sh.redriven.load(Relaxed);
-        let age = |t: u64| Duration::from_millis(now.saturating_sub(t));
-        st.oldest_visible_age = oldest.map(age);
-        st.oldest_unfinished_age = unfinished.map(age);
-        st
+        crate::observe::stats(self.inner.ring.memory(), self.inner.config.max_receives)
     }
 
     /// An O(1) estimate of the messages in the queue that are not dead

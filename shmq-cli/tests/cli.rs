@@ -1,143 +1,34 @@
 //! The `shmq` tool, run as a user would: the built binary on files in a
 //! temporary directory, checked by its stdout, stderr, JSON and exit codes.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
 use serde_json::Value;
-use tempfile::TempDir;
-
-const BIN: &str = env!("CARGO_BIN_EXE_shmq");
-
-/// Run `shmq args...` with `stdin` as its standard input.
-fn shmq_with(args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run the shmq binary");
-    child
-        .stdin
-        .take()
-        .expect("a stdin pipe")
-        .write_all(stdin)
-        .expect("write stdin");
-    child.wait_with_output().expect("wait for shmq")
-}
-
-fn shmq(args: &[&str]) -> Output {
-    shmq_with(args, b"")
-}
-
-fn code(o: &Output) -> i32 {
-    o.status.code().expect("exited, not killed")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// Assert success and return stdout.
-fn ok(args: &[&str]) -> String {
-    let o = shmq(args);
-    assert_eq!(code(&o), 0, "shmq {args:?} failed: {}", stderr(&o));
-    stdout(&o)
-}
-
-/// Run with `--json` expected among `args`; parse stdout.
-fn json(args: &[&str]) -> Value {
-    let out = ok(args);
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("shmq {args:?}: {e}: {out}"))
-}
-
-/// Assert the exit code and the error line format `shmq: <what>; <do>`.
-fn fails(args: &[&str], want: i32) -> String {
-    let o = shmq(args);
-    let err = stderr(&o);
-    assert_eq!(code(&o), want, "shmq {args:?}: {err}");
-    assert!(
-        err.starts_with("shmq: ") && err.contains("; "),
-        "error line not in the documented form: {err:?}"
-    );
-    err
-}
-
-/// Wait for `cond`, polling, for at most `limit`.
-fn poll_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-struct Q {
-    _dir: TempDir,
-    path: PathBuf,
-}
-
-impl Q {
-    fn p(&self) -> &str {
-        self.path.to_str().expect("a UTF-8 temp path")
-    }
-}
-
-/// A new queue made by `shmq create` with `extra` options.
-fn create(slots: u32, extra: &[&str]) -> Q {
-    let dir = tempfile::tempdir().expect("a temp dir");
-    let path = dir.path().join("test.q");
-    let slots = slots.to_string();
-    let mut args = vec![
-        "create",
-        path.to_str().unwrap(),
-        "--slots",
-        &slots,
-        "--slot-size",
-        "64",
-    ];
-    args.extend_from_slice(extra);
-    ok(&args);
-    Q { _dir: dir, path }
-}
-
-fn receipt_of(o: &Output) -> String {
-    let r = stderr(o).trim().to_owned();
-    assert!(
-        r.split_once(':')
-            .is_some_and(|(a, b)| a.parse::<u32>().is_ok() && b.parse::<u64>().is_ok()),
-        "stderr is not a receipt SLOT:GEN: {r:?}"
-    );
-    r
-}
 
 #[test]
 fn create_send_recv_ack_round_trip() {
     let q = create(8, &[]);
-    let st = json(&["stat", q.p(), "--json"]);
+    let st = q.stat();
     assert_eq!(st["capacity"], 8);
     assert_eq!(st["slot_size"], 64);
     assert_eq!(st["free"], 8);
     assert_eq!(st["mode"], "0600");
 
     let id = ok(&["send", q.p(), "hello"]);
-    assert_eq!(id.trim(), "0");
+    assert_eq!(id, "0\n");
     let got = shmq(&["recv", q.p()]);
     assert_eq!(code(&got), 0, "{}", stderr(&got));
     assert_eq!(got.stdout, b"hello", "payload raw on stdout");
     let receipt = receipt_of(&got);
 
-    let st = json(&["stat", q.p(), "--json"]);
-    assert_eq!(st["in_flight"], 1);
-    ok(&["ack", q.p(), &receipt]);
-    let st = json(&["stat", q.p(), "--json"]);
+    assert_eq!(q.stat()["in_flight"], 1);
+    assert_eq!(ok(&["ack", q.p(), &receipt]), "", "ack is silent");
+    let st = q.stat();
     assert_eq!(
         (st["acked"].as_u64(), st["in_flight"].as_u64()),
         (Some(1), Some(0))
@@ -156,22 +47,132 @@ fn send_reads_stdin_whole_or_one_message_per_line() {
         ids, "0\n1\n2\n3\n",
         "one id per line, empty lines are messages"
     );
-    let whole = shmq_with(&["send", q.p()], b"a\nb");
-    assert_eq!(stdout(&whole), "4\n");
+    let whole = shmq_with(&["send", q.p(), "--json"], b"a\nb");
+    assert_eq!(stdout(&whole), "{\"id\":4}\n");
 
-    let peeked = json(&["peek", q.p(), "--json", "--limit", "10"]);
+    let peeked = lines(&ok(&["peek", q.p(), "--json", "--limit", "10"]));
     let payloads: Vec<&str> = peeked
-        .as_array()
-        .unwrap()
         .iter()
         .map(|m| m["payload"].as_str().unwrap())
         .collect();
     assert_eq!(payloads, ["one", "two", "", "four", "a\nb"]);
     // Peeking leased nothing.
-    assert_eq!(json(&["stat", q.p(), "--json"])["visible"], 5);
+    assert_eq!(q.stat()["visible"], 5);
     let first = shmq(&["recv", q.p(), "--ack"]);
     assert_eq!(first.stdout, b"one");
     assert!(first.stderr.is_empty(), "no receipt with --ack");
+}
+
+#[test]
+fn json_is_one_compact_line_with_keys_in_the_documented_order() {
+    let q = create(8, &[]);
+    ok(&["send", q.p(), r#"{"order": 42}"#]);
+    shmq_with(&["send", q.p()], b"\xff\x00bin");
+    let keys = |v: &Value| -> Vec<String> { v.as_object().unwrap().keys().cloned().collect() };
+    let peeked = lines(&ok(&["peek", q.p(), "--json"]));
+    assert_eq!(
+        keys(&peeked[0]),
+        [
+            "id",
+            "receives",
+            "sent_unix_ms",
+            "age_ms",
+            "len",
+            "encoding",
+            "payload"
+        ]
+    );
+    assert_eq!(peeked[0]["payload"], r#"{"order": 42}"#);
+    assert_eq!(peeked[0]["encoding"], "utf-8");
+    assert_eq!(peeked[1]["encoding"], "base64");
+    assert_eq!(peeked[1]["payload"], "/wBiaW4=");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let sent = peeked[0]["sent_unix_ms"].as_u64().unwrap();
+    assert!(
+        now.abs_diff(sent) < 60_000,
+        "wall-clock ms: {sent} vs {now}"
+    );
+    // Text shows JSON payloads as they are, without escaped quotes.
+    let text = ok(&["peek", q.p()]);
+    assert!(text.contains(r#": {"order": 42}"#), "{text}");
+    assert!(text.contains(r"\xff\u{0}bin"), "{text}");
+
+    let st = q.stat();
+    assert_eq!(
+        keys(&st),
+        [
+            "path",
+            "capacity",
+            "slot_size",
+            "visible",
+            "delayed",
+            "in_flight",
+            "dead",
+            "free",
+            "writing",
+            "abandoned",
+            "other",
+            "sent",
+            "acked",
+            "redelivered",
+            "dead_lettered",
+            "oldest_visible_age_ms",
+            "visibility_timeout_ms",
+            "max_receives",
+            "claim_timeout_ms",
+            "checksums",
+            "mode",
+            "identity",
+            "clocks_current"
+        ]
+    );
+    let m = json(&["recv", q.p(), "--json"]);
+    assert_eq!(
+        keys(&m),
+        [
+            "id",
+            "receipt",
+            "receives",
+            "len",
+            "encoding",
+            "payload",
+            "sent_unix_ms",
+            "deadline_unix_ms",
+            "acked"
+        ]
+    );
+    let r = m["receipt"].as_str().unwrap();
+    let ext = json(&["extend", q.p(), r, "--timeout", "1h", "--json"]);
+    assert_eq!(keys(&ext), ["receipt", "deadline_unix_ms"]);
+    assert!(ext["deadline_unix_ms"].as_u64().unwrap() > now + 3_000_000);
+    assert_eq!(
+        json(&["nack", q.p(), r, "--json"]),
+        serde_json::json!({"receipt": r, "outcome": "requeued"})
+    );
+    let m = json(&["recv", q.p(), "--json"]);
+    let r = m["receipt"].as_str().unwrap();
+    assert_eq!(
+        json(&["ack", q.p(), r, "--json"]),
+        serde_json::json!({"receipt": r, "acked": true})
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("new.q");
+    let made = json(&[
+        "create",
+        p.to_str().unwrap(),
+        "--slots",
+        "2",
+        "--slot-size",
+        "8",
+        "--json",
+    ]);
+    assert_eq!(
+        keys(&made),
+        ["path", "slots", "slot_size", "file_bytes", "identity"]
+    );
 }
 
 #[test]
@@ -188,7 +189,8 @@ fn garbage_and_truncated_files_exit_4() {
     let dir = tempfile::tempdir().unwrap();
     let garbage = dir.path().join("garbage");
     std::fs::write(&garbage, b"this is not a queue file\n".repeat(400)).unwrap();
-    fails(&["stat", garbage.to_str().unwrap()], 4);
+    let err = fails(&["stat", garbage.to_str().unwrap()], 4);
+    assert!(err.contains("shmq ls DIR"), "{err}");
     fails(&["recover", garbage.to_str().unwrap()], 4);
 
     let q = create(4, &[]);
@@ -205,9 +207,14 @@ fn garbage_and_truncated_files_exit_4() {
 #[test]
 fn empty_recv_exits_5_but_empty_peek_is_fine() {
     let q = create(4, &[]);
+    fails(&["recv", q.p()], 5);
     fails(&["recv", q.p(), "--wait", "0s"], 5);
     fails(&["recv", q.p(), "--wait", "50ms"], 5);
-    assert_eq!(json(&["peek", q.p(), "--json"]), Value::Array(vec![]));
+    fails(
+        &["recv", q.p(), "--wait", "0.05s", "--json", "--count", "3"],
+        5,
+    );
+    assert_eq!(ok(&["peek", q.p(), "--json"]), "");
     assert_eq!(ok(&["peek", q.p()]), "");
 }
 
@@ -217,7 +224,7 @@ fn send_to_a_full_queue_exits_6() {
     ok(&["send", q.p(), "a"]);
     ok(&["send", q.p(), "b"]);
     let err = fails(&["send", q.p(), "c"], 6);
-    assert!(err.contains("full"), "{err}");
+    assert!(err.contains("full") && err.contains("--slots"), "{err}");
     // With --lines the ids sent before the failure are on stdout.
     let q = create(2, &[]);
     let o = shmq_with(&["send", q.p(), "--lines"], b"x\ny\nz\n");
@@ -241,12 +248,23 @@ fn a_stale_receipt_exits_7() {
 }
 
 #[test]
+fn too_large_exits_9_and_an_existing_file_exits_10() {
+    let q = create(4, &[]);
+    let err = fails(&["send", q.p(), &"x".repeat(65)], 9);
+    assert!(err.contains("--slot-size"), "{err}");
+    let err = fails(&["create", q.p(), "--slots", "4", "--slot-size", "64"], 10);
+    assert!(err.contains("shmq rm"), "advice names the verb: {err}");
+    assert!(!err.contains("open-or-create"), "{err}");
+}
+
+#[test]
 fn receipts_work_across_processes_for_extend_and_nack() {
     let q = create(4, &[]);
     ok(&["send", q.p(), "work"]);
     let receipt = receipt_of(&shmq(&["recv", q.p(), "--visibility", "1h"]));
-    assert!(ok(&["extend", q.p(), &receipt, "--timeout", "2h"]).contains("expires in"));
-    assert_eq!(ok(&["nack", q.p(), &receipt]).trim(), "requeued");
+    assert_eq!(ok(&["extend", q.p(), &receipt, "--timeout", "2h"]), "");
+    let nacked = shmq(&["nack", q.p(), &receipt]);
+    assert_eq!((code(&nacked), stdout(&nacked)), (0, String::new()));
     let again = json(&["recv", q.p(), "--json", "--ack"]);
     assert_eq!(again["payload"], "work");
     assert_eq!(again["receives"], 2);
@@ -254,38 +272,65 @@ fn receipts_work_across_processes_for_extend_and_nack() {
 }
 
 #[test]
-fn usage_errors_exit_2_and_help_documents_the_exit_codes() {
+fn durations_are_compound_and_decimal_and_ranges_are_errors() {
     let q = create(4, &[]);
-    assert_eq!(code(&shmq(&["frobnicate"])), 2);
-    assert_eq!(
-        code(&shmq(&["recv", q.p(), "--wait", "5"])),
-        2,
-        "a duration needs a unit"
-    );
-    assert_eq!(code(&shmq(&["ack", q.p(), "not-a-receipt"])), 2);
-    assert_eq!(code(&shmq(&["dlq", "redrive", q.p()])), 2, "--id or --all");
-    let dir = tempfile::tempdir().unwrap();
-    let bad = dir.path().join("bad.q");
-    let bad = bad.to_str().unwrap();
-    fails(&["create", bad, "--slots", "0", "--slot-size", "64"], 2);
-
-    let help = ok(&["--help"]);
-    for line in [
-        "Exit status",
-        "3  not found",
-        "4  the file is corrupt",
-        "5  empty",
-        "6  full",
-        "7  lease lost",
+    ok(&["send", q.p(), "m", "--delay", "0.2s"]);
+    ok(&["send", q.p(), "later", "--delay", "1h30m"]);
+    let m = json(&[
+        "recv",
+        q.p(),
+        "--json",
+        "--wait",
+        "1.5s",
+        "--visibility",
+        "1m30s",
+    ]);
+    let lease_ms = m["deadline_unix_ms"].as_u64().unwrap() - m["sent_unix_ms"].as_u64().unwrap();
+    assert!((85_000..=95_000).contains(&lease_ms), "{lease_ms}");
+    let delayed = lines(&ok(&["inspect", q.p(), "--json", "--state", "delayed"]));
+    assert!(delayed[0]["time_from_now_ms"].as_i64().unwrap() > 5_000_000);
+    for (args, range) in [
+        (vec!["recv", q.p(), "--visibility", "13h"], "1ms ..= 12h"),
+        (vec!["recv", q.p(), "--visibility", "0"], "1ms ..= 12h"),
+        (
+            vec!["send", q.p(), "x", "--delay", "18446744073709551615ms"],
+            "0 ..= 12h",
+        ),
+        (vec!["send", q.p(), "x", "--delay", "12h1ms"], "0 ..= 12h"),
+        (
+            vec!["extend", q.p(), "0:1", "--timeout", "13h"],
+            "1ms ..= 12h",
+        ),
+        (vec!["nack", q.p(), "0:1", "--delay", "1d"], "unknown unit"),
+        (vec!["recv", q.p(), "--wait", "5"], "has no unit"),
+        (
+            vec!["create", q.p(), "--slots", "0", "--slot-size", "64"],
+            "1..=16777216",
+        ),
+        (
+            vec!["create", q.p(), "--slots", "1", "--slot-size", "7"],
+            "8..=16777216",
+        ),
+        (
+            vec![
+                "create",
+                q.p(),
+                "--slots",
+                "1",
+                "--slot-size",
+                "8",
+                "--max-receives",
+                "65536",
+            ],
+            "1..=65535",
+        ),
     ] {
-        assert!(help.contains(line), "--help lacks {line:?}:\n{help}");
+        let o = shmq(&args);
+        let err = stderr(&o);
+        assert_eq!(code(&o), 2, "{args:?}: {err}");
+        assert!(err.starts_with("shmq: "), "{err}");
+        assert!(err.contains(range), "{args:?} names the range: {err}");
     }
-    let help = ok(&["recover", "--help"]);
-    assert!(
-        help.contains("safe while other processes use the queue"),
-        "{help}"
-    );
-    assert!(help.contains("7  lease lost"), "{help}");
 }
 
 #[test]
@@ -296,12 +341,12 @@ fn dead_letters_can_be_listed_peeked_redriven_and_purged() {
     assert_eq!(first.stdout, b"poison");
     // Its lease expires at max receives; the next receiver's sweep
     // dead-letters it instead of delivering it again.
-    let mut dead = Value::Null;
+    let mut dead = Vec::new();
     poll_until(Duration::from_secs(10), "the message to die", || {
-        let o = shmq(&["recv", q.p(), "--wait", "0s"]);
+        let o = shmq(&["recv", q.p()]);
         assert_eq!(code(&o), 5, "delivered past max receives: {:?}", o.stdout);
-        dead = json(&["dlq", "list", q.p(), "--json"]);
-        dead.as_array().unwrap().len() == 1
+        dead = lines(&ok(&["dlq", "list", q.p(), "--json"]));
+        dead.len() == 1
     });
     let id = dead[0]["id"].as_u64().unwrap().to_string();
     assert_eq!(dead[0]["reason"], "max-receives");
@@ -316,16 +361,13 @@ fn dead_letters_can_be_listed_peeked_redriven_and_purged() {
         json(&["dlq", "redrive", q.p(), "--id", &id, "--json"])["redriven"],
         1
     );
-    assert_eq!(
-        json(&["dlq", "list", q.p(), "--json"]),
-        Value::Array(vec![])
-    );
+    assert_eq!(ok(&["dlq", "list", q.p(), "--json"]), "");
     let again = shmq(&["recv", q.p(), "--ack"]);
     assert_eq!(
         (code(&again), again.stdout.as_slice()),
         (0, b"poison".as_slice())
     );
-    let st = json(&["stat", q.p(), "--json"]);
+    let st = q.stat();
     assert_eq!(
         (st["dead"].as_u64(), st["dead_lettered"].as_u64()),
         (Some(0), Some(1))
@@ -334,12 +376,15 @@ fn dead_letters_can_be_listed_peeked_redriven_and_purged() {
     // Purge: dead-letter one more through a nack at max receives.
     ok(&["send", q.p(), "junk"]);
     let receipt = receipt_of(&shmq(&["recv", q.p()]));
-    assert!(ok(&["nack", q.p(), &receipt]).contains("dead-lettered"));
+    let nacked = shmq(&["nack", q.p(), &receipt]);
+    assert_eq!(stdout(&nacked), "", "results only on stdout");
+    assert!(stderr(&nacked).contains("dead-lettered"));
+    let purged = shmq(&["dlq", "purge", q.p(), "--all"]);
     assert_eq!(
-        ok(&["dlq", "purge", q.p(), "--all"]).trim(),
-        "purged 1 message"
+        (code(&purged), stdout(&purged), stderr(&purged)),
+        (0, String::new(), "purged 1 dead message\n".to_owned())
     );
-    assert_eq!(json(&["stat", q.p(), "--json"])["dead"], 0);
+    assert_eq!(q.stat()["dead"], 0);
 }
 
 /// Run `shmq recv` (no ack) from a shell that then exits: a consumer that
@@ -364,13 +409,21 @@ fn crashed_consumer(path: &Path) -> u32 {
 }
 
 #[test]
-fn recover_returns_a_dead_consumers_lease_once() {
+fn recover_exits_8_while_there_is_something_to_repair() {
     let q = create(16, &["--visibility-timeout", "1h"]);
     ok(&["send", q.p(), "important"]);
     ok(&["send", q.p(), "waiting"]);
+    assert_eq!(code(&shmq(&["recover", q.p()])), 0, "nothing to repair: 0");
     let pid = crashed_consumer(&q.path);
 
-    let scan = json(&["recover", q.p(), "--json"]);
+    let o = shmq(&["recover", q.p(), "--json"]);
+    assert_eq!(code(&o), 8, "a dry run that finds work exits 8");
+    assert!(
+        o.stderr.is_empty(),
+        "the report is the message: {}",
+        stderr(&o)
+    );
+    let scan: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(scan["counts"]["leased-dead"], 1, "{scan}");
     assert_eq!(scan["counts"]["visible"], 1);
     assert_eq!(scan["counts"]["free"], 14);
@@ -378,35 +431,36 @@ fn recover_returns_a_dead_consumers_lease_once() {
     assert_eq!(scan["repaired"], 0);
     assert_eq!(scan["findings"][0]["owner_pid"], pid);
     assert_eq!(scan["findings"][0]["class"], "leased-dead");
-    let text = ok(&["recover", q.p()]);
+    let text = shmq(&["recover", q.p()]);
+    assert_eq!(code(&text), 8);
     assert!(
-        text.contains("--apply"),
-        "a dry run says how to repair: {text}"
+        stdout(&text).contains("--apply"),
+        "a dry run says how to repair: {}",
+        stdout(&text)
     );
     // The dry run changed nothing: the lease is still held for an hour.
-    assert_eq!(json(&["stat", q.p(), "--json"])["in_flight"], 1);
+    assert_eq!(q.stat()["in_flight"], 1);
 
     let applied = json(&["recover", q.p(), "--apply", "--json"]);
     assert_eq!(applied["repaired"], 1, "{applied}");
-    assert_eq!(json(&["stat", q.p(), "--json"])["visible"], 2);
+    assert_eq!(q.stat()["visible"], 2);
     let again = json(&["recover", q.p(), "--apply", "--json"]);
-    assert_eq!(
-        again["repaired"], 0,
-        "the second run changes nothing: {again}"
-    );
+    assert_eq!(again["repaired"], 0, "the second run changes nothing");
     assert_eq!(again["to_repair"], 0);
     assert_eq!(again["findings"], Value::Array(vec![]));
+    assert_eq!(code(&shmq(&["recover", q.p()])), 0);
 
     // Both messages are deliverable again, the returned one a second time.
-    let mut got: Vec<(String, u64)> = (0..2)
-        .map(|_| {
-            let m = json(&["recv", q.p(), "--json", "--ack"]);
-            (
-                m["payload"].as_str().unwrap().to_owned(),
-                m["receives"].as_u64().unwrap(),
-            )
-        })
-        .collect();
+    let mut got: Vec<(String, u64)> =
+        lines(&ok(&["recv", q.p(), "--json", "--ack", "--count", "2"]))
+            .iter()
+            .map(|m| {
+                (
+                    m["payload"].as_str().unwrap().to_owned(),
+                    m["receives"].as_u64().unwrap(),
+                )
+            })
+            .collect();
     got.sort();
     assert_eq!(
         got,
@@ -415,26 +469,15 @@ fn recover_returns_a_dead_consumers_lease_once() {
 }
 
 #[test]
-fn inspect_and_watch_show_each_slot_and_each_refresh() {
+fn inspect_shows_each_slot() {
     let q = create(4, &[]);
     ok(&["send", q.p(), "a"]);
     ok(&["send", q.p(), "b", "--delay", "1h"]);
-    let slots = json(&["inspect", q.p(), "--json"]);
-    let classes: Vec<&str> = slots
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["class"].as_str().unwrap())
-        .collect();
+    let slots = lines(&ok(&["inspect", q.p(), "--json"]));
+    let classes: Vec<&str> = slots.iter().map(|s| s["class"].as_str().unwrap()).collect();
     assert_eq!(classes, ["visible", "delayed"], "free slots are left out");
-    assert_eq!(
-        json(&["inspect", q.p(), "--json", "--all"])
-            .as_array()
-            .unwrap()
-            .len(),
-        4
-    );
-    let delayed = json(&["inspect", q.p(), "--json", "--state", "delayed"]);
+    assert_eq!(lines(&ok(&["inspect", q.p(), "--json", "--all"])).len(), 4);
+    let delayed = lines(&ok(&["inspect", q.p(), "--json", "--state", "delayed"]));
     assert_eq!(delayed[0]["id"], 1);
     assert!(delayed[0]["time_from_now_ms"].as_i64().unwrap() > 3_000_000);
     let table = ok(&["inspect", q.p(), "--state", "ready"]);
@@ -444,21 +487,4 @@ fn inspect_and_watch_show_each_slot_and_each_refresh() {
         "header and two ready slots:\n{table}"
     );
     assert_eq!(code(&shmq(&["inspect", q.p(), "--state", "bogus"])), 2);
-
-    let watch = ok(&[
-        "stat",
-        q.p(),
-        "--watch",
-        "--json",
-        "--count",
-        "2",
-        "--interval",
-        "10ms",
-    ]);
-    let lines: Vec<Value> = watch
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
-        .collect();
-    assert_eq!(lines.len(), 2);
-    assert_eq!(lines[1]["delayed"], 1);
 }

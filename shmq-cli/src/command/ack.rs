@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use serde_json::json;
 use shmq::Receipt;
 
 use crate::exit::Failure;
@@ -13,10 +14,16 @@ pub struct Args {
     pub path: PathBuf,
     /// The receipt `SLOT:GEN` that `shmq recv` printed.
     pub receipt: Receipt,
+    /// Print the result as one JSON object: receipt, acked.
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub fn run(a: Args) -> Result<(), Failure> {
     let q = output::open(&a.path)?;
     q.ack(a.receipt)?;
+    if a.json {
+        output::print_json(&json!({"receipt": a.receipt.to_string(), "acked": true}))?;
+    }
     Ok(())
 }

@@ -1,39 +1,53 @@
 //! `shmq create`: make a new queue file.
 
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
 use shmq::{Config, Queue};
 
 use crate::duration;
 use crate::exit::Failure;
+use crate::output;
+
+/// Files at least this large get a spinner on a terminal (preallocating
+/// and initialising them takes seconds).
+const PROGRESS_FROM_BYTES: u64 = 256 << 20;
 
 #[derive(clap::Args)]
 pub struct Args {
     /// Where to create the queue file (it must not exist).
     pub path: PathBuf,
-    /// Number of message slots (the capacity), 1 to 16777216.
-    #[arg(long)]
+    /// Number of message slots (the capacity): 1 ..= 16777216.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=16_777_216))]
     pub slots: u32,
-    /// Largest payload in bytes, 8 to 16777216.
-    #[arg(long)]
+    /// Largest payload in bytes: 8 ..= 16777216 (16 MiB).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(8..=16_777_216))]
     pub slot_size: u32,
-    /// How long a received message stays leased before it is redelivered.
-    #[arg(long, default_value = "30s", value_parser = duration::parse)]
+    /// How long a received message stays leased before it is redelivered:
+    /// 1ms ..= 12h.
+    #[arg(long, default_value = "30s", value_parser = duration::lease, value_name = "DURATION")]
     pub visibility_timeout: Duration,
-    /// Deliveries without an ack after which a message is dead-lettered.
-    #[arg(long, default_value_t = 5)]
+    /// Deliveries without an ack after which a message is dead-lettered:
+    /// 1 ..= 65535.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=65_535))]
     pub max_receives: u32,
-    /// Permission bits of the file, in octal.
+    /// Permission bits of the file, in octal (0644 lets others watch it).
     #[arg(long, default_value = "0600", value_parser = parse_mode)]
     pub mode: u32,
     /// Do not store and check a CRC-32 of each payload.
     #[arg(long)]
     pub no_checksums: bool,
-    /// How long a sender may hold a claimed slot before it is abandoned.
-    #[arg(long, default_value = "2s", value_parser = duration::parse)]
+    /// How long a sender may hold a claimed slot before it is abandoned:
+    /// 1ms ..= 12h.
+    #[arg(long, default_value = "2s", value_parser = duration::lease, value_name = "DURATION")]
     pub claim_timeout: Duration,
+    /// Print the new queue as one JSON object: path, slots, slot_size,
+    /// file_bytes, identity.
+    #[arg(long)]
+    pub json: bool,
 }
 
 fn parse_mode(text: &str) -> Result<u32, String> {
@@ -42,6 +56,13 @@ fn parse_mode(text: &str) -> Result<u32, String> {
         .ok()
         .filter(|m| *m <= 0o7777)
         .ok_or_else(|| format!("{text:?} is not an octal permission mode like 0600"))
+}
+
+/// The file size `create` makes (the layout's: a 4 KiB header, and per slot
+/// 64 bytes of words and the payload rounded up to 64 bytes), for the
+/// spinner's decision only.
+fn file_bytes(slots: u32, slot_size: u32) -> u64 {
+    4096 + u64::from(slots) * (64 + u64::from(slot_size).div_ceil(64) * 64)
 }
 
 pub fn run(a: Args) -> Result<(), Failure> {
@@ -53,15 +74,42 @@ pub fn run(a: Args) -> Result<(), Failure> {
         .mode(a.mode)
         .checksums(!a.no_checksums)
         .claim_timeout(a.claim_timeout);
-    let q = Queue::create(&a.path, &config)?;
+    let big = file_bytes(a.slots, a.slot_size) >= PROGRESS_FROM_BYTES;
+    let spinner = if big && io::stderr().is_terminal() {
+        let s = ProgressBar::new_spinner();
+        s.set_style(
+            ProgressStyle::with_template("{spinner} {msg} ({elapsed})").expect("a valid template"),
+        );
+        s.set_message(format!(
+            "creating {} ({} MiB)",
+            a.path.display(),
+            file_bytes(a.slots, a.slot_size) >> 20
+        ));
+        s.enable_steady_tick(Duration::from_millis(100));
+        s
+    } else {
+        ProgressBar::hidden()
+    };
+    let made = Queue::create(&a.path, &config);
+    spinner.finish_and_clear();
+    let q = made?;
     let len = std::fs::metadata(q.path()).map(|m| m.len()).unwrap_or(0);
-    writeln!(
-        io::stdout().lock(),
+    if a.json {
+        return output::print_json(&json!({
+            "path": a.path.display().to_string(),
+            "slots": a.slots,
+            "slot_size": a.slot_size,
+            "file_bytes": len,
+            "identity": format!("{:016x}", q.identity()),
+        }));
+    }
+    let _ = writeln!(
+        io::stderr().lock(),
         "created {}: {} slots of {} bytes ({len} bytes on disk)",
         a.path.display(),
         a.slots,
         a.slot_size
-    )?;
+    );
     Ok(())
 }
 

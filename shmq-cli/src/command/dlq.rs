@@ -5,47 +5,43 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 
 use clap::Subcommand;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use shmq::DeadLetter;
 
 use crate::duration::{ago_ms, human_ms, unix_ms};
 use crate::exit::Failure;
-use crate::output;
-
-const EXIT_STATUS: &str = exit_status_help!();
+use crate::output::{self, Out};
 
 #[derive(Subcommand)]
 pub enum Dlq {
     /// List dead messages, oldest id first: id, receives, reason, when it
     /// died, and the start of the payload.
-    #[command(after_help = EXIT_STATUS)]
     List(ListArgs),
     /// Show dead messages' payloads; with --id, that payload raw on stdout.
-    #[command(after_help = EXIT_STATUS)]
     Peek(PeekArgs),
     /// Make dead messages visible again (receive count reset).
-    #[command(after_help = EXIT_STATUS)]
     Redrive(ChangeArgs),
     /// Delete dead messages for good.
-    #[command(after_help = EXIT_STATUS)]
     Purge(ChangeArgs),
 }
 
 #[derive(clap::Args)]
 pub struct ListArgs {
-    /// The queue file.
+    /// The queue file (read access is enough).
     pub path: PathBuf,
     /// Show at most this many.
     #[arg(long, default_value_t = 100)]
     pub limit: usize,
-    /// Print JSON (payloads in full).
+    /// One JSON object per dead message and line, payloads in full; keys
+    /// in this order: id, receipt, receives, reason, died_unix_ms,
+    /// died_ago_ms, len, encoding (utf-8 or base64), payload.
     #[arg(long)]
     pub json: bool,
 }
 
 #[derive(clap::Args)]
 pub struct PeekArgs {
-    /// The queue file.
+    /// The queue file (read access is enough).
     pub path: PathBuf,
     /// Only this message: its payload goes to stdout as raw bytes.
     #[arg(long)]
@@ -53,7 +49,7 @@ pub struct PeekArgs {
     /// Show at most this many.
     #[arg(long, default_value_t = 10)]
     pub limit: usize,
-    /// Print JSON.
+    /// One JSON object per dead message and line (keys as `dlq list`).
     #[arg(long)]
     pub json: bool,
 }
@@ -72,7 +68,8 @@ pub struct ChangeArgs {
     /// With --all: at most this many.
     #[arg(long, requires = "all")]
     pub limit: Option<usize>,
-    /// Print JSON.
+    /// Print the result as one JSON object: {"redriven": N} or
+    /// {"purged": N}.
     #[arg(long)]
     pub json: bool,
 }
@@ -87,12 +84,15 @@ pub fn run(cmd: Dlq) -> Result<(), Failure> {
 }
 
 fn list(a: ListArgs) -> Result<(), Failure> {
-    let q = output::open(&a.path)?;
+    let q = output::view(&a.path)?;
     let dead: Vec<DeadLetter> = q.dead_letters().into_iter().take(a.limit).collect();
+    let mut out = Out::new();
     if a.json {
-        return print_all(&dead);
+        for d in &dead {
+            out.json(&to_json(d))?;
+        }
+        return out.finish();
     }
-    let mut out = io::stdout().lock();
     writeln!(
         out,
         "{:>10}  {:>4}  {:<12}  {:<12}  {:>6}  PAYLOAD",
@@ -110,30 +110,33 @@ fn list(a: ListArgs) -> Result<(), Failure> {
             output::escaped(&d.payload, Some(48))
         )?;
     }
-    Ok(())
+    out.finish()
 }
 
 fn peek(a: PeekArgs) -> Result<(), Failure> {
-    let q = output::open(&a.path)?;
+    let q = output::view(&a.path)?;
     let all = q.dead_letters();
     if let Some(id) = a.id {
         let d = all
             .into_iter()
             .find(|d| d.id == id)
             .ok_or(shmq::Error::NoSuchMessage { id })?;
+        let mut out = Out::new();
         if a.json {
-            return output::print_json(&Value::Object(to_json(&d)));
+            out.json(&to_json(&d))?;
+        } else {
+            out.write_all(&d.payload)?;
         }
-        let mut out = io::stdout().lock();
-        out.write_all(&d.payload)?;
-        out.flush()?;
-        return Ok(());
+        return out.finish();
     }
     let dead: Vec<DeadLetter> = all.into_iter().take(a.limit).collect();
+    let mut out = Out::new();
     if a.json {
-        return print_all(&dead);
+        for d in &dead {
+            out.json(&to_json(d))?;
+        }
+        return out.finish();
     }
-    let mut out = io::stdout().lock();
     for d in &dead {
         writeln!(
             out,
@@ -144,7 +147,7 @@ fn peek(a: PeekArgs) -> Result<(), Failure> {
             output::escaped(&d.payload, None)
         )?;
     }
-    Ok(())
+    out.finish()
 }
 
 fn change(a: ChangeArgs, redrive: bool) -> Result<(), Failure> {
@@ -171,21 +174,16 @@ fn change(a: ChangeArgs, redrive: bool) -> Result<(), Failure> {
     if a.json {
         return output::print_json(&json!({ verb: n }));
     }
-    writeln!(
-        io::stdout().lock(),
-        "{verb} {n} message{}",
+    let _ = writeln!(
+        io::stderr().lock(),
+        "{verb} {n} dead message{}",
         if n == 1 { "" } else { "s" }
-    )?;
+    );
     Ok(())
 }
 
-fn print_all(dead: &[DeadLetter]) -> Result<(), Failure> {
-    let list = dead.iter().map(|d| Value::Object(to_json(d))).collect();
-    output::print_json(&Value::Array(list))
-}
-
-fn to_json(d: &DeadLetter) -> Map<String, Value> {
-    let Value::Object(mut m) = json!({
+fn to_json(d: &DeadLetter) -> Value {
+    let mut m = output::object(json!({
         "id": d.id,
         "receipt": d.receipt.to_string(),
         "receives": d.receives,
@@ -193,9 +191,7 @@ fn to_json(d: &DeadLetter) -> Map<String, Value> {
         "died_unix_ms": unix_ms(d.died_at),
         "died_ago_ms": ago_ms(d.died_at),
         "len": d.payload.len(),
-    }) else {
-        unreachable!("json! of an object literal is an object")
-    };
+    }));
     output::payload_fields(&mut m, &d.payload);
-    m
+    Value::Object(m)
 }

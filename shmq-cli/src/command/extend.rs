@@ -1,12 +1,12 @@
 //! `shmq extend`: keep a lease longer, by its receipt.
 
-use std::io::{self, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use shmq::{now_ms, Receipt};
+use serde_json::json;
+use shmq::Receipt;
 
-use crate::duration::{self, human_ms};
+use crate::duration::{self, mono_to_unix_ms};
 use crate::exit::Failure;
 use crate::output;
 
@@ -16,18 +16,22 @@ pub struct Args {
     pub path: PathBuf,
     /// The receipt `SLOT:GEN` that `shmq recv` printed.
     pub receipt: Receipt,
-    /// The new lease length, from now.
-    #[arg(long, value_parser = duration::parse)]
+    /// The new lease length, from now: 1ms ..= 12h.
+    #[arg(long, value_parser = duration::lease, value_name = "DURATION")]
     pub timeout: Duration,
+    /// Print the result as one JSON object: receipt, deadline_unix_ms.
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub fn run(a: Args) -> Result<(), Failure> {
     let q = output::open(&a.path)?;
     let deadline = q.extend(a.receipt, a.timeout)?;
-    writeln!(
-        io::stdout().lock(),
-        "lease extended: expires in {}",
-        human_ms(deadline.saturating_sub(now_ms()))
-    )?;
+    if a.json {
+        output::print_json(&json!({
+            "receipt": a.receipt.to_string(),
+            "deadline_unix_ms": mono_to_unix_ms(deadline),
+        }))?;
+    }
     Ok(())
 }

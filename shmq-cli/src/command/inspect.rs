@@ -9,13 +9,13 @@ use shmq::internal::{pid_alive, SlotInfo, St};
 use shmq::recover::{classify, Class};
 use shmq::{now_ms, DeadReason};
 
-use crate::duration::relative;
+use crate::duration::{mono_to_unix_ms, relative};
 use crate::exit::Failure;
-use crate::output;
+use crate::output::{self, Out};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The queue file.
+    /// The queue file (read access is enough).
     pub path: PathBuf,
     /// Only slots in this state: free, writing, ready, leased, dead,
     /// abandoned, or a recover class (visible, delayed, leased-live,
@@ -29,7 +29,9 @@ pub struct Args {
     /// Show at most this many slots.
     #[arg(long, default_value_t = 1000)]
     pub limit: usize,
-    /// Print JSON.
+    /// One JSON object per slot and line; keys in this order: slot, state,
+    /// class, pending, gen, id, receives, len, time_unix_ms,
+    /// time_from_now_ms, sent_unix_ms, owner_pid, owner_alive, reason.
     #[arg(long)]
     pub json: bool,
 }
@@ -67,9 +69,9 @@ fn has_owner(info: &SlotInfo) -> bool {
 }
 
 pub fn run(a: Args) -> Result<(), Failure> {
-    let q = output::open(&a.path)?;
+    let q = output::view(&a.path)?;
     let now = now_ms();
-    let params = q.ring().params();
+    let params = q.params();
     let mut rows = Vec::new();
     let mut more = 0u64;
     for i in 0..q.config().slots {
@@ -84,11 +86,12 @@ pub fn run(a: Args) -> Result<(), Failure> {
             more += 1;
         }
     }
+    let mut out = Out::new();
     if a.json {
-        let list: Vec<Value> = rows.iter().map(|(i, c)| to_json(i, *c, now)).collect();
-        output::print_json(&Value::Array(list))?;
+        for (i, c) in &rows {
+            out.json(&to_json(i, *c, now))?;
+        }
     } else {
-        let mut out = io::stdout().lock();
         writeln!(
             out,
             "{:>8}  {:<9}  {:<13}  {:>10}  {:>4}  {:>6}  {:<14}  OWNER",
@@ -136,6 +139,7 @@ pub fn run(a: Args) -> Result<(), Failure> {
             )?;
         }
     }
+    out.finish()?;
     if more > 0 {
         writeln!(
             io::stderr().lock(),
@@ -172,9 +176,9 @@ fn to_json(info: &SlotInfo, class: Class, now: u64) -> Value {
         "id": info.id,
         "receives": info.receives,
         "len": info.len,
-        "time_ms": info.time_ms,
+        "time_unix_ms": mono_to_unix_ms(info.time_ms),
         "time_from_now_ms": info.time_ms as i64 - now as i64,
-        "sent_ms": info.sent_ms,
+        "sent_unix_ms": (info.sent_ms != 0).then(|| mono_to_unix_ms(info.sent_ms)),
         "owner_pid": if has_owner(info) { Some(info.owner_pid) } else { None },
         "owner_alive": has_owner(info).then(|| pid_alive(info.owner_pid)),
         "reason": (info.state == Some(St::Dead)).then(|| reason(info.reason).name()),

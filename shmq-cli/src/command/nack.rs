@@ -4,6 +4,7 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use serde_json::json;
 use shmq::{Nacked, Receipt};
 
 use crate::duration;
@@ -16,17 +17,30 @@ pub struct Args {
     pub path: PathBuf,
     /// The receipt `SLOT:GEN` that `shmq recv` printed.
     pub receipt: Receipt,
-    /// Make it visible again only after this long.
-    #[arg(long, default_value = "0s", value_parser = duration::parse)]
+    /// Make it visible again only after this long: 0 ..= 12h.
+    #[arg(long, default_value = "0", value_parser = duration::delay, value_name = "DURATION")]
     pub delay: Duration,
+    /// Print the result as one JSON object: receipt, outcome (requeued or
+    /// dead-lettered).
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub fn run(a: Args) -> Result<(), Failure> {
     let q = output::open(&a.path)?;
-    let what = match q.nack(a.receipt, a.delay)? {
+    let outcome = match q.nack(a.receipt, a.delay)? {
         Nacked::Requeued => "requeued",
-        Nacked::DeadLettered => "dead-lettered (it had reached max receives)",
+        Nacked::DeadLettered => "dead-lettered",
     };
-    writeln!(io::stdout().lock(), "{what}")?;
+    if a.json {
+        return output::print_json(&json!({"receipt": a.receipt.to_string(), "outcome": outcome}));
+    }
+    if outcome == "dead-lettered" {
+        let _ = writeln!(
+            io::stderr().lock(),
+            "message dead-lettered: it had reached max receives (`shmq dlq list {}` shows it)",
+            a.path.display()
+        );
+    }
     Ok(())
 }

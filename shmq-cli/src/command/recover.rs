@@ -8,25 +8,25 @@ use serde_json::{json, Map, Value};
 use shmq::now_ms;
 use shmq::recover::{self, Options, Report};
 
-use crate::exit::Failure;
-use crate::output;
+use crate::exit::{Code, Failure};
+use crate::output::{self, Out};
 
-/// Files with at least this many slots get a progress bar (on a terminal).
-const PROGRESS_FROM_SLOTS: u32 = 1 << 16;
+/// Files with at least this many slots get a progress bar on a terminal
+/// (a scan of 2^22 slots takes about a second; smaller ones are quick).
+const PROGRESS_FROM_SLOTS: u32 = 1 << 22;
 
-pub const AFTER_HELP: &str = concat!(
-    "\
+pub const AFTER_HELP: &str = "\
 Every slot is classified as free, visible, delayed, leased-live,
 leased-dead (its holder process is gone), lease-expired, writing,
 claim-expired, abandoned, dead, pending (a transition in flight),
 pending-stale (its actor died mid-transition) or corrupt. Acked messages
 are free slots.
 
-Without --apply nothing changes. With --apply, recover returns leases of
-dead holders and expired leases to visible (or dead-letters them at max
-receives), abandons expired claims and frees them once their sender is
-gone, aborts stale transitions, and quarantines corrupt slots as dead
-(reason corrupt). It never deletes a message.
+Without --apply nothing changes (but write access is needed). With --apply,
+recover returns leases of dead holders and expired leases to visible (or
+dead-letters them at max receives), abandons expired claims and frees them
+once their sender is gone, aborts stale transitions, and quarantines
+corrupt slots as dead (reason corrupt). It never deletes a message.
 
 recover is safe while other processes use the queue: it takes no lock and
 needs no exclusive access. Each repair is one of the queue's own lock-free
@@ -38,9 +38,11 @@ Holder liveness is checked by pid: run it in the same pid namespace as the
 processes that use the queue. A lease taken by `shmq recv` without --ack
 is held by the process that ran it (its parent).
 
-",
-    exit_status_help!()
-);
+Without --apply, recover exits 8 when it found slots to repair (0 when
+there is nothing to repair), so a cron job can tell. --json prints one
+object: path, slots, applied, force_abandoned, counts (by class), to_repair,
+repaired, findings (slot, class, id, receives, owner_pid, action,
+repairable, done).";
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -53,12 +55,14 @@ pub struct Args {
     /// sender is still alive but stalled.
     #[arg(long)]
     pub force_abandoned: bool,
-    /// Print JSON.
+    /// Print the report as one JSON object.
     #[arg(long)]
     pub json: bool,
 }
 
 pub fn run(a: Args) -> Result<(), Failure> {
+    // Even a dry run opens the file for writing: a writer's open resets
+    // the clocks after a reboot, and the scan runs on the core's own reads.
     let q = output::open(&a.path)?;
     let slots = q.config().slots;
     let bar = if !a.json && slots >= PROGRESS_FROM_SLOTS && io::stderr().is_terminal() {
@@ -82,16 +86,22 @@ pub fn run(a: Args) -> Result<(), Failure> {
     });
     bar.finish_and_clear();
     if a.json {
-        let mut v = to_json(&report);
+        let mut v = Map::new();
         v.insert("path".into(), json!(a.path.display().to_string()));
-        output::print_json(&Value::Object(v))
+        v.extend(to_json(&report));
+        output::print_json(&Value::Object(v))?;
     } else {
-        text(&a, &report)
+        text(&a, &report)?;
     }
+    if !a.apply && report.to_repair() > 0 {
+        // The report is out; the status says "something to repair".
+        return Err(Failure::new(Code::NeedsRepair, ""));
+    }
+    Ok(())
 }
 
 fn text(a: &Args, r: &Report) -> Result<(), Failure> {
-    let mut out = io::stdout().lock();
+    let mut out = Out::new();
     writeln!(out, "scanned {} slots of {}", r.slots, a.path.display())?;
     for (class, n) in r.counts().filter(|(_, n)| *n > 0) {
         writeln!(out, "  {:<14} {n}", class.name())?;
@@ -134,7 +144,7 @@ fn text(a: &Args, r: &Report) -> Result<(), Failure> {
             )?;
         }
     }
-    Ok(())
+    out.finish()
 }
 
 fn to_json(r: &Report) -> Map<String, Value> {
@@ -162,8 +172,7 @@ fn to_json(r: &Report) -> Map<String, Value> {
         "slots": r.slots,
         "applied": r.options.apply,
         "force_abandoned": r.options.force_abandoned,
-        "now_ms": r.now_ms,
-        "counts": counts,
+                "counts": counts,
         "to_repair": r.to_repair(),
         "repaired": r.repaired(),
         "findings": findings,

@@ -7,11 +7,11 @@ use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use shmq::Queue;
+use serde_json::json;
 
 use crate::duration;
 use crate::exit::Failure;
-use crate::output;
+use crate::output::{self, Out};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -23,18 +23,26 @@ pub struct Args {
     /// Send each line of stdin as its own message (without its newline).
     #[arg(long)]
     pub lines: bool,
-    /// Make the message visible only after this long.
-    #[arg(long, default_value = "0s", value_parser = duration::parse)]
+    /// Make the message visible only after this long: 0 ..= 12h.
+    #[arg(long, default_value = "0", value_parser = duration::delay, value_name = "DURATION")]
     pub delay: Duration,
+    /// Print each id as a JSON object {"id": N} (one per line).
+    #[arg(long)]
+    pub json: bool,
 }
 
-fn send_one(q: &Queue, msg: &[u8], delay: Duration) -> Result<u64, shmq::Error> {
-    q.send_delayed(msg, delay).map_err(shmq::Error::from)
+fn print_id(out: &mut Out, id: u64, json: bool) -> Result<(), Failure> {
+    if json {
+        out.json(&json!({ "id": id }))
+    } else {
+        writeln!(out, "{id}")?;
+        Ok(())
+    }
 }
 
 pub fn run(a: Args) -> Result<(), Failure> {
     let q = output::open(&a.path)?;
-    let mut out = io::stdout().lock();
+    let mut out = Out::new();
     if !a.lines {
         let msg = match a.payload {
             Some(p) => p.into_vec(),
@@ -44,15 +52,17 @@ pub fn run(a: Args) -> Result<(), Failure> {
                 b
             }
         };
-        let id = send_one(&q, &msg, a.delay)?;
-        writeln!(out, "{id}")?;
-        return Ok(());
+        let id = q.send_delayed(&msg, a.delay)?;
+        print_id(&mut out, id, a.json)?;
+        return out.finish();
     }
     for (n, line) in io::stdin().lock().split(b'\n').enumerate() {
         let line = line?;
-        match send_one(&q, &line, a.delay) {
-            Ok(id) => writeln!(out, "{id}")?,
+        match q.send_delayed(&line, a.delay) {
+            Ok(id) => print_id(&mut out, id, a.json)?,
             Err(e) => {
+                // The ids of what was sent come out before the error.
+                out.finish()?;
                 let mut f = Failure::from(e);
                 f.message = format!(
                     "line {} was not sent: {} (the lines before it were sent: their ids are on stdout)",
@@ -63,5 +73,5 @@ pub fn run(a: Args) -> Result<(), Failure> {
             }
         }
     }
-    Ok(())
+    out.finish()
 }

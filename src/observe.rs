@@ -1,0 +1,697 @@
+//! `QueueView`: a queue file watched with read access only.
+//!
+//! Monitoring (`shmq stat`, `peek`, `inspect`, `dlq list`, `ls`) must work
+//! for a user who may read the queue file but not write it. A [`Queue`]
+//! opens the file read-write and may change it on open (the boot-id reset of
+//! design.md §7) and on every receive (the sweep), so a watcher gets its own
+//! type: the file is opened `O_RDONLY` and mapped `PROT_READ`, and the type
+//! offers only calls that load words (configuration, identity, stats, peek,
+//! dead letters, slot snapshots).
+//!
+//! Why this is sound: a store through a `PROT_READ` mapping is a SIGSEGV,
+//! and the standard library promises that only *relaxed* atomic loads of at
+//! most 8 bytes (on x86-64, AArch64 and the other 64-bit Linux targets) work
+//! on read-only memory; an `Acquire` or `SeqCst` load, or any
+//! read-modify-write, is not promised to. So a view never touches the lock-free
+//! core ([`Ring`], whose reads use `Acquire` and `SeqCst` loads): it reads
+//! the slot words itself, here, with relaxed loads each followed by an
+//! `Acquire` fence (which gives the load the pairing an `Acquire` load has),
+//! mirroring [`Ring::info`] and [`Ring::peek`] step for step. No store, no
+//! compare-and-swap, no futex call and no boot check is reachable from a
+//! `QueueView`.
+//!
+//! What it cannot do: the boot-id reset. After a reboot the clock words of a
+//! file on a disk file system refer to the previous boot's CLOCK_MONOTONIC,
+//! so the times a view derives from them (ages, deadlines, "visible now") are
+//! stale until a writer opens the queue with [`Queue::open`]; a view says so
+//! with [`QueueView::clocks_current`].
+//!
+//! [`Queue`]: crate::Queue
+//! [`Queue::open`]: crate::Queue::open
+//! [`Ring`]: crate::internal::Ring
+//! [`Ring::info`]: crate::internal::Ring::info
+//! [`Ring::peek`]: crate::internal::Ring::peek
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{FileExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use memmap2::MmapOptions;
+
+use crate::clock::{boot_id, now_ms, pid_alive, wall_time};
+use crate::error::{Error, Result};
+use crate::layout::*;
+use crate::queue::{decode_header, visible_now, Config, DeadLetter, HeaderError, MapMemory};
+use crate::queue::{Peeked, Stats};
+use crate::ring::{no_wake, DeadReason, Params, Receipt, SlotInfo};
+use crate::slot::{gen_of, time_of, St, View};
+use crate::sync::{fence, AtomicU32, AtomicU64, Ordering::*};
+
+/// A queue file opened for reading only: it works for a user with read
+/// permission alone, and never changes the file.
+///
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// use shmq::{Config, Queue, QueueView};
+/// let path = dir.path().join("orders.q");
+/// let q = Queue::create(&path, &Config::default())?;
+/// q.send("order 1")?;
+/// let view = QueueView::open(&path)?;
+/// assert_eq!(view.stats().visible, 1);
+/// assert_eq!(view.peek(10)[0].payload, b"order 1");
+/// assert_eq!(view.identity(), q.identity());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct QueueView {
+    /// PROT_READ: read only through `load64`, `load32` and `load_acquire`.
+    mem: MapMemory,
+    params: Params,
+    path: PathBuf,
+    config: Config,
+    identity: u64,
+    _file: File,
+}
+
+impl std::fmt::Debug for QueueView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueueView")
+            .field("path", &self.path)
+            .field("identity", &format_args!("{:016x}", self.identity))
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+fn io_err<'p>(op: &'static str, path: &'p Path) -> impl FnOnce(io::Error) -> Error + 'p {
+    move |source| Error::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+impl QueueView {
+    /// Open the queue file at `path` read-only. Unlike [`Queue::open`] it
+    /// does not wait for a creator that has not finished the header: it
+    /// returns [`Error::NotInitialised`] at once (look again later).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`], [`Error::NotAQueue`], [`Error::Incompatible`],
+    /// [`Error::NotInitialised`], [`Error::Corrupt`] as [`Queue::open`];
+    /// [`Error::Io`] (`EACCES` if the caller may not even read the file).
+    ///
+    /// [`Queue::open`]: crate::Queue::open
+    pub fn open(path: impl AsRef<Path>) -> Result<QueueView> {
+        let path = path.as_ref();
+        let file = OpenOptions::new()
+            .read(true)
+            .open(path)
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::NotFound => Error::NotFound {
+                    path: path.to_path_buf(),
+                },
+                _ => Error::Io {
+                    op: "open",
+                    path: path.to_path_buf(),
+                    source: e,
+                },
+            })?;
+        let meta = file.metadata().map_err(io_err("stat", path))?;
+        let len = meta.len();
+        let mut b = [0u8; OFF_SHARED];
+        let got = if len >= HEADER_LEN as u64 {
+            file.read_exact_at(&mut b, 0)
+                .map_err(io_err("read header", path))?;
+            decode_header(&b, len)
+        } else if (len as usize) < OFF_SHARED {
+            // Too short for the immutable header: a creator that has not
+            // written it yet, or another kind of file.
+            let mut head = vec![0u8; len as usize];
+            file.read_exact_at(&mut head, 0)
+                .map_err(io_err("read header", path))?;
+            if head.iter().all(|&x| x == 0) {
+                Err(HeaderError::Uninitialised)
+            } else {
+                Err(HeaderError::BadMagic)
+            }
+        } else {
+            file.read_exact_at(&mut b, 0)
+                .map_err(io_err("read header", path))?;
+            match decode_header(&b, len) {
+                Err(e) => Err(e),
+                Ok(_) => Err(HeaderError::Corrupt(format!(
+                    "file is {len} bytes, shorter than its header"
+                ))),
+            }
+        };
+        let header = match got {
+            Ok(h) => h,
+            Err(HeaderError::Uninitialised) => {
+                return Err(Error::NotInitialised {
+                    path: path.to_path_buf(),
+                })
+            }
+            Err(HeaderError::BadMagic) => {
+                return Err(Error::NotAQueue {
+                    path: path.to_path_buf(),
+                })
+            }
+            Err(HeaderError::Version(found)) => {
+                return Err(Error::Incompatible {
+                    path: path.to_path_buf(),
+                    found,
+                    supported: FORMAT_VERSION,
+                })
+            }
+            Err(HeaderError::Corrupt(what)) => {
+                return Err(Error::Corrupt {
+                    path: path.to_path_buf(),
+                    what,
+                })
+            }
+        };
+        // PROT_READ, MAP_SHARED: this process sees the writers' stores and
+        // can make none (a store would fault, and nothing below stores).
+        let map = MmapOptions::new()
+            .map_raw_read_only(&file)
+            .map_err(io_err("mmap", path))?;
+        if (map.len() as u64) < header.file_len {
+            return Err(Error::Corrupt {
+                path: path.to_path_buf(),
+                what: "file shrank while opening".into(),
+            });
+        }
+        let mut config = header.config;
+        config.mode = meta.permissions().mode() & 0o7777;
+        let mem = MapMemory::new(map, config.slots, slot_stride(config.slot_size));
+        let params = Params {
+            slot_size: config.slot_size,
+            max_receives: config.max_receives,
+            visibility_ms: config.visibility_timeout.as_millis() as u64,
+            claim_ms: config.claim_timeout.as_millis() as u64,
+            checksums: config.checksums,
+            pid: std::process::id(),
+            is_alive: pid_alive,
+            // Never called: a view makes no transition.
+            wake: no_wake,
+        };
+        Ok(QueueView {
+            mem,
+            params,
+            path: path.to_path_buf(),
+            config,
+            identity: header.identity,
+            _file: file,
+        })
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The queue's identity, as [`Queue::identity`](crate::Queue::identity).
+    pub fn identity(&self) -> u64 {
+        self.identity
+    }
+
+    /// The queue's configuration (as read from the file; `mode` is the
+    /// file's permission bits).
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Whether the file's clock words belong to this boot. `false` after a
+    /// reboot until a writer opens the queue: ages, deadlines and
+    /// visibility read through this view are then stale.
+    pub fn clocks_current(&self) -> bool {
+        let host = boot_id();
+        let sh = self.mem.shared();
+        load64(&sh.boot_id[0]) == host[0] && load64(&sh.boot_id[1]) == host[1]
+    }
+
+    /// The queue's parameters as the core would use them (for
+    /// [`recover::classify`](crate::recover::classify)).
+    #[doc(hidden)]
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+
+    /// A snapshot of slot `i`; `None` if there is no such slot.
+    #[doc(hidden)]
+    pub fn slot_info(&self, i: u32) -> Option<SlotInfo> {
+        (i < self.mem.slot_count()).then(|| info(&self.mem, i))
+    }
+
+    /// Counts by state and the header's counters, as
+    /// [`Queue::stats`](crate::Queue::stats).
+    pub fn stats(&self) -> Stats {
+        stats(&self.mem, self.params.max_receives)
+    }
+
+    /// Up to `limit` visible messages, oldest id first, as
+    /// [`Queue::peek`](crate::Queue::peek).
+    pub fn peek(&self, limit: usize) -> Vec<Peeked> {
+        peek(
+            &self.mem,
+            self.params.slot_size,
+            self.params.max_receives,
+            limit,
+        )
+    }
+
+    /// Every dead message, oldest id first, as
+    /// [`Queue::dead_letters`](crate::Queue::dead_letters).
+    pub fn dead_letters(&self) -> Vec<DeadLetter> {
+        dead_letters(&self.mem, self.params.slot_size)
+    }
+}
+
+// The reads. Every load of the mapping is one of these two: relaxed (the
+// only atomic access promised to work on read-only memory), then an
+// Acquire fence where the core's own read uses an Acquire (or SeqCst) load.
+
+/// A relaxed load of a shared 64-bit word.
+fn load64(w: &AtomicU64) -> u64 {
+    w.load(Relaxed)
+}
+
+/// A relaxed load of a shared 32-bit word.
+fn load32(w: &AtomicU32) -> u32 {
+    w.load(Relaxed)
+}
+
+/// A load with Acquire's effect: relaxed, then an Acquire fence.
+/// SYNC POINT: as the Acquire loads of `Ring::read`, this pairs with the
+/// Release of the commit (or reservation) CAS of whoever last changed the
+/// slot, so the side words read after it are at least as new.
+fn load_acquire(w: &AtomicU64) -> u64 {
+    let v = w.load(Relaxed);
+    fence(Acquire);
+    v
+}
+
+/// How often a corrupt-looking (state, clock) pair is read again before it
+/// is believed (as `Ring::read`).
+const REREADS: usize = 64;
+
+/// Step 1 of design.md §4, as `Ring::read`: the state word, then the clock
+/// word, classified; a pair no protocol step writes is read again while the
+/// state keeps changing.
+fn read_words<M: Memory>(mem: &M, i: u32) -> View {
+    let w = mem.slot(i);
+    let mut s = load_acquire(&w.state);
+    for _ in 0..REREADS {
+        let view = View::classify(s, load_acquire(&w.clock));
+        if !matches!(view, View::Corrupt { .. }) {
+            return view;
+        }
+        let again = load_acquire(&w.state);
+        if again == s {
+            return view;
+        }
+        s = again;
+    }
+    View::classify(s, load_acquire(&w.clock))
+}
+
+/// A snapshot of slot `i`, field for field as `Ring::info`.
+fn info<M: Memory>(mem: &M, i: u32) -> SlotInfo {
+    let w = mem.slot(i);
+    let view = read_words(mem, i);
+    let (s, c) = match view {
+        View::AtRest { s, c, .. } | View::Pending { s, c, .. } | View::Corrupt { s, c } => (s, c),
+    };
+    let gen = gen_of(s);
+    let state = match view {
+        View::Corrupt { .. } => St::from_bits(s & 0xff),
+        View::AtRest { st, .. } | View::Pending { st, .. } => Some(st),
+    };
+    let owner = load64(&w.owner);
+    // A claim's owner is written for the claim generation; the publish (and
+    // an abandon) bump the generation once more.
+    let owner_gen = owner & 0xffff_ffff;
+    let owner_current =
+        owner_gen == gen & 0xffff_ffff || owner_gen == gen.wrapping_sub(1) & 0xffff_ffff;
+    SlotInfo {
+        slot: i,
+        state,
+        pending: matches!(view, View::Pending { .. }),
+        corrupt: matches!(view, View::Corrupt { .. }),
+        gen,
+        time_ms: time_of(c),
+        id: load64(&w.msg_id),
+        len: load32(&w.len),
+        receives: load32(&w.receives),
+        sent_ms: load64(&w.sent_ms),
+        owner_pid: (owner >> 32) as u32,
+        owner_current,
+        reason: load32(&w.reason),
+    }
+}
+
+/// The message in slot `i` copied without leasing it, as `Ring::peek` (a
+/// seqlock read): `None` if the slot holds no message, its length is out of
+/// bounds, or it changed while being read.
+fn peek_slot<M: Memory>(mem: &M, slot_size: u32, i: u32, buf: &mut Vec<u8>) -> Option<SlotInfo> {
+    let w = mem.slot(i);
+    let s1 = load_acquire(&w.state);
+    let info = info(mem, i);
+    if info.pending
+        || info.corrupt
+        || !matches!(info.state, Some(St::Ready | St::Leased | St::Dead))
+    {
+        return None;
+    }
+    let len = info.len as usize;
+    if len > slot_size as usize {
+        return None;
+    }
+    let words = mem.payload(i);
+    buf.clear();
+    buf.reserve(len);
+    for w in words.iter().take(len.div_ceil(8)) {
+        buf.extend_from_slice(&load64(w).to_le_bytes());
+    }
+    buf.truncate(len);
+    // SYNC POINT: pairs with the sender's fence(Release) after its claim (as
+    // in `Ring::peek`): the payload loads above come before the state is
+    // read again.
+    fence(Acquire);
+    if load64(&w.state) != s1 || gen_of(s1) != info.gen {
+        return None;
+    }
+    Some(info)
+}
+
+// The scans. They only read, so they serve a view and a read-write queue
+// alike: `Queue::stats`, `peek` and `dead_letters` call them with the
+// core's memory.
+
+/// Counts by state (a scan of every slot) and the header's counters, each
+/// slot judged at one clock reading as a receive would judge it, with no
+/// receiver needed (design.md §5.4): an expired lease is visible again (or
+/// dead at max receives), an expired claim abandoned.
+pub(crate) fn stats<M: Memory>(mem: &M, max_receives: u32) -> Stats {
+    let now = now_ms();
+    let mut st = Stats {
+        capacity: u64::from(mem.slot_count()),
+        ..Stats::default()
+    };
+    let (mut oldest, mut unfinished): (Option<u64>, Option<u64>) = (None, None);
+    let older = |o: Option<u64>, t: u64| Some(o.map_or(t, |o: u64| o.min(t)));
+    for i in 0..mem.slot_count() {
+        let info = info(mem, i);
+        if info.pending || info.corrupt {
+            st.other += 1;
+            continue;
+        }
+        match info.state {
+            Some(St::Free) => st.free += 1,
+            Some(St::Writing) if info.time_ms < now => st.abandoned += 1,
+            Some(St::Writing) => st.writing += 1,
+            Some(St::Ready) if visible_now(&info, now) => {
+                st.visible += 1;
+                oldest = older(oldest, info.sent_ms);
+                unfinished = older(unfinished, info.sent_ms);
+            }
+            Some(St::Ready) => {
+                st.delayed += 1;
+                unfinished = older(unfinished, info.sent_ms);
+            }
+            Some(St::Leased) if info.time_ms < now && info.receives >= max_receives => st.dead += 1,
+            Some(St::Leased) if info.time_ms < now => {
+                st.visible += 1;
+                st.expired_leases += 1;
+                oldest = older(oldest, info.sent_ms);
+                unfinished = older(unfinished, info.sent_ms);
+            }
+            Some(St::Leased) => {
+                st.in_flight += 1;
+                unfinished = older(unfinished, info.sent_ms);
+            }
+            Some(St::Dead) => st.dead += 1,
+            Some(St::Abandoned) => st.abandoned += 1,
+            None => st.other += 1,
+        }
+    }
+    let sh = mem.shared();
+    st.sent = load64(&sh.sent);
+    st.acked = load64(&sh.acked);
+    st.redelivered = load64(&sh.redelivered);
+    st.dead_lettered = load64(&sh.dead_lettered);
+    st.redriven = load64(&sh.redriven);
+    let age = |t: u64| Duration::from_millis(now.saturating_sub(t));
+    st.oldest_visible_age = oldest.map(age);
+    st.oldest_unfinished_age = unfinished.map(age);
+    st
+}
+
+/// Up to `limit` visible messages (judged as `stats` judges them: due, or
+/// leased past the deadline below max receives), oldest id first, read
+/// without leasing. At most `limit` payloads are held at once, whatever the
+/// queue's size.
+pub(crate) fn peek<M: Memory>(
+    mem: &M,
+    slot_size: u32,
+    max_receives: u32,
+    limit: usize,
+) -> Vec<Peeked> {
+    let now = now_ms();
+    let visible = |info: &SlotInfo| match info.state {
+        Some(St::Ready) => visible_now(info, now),
+        Some(St::Leased) => info.time_ms < now && info.receives < max_receives,
+        _ => false,
+    };
+    // The `limit` smallest ids, in a max-heap.
+    let mut kept: std::collections::BinaryHeap<(u64, u32, u64, Vec<u8>)> =
+        std::collections::BinaryHeap::new();
+    let mut buf = Vec::new();
+    for i in 0..mem.slot_count() {
+        if limit == 0 {
+            break;
+        }
+        let first = info(mem, i);
+        if first.pending || first.corrupt || !visible(&first) {
+            continue;
+        }
+        if kept.len() == limit && kept.peek().is_some_and(|top| top.0 <= first.id) {
+            continue;
+        }
+        let Some(seen) = peek_slot(mem, slot_size, i, &mut buf) else {
+            continue;
+        };
+        if seen.gen != first.gen {
+            continue;
+        }
+        kept.push((
+            seen.id,
+            seen.receives,
+            seen.sent_ms,
+            std::mem::take(&mut buf),
+        ));
+        if kept.len() > limit {
+            kept.pop();
+        }
+    }
+    let mut out: Vec<Peeked> = kept
+        .into_iter()
+        .map(|(id, receives, sent_ms, payload)| Peeked {
+            id,
+            receives,
+            sent_at: wall_time(sent_ms),
+            payload,
+        })
+        .collect();
+    out.sort_by_key(|p| p.id);
+    out
+}
+
+/// Every dead message, oldest id first.
+pub(crate) fn dead_letters<M: Memory>(mem: &M, slot_size: u32) -> Vec<DeadLetter> {
+    let mut out = Vec::new();
+    let mut buf = Vec::new();
+    for i in 0..mem.slot_count() {
+        if let Some(info) = peek_slot(mem, slot_size, i, &mut buf) {
+            if info.state == Some(St::Dead) {
+                out.push(DeadLetter {
+                    id: info.id,
+                    receipt: Receipt {
+                        slot: i,
+                        gen: info.gen,
+                    },
+                    receives: info.receives,
+                    died_at: wall_time(info.time_ms),
+                    reason: DeadReason::from_code(info.reason),
+                    payload: buf.clone(),
+                });
+            }
+        }
+    }
+    out.sort_by_key(|d| d.id);
+    out
+}
+
+/// Whether the file at `path` starts with a queue file's magic bytes (read
+/// without mapping it; for listing the queues of a directory).
+///
+/// # Errors
+///
+/// [`Error::Io`] if the file cannot be opened or read.
+pub fn is_queue_file(path: impl AsRef<Path>) -> Result<bool> {
+    let path = path.as_ref();
+    let file = File::open(path).map_err(io_err("open", path))?;
+    let mut b = [0u8; 8];
+    match file.read_exact_at(&mut b, OFF_MAGIC as u64) {
+        Ok(()) => Ok(b == MAGIC),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(false),
+        Err(e) => Err(io_err("read header", path)(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Queue;
+
+    #[test]
+    fn a_view_sees_what_a_writer_did() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q");
+        let q = Queue::create(&path, &Config::default().slots(8).slot_size(64)).unwrap();
+        q.send("a").unwrap();
+        q.send("b").unwrap();
+        q.send_delayed("later", Duration::from_secs(3600)).unwrap();
+        let lease = q.try_receive().unwrap();
+        let v = QueueView::open(&path).unwrap();
+        let same_tick = |mut s: Stats| {
+            s.oldest_visible_age = None;
+            s
+        };
+        assert_eq!(same_tick(v.stats()), same_tick(q.stats()));
+        // Wall-clock times are derived at each call: compare the rest.
+        let peeked = |p: Vec<Peeked>| -> Vec<(u64, u32, Vec<u8>)> {
+            p.into_iter()
+                .map(|m| (m.id, m.receives, m.payload))
+                .collect()
+        };
+        assert_eq!(peeked(v.peek(10)), peeked(q.peek(10)));
+        lease.dead_letter().unwrap();
+        let dead = |d: Vec<DeadLetter>| -> Vec<(u64, Receipt, DeadReason, Vec<u8>)> {
+            d.into_iter()
+                .map(|m| (m.id, m.receipt, m.reason, m.payload))
+                .collect()
+        };
+        assert_eq!(dead(v.dead_letters()), dead(q.dead_letters()));
+        assert_eq!(v.dead_letters().len(), 1);
+        assert_eq!(v.identity(), q.identity());
+        assert_eq!(v.config(), q.config());
+        assert!(v.clocks_current());
+        for i in 0..8 {
+            assert_eq!(v.slot_info(i), q.slot_info(i));
+        }
+        assert_eq!(v.slot_info(8), None);
+    }
+
+    #[test]
+    fn a_view_reads_consistent_snapshots_while_a_writer_works() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q");
+        let q = Queue::create(&path, &Config::default().slots(16).slot_size(64)).unwrap();
+        let v = QueueView::open(&path).unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer = {
+            let (q, stop) = (q.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut n = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) || n < 2000 {
+                    // Every payload is one byte repeated: a torn read shows.
+                    let b = (n % 251) as u8;
+                    let _ = q.send(&vec![b; 8 + (n % 50) as usize]);
+                    if n % 3 == 0 {
+                        if let Some(l) = q.try_receive() {
+                            if n % 2 == 0 {
+                                l.ack().unwrap();
+                            } else {
+                                l.dead_letter().unwrap();
+                            }
+                        }
+                    }
+                    if n % 7 == 0 {
+                        let _ = q.purge_all(4);
+                    }
+                    n += 1;
+                }
+            })
+        };
+        for _ in 0..300 {
+            let st = v.stats();
+            let sum = st.free
+                + st.visible
+                + st.in_flight
+                + st.delayed
+                + st.dead
+                + st.writing
+                + st.abandoned
+                + st.other;
+            assert_eq!(sum, 16, "{st:?}");
+            for m in v.peek(16) {
+                assert!(m.payload.iter().all(|&b| b == m.payload[0]), "{m:?}");
+            }
+            for d in v.dead_letters() {
+                assert!(d.payload.iter().all(|&b| b == d.payload[0]), "{d:?}");
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        writer.join().unwrap();
+    }
+
+    #[test]
+    fn a_read_only_file_can_be_watched() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q");
+        let q = Queue::create(&path, &Config::default().slots(4).slot_size(64)).unwrap();
+        q.send("x").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444)).unwrap();
+        let v = QueueView::open(&path).unwrap();
+        assert_eq!(v.stats().visible, 1);
+        assert_eq!(v.config().mode, 0o444);
+        // The view's mapping is read-only: the kernel says so.
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        let name = path.canonicalize().unwrap();
+        let perms: Vec<&str> = maps
+            .lines()
+            .filter(|l| l.ends_with(name.to_str().unwrap()))
+            .map(|l| l.split_whitespace().nth(1).unwrap())
+            .collect();
+        assert!(perms.contains(&"r--s"), "{perms:?}");
+    }
+
+    #[test]
+    fn other_files_are_told_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty");
+        std::fs::write(&empty, b"").unwrap();
+        assert!(matches!(
+            QueueView::open(&empty),
+            Err(Error::NotInitialised { .. })
+        ));
+        assert!(!is_queue_file(&empty).unwrap());
+        let text = dir.path().join("text");
+        std::fs::write(&text, b"hello").unwrap();
+        assert!(matches!(
+            QueueView::open(&text),
+            Err(Error::NotAQueue { .. })
+        ));
+        assert!(matches!(
+            QueueView::open(dir.path().join("none")),
+            Err(Error::NotFound { .. })
+        ));
+        let q = dir.path().join("q");
+        Queue::create(&q, &Config::default().slots(1).slot_size(8)).unwrap();
+        assert!(is_queue_file(&q).unwrap());
+    }
+}
