@@ -190,8 +190,8 @@ impl QueueView {
         let params = Params {
             slot_size: config.slot_size,
             max_receives: config.max_receives,
-            visibility_ms: config.visibility_timeout.as_millis() as u64,
-            claim_ms: config.claim_timeout.as_millis() as u64,
+            visibility_ms: crate::clock::millis(config.visibility_timeout),
+            claim_ms: crate::clock::millis(config.claim_timeout),
             checksums: config.checksums,
             pid: std::process::id(),
             is_alive: pid_alive,

@@ -111,7 +111,7 @@ pub fn interval(text: &str) -> Result<Duration, String> {
 
 /// A duration in the form `parse` reads: `12h`, `1m30s`, `1.5s`, `250ms`.
 pub fn human(d: Duration) -> String {
-    let ms = d.as_millis() as u64;
+    let ms = millis(d);
     if ms == 0 {
         return "0".into();
     }
@@ -146,6 +146,11 @@ pub fn human_ms(ms: u64) -> String {
         60_000..=3_599_999 => format!("{}m{:02}s", ms / 60_000, ms % 60_000 / 1000),
         _ => format!("{}h{:02}m", ms / 3_600_000, ms % 3_600_000 / 60_000),
     }
+}
+
+/// A duration in whole milliseconds, saturating instead of truncating.
+pub fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Milliseconds since a wall-clock time (0 if it is in the future).

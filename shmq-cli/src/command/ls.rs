@@ -86,7 +86,7 @@ pub fn run(a: Args) -> Result<(), Failure> {
         )?;
     }
     for (st, v) in &rows {
-        let oldest = st.oldest_visible_age.map(|d| d.as_millis() as u64);
+        let oldest = st.oldest_visible_age.map(crate::duration::millis);
         if a.json {
             out.json(&json!({
                 "path": v.path().display().to_string(),

@@ -241,7 +241,7 @@ pub fn run(a: Args) -> Result<(), Failure> {
             }
             Some(w) => format!(
                 "no message became visible within {}; retry later, or wait longer with --wait",
-                human_ms(w.as_millis() as u64)
+                human_ms(crate::duration::millis(w))
             ),
         };
         return Err(Failure::new(Code::Empty, what));

@@ -13,10 +13,15 @@ use crate::exit::Failure;
 use crate::output::{self, Out};
 
 pub const AFTER_HELP: &str = "\
---json keys, in this order: path, capacity, slot_size, visible, delayed,
-in_flight, dead, free, writing, abandoned, other, sent, acked, redelivered,
-dead_lettered, oldest_visible_age_ms, visibility_timeout_ms, max_receives,
+--json keys, in this order: path, capacity, slot_size, visible,
+expired_leases, delayed, in_flight, dead, free, writing, abandoned, other,
+sent, acked, redelivered, dead_lettered, redriven, oldest_visible_age_ms,
+oldest_unfinished_age_ms, visibility_timeout_ms, max_receives,
 claim_timeout_ms, checksums, mode, identity, clocks_current.
+
+Each slot is judged now, as a receive would judge it: a lease past its
+deadline counts as visible (expired_leases of them; dead at max receives),
+a claim past its timeout as abandoned, even with no consumer running.
 
 --watch on a terminal redraws a table in place: per queue DEPTH (visible),
 DELAYED, IN-FLIGHT, DEAD, OLDEST (age of the oldest visible message) and
@@ -79,7 +84,16 @@ fn text(q: &QueueView, st: &Stats) -> String {
     let c = q.config();
     let oldest = st
         .oldest_visible_age
-        .map(|d| format!("   (oldest {})", human_ms(d.as_millis() as u64)))
+        .map(|d| format!("   (oldest {})", human_ms(duration::millis(d))))
+        .unwrap_or_default();
+    let expired = if st.expired_leases > 0 {
+        format!("   ({} of them expired leases)", st.expired_leases)
+    } else {
+        String::new()
+    };
+    let unfinished = st
+        .oldest_unfinished_age
+        .map(|d| format!("   (oldest unfinished {})", human_ms(duration::millis(d))))
         .unwrap_or_default();
     let stale = if q.clocks_current() {
         ""
@@ -89,15 +103,15 @@ fn text(q: &QueueView, st: &Stats) -> String {
     format!(
         "queue         {}\n\
          capacity      {} slots of {} bytes\n\
-         visible       {}{oldest}\n\
+         visible       {}{oldest}{expired}\n\
          delayed       {}\n\
-         in flight     {}\n\
+         in flight     {}{unfinished}\n\
          dead          {}\n\
          free          {}\n\
          writing       {}\n\
          abandoned     {}\n\
          other         {}\n\
-         counters      sent {}, acked {}, redelivered {}, dead-lettered {}\n\
+         counters      sent {}, acked {}, redelivered {}, dead-lettered {}, redriven {}\n\
          config        visibility {}, max receives {}, claim timeout {}, checksums {}, mode {:04o}\n\
          {stale}",
         q.path().display(),
@@ -115,6 +129,7 @@ fn text(q: &QueueView, st: &Stats) -> String {
         st.acked,
         st.redelivered,
         st.dead_lettered,
+        st.redriven,
         duration::human(c.visibility_timeout),
         c.max_receives,
         duration::human(c.claim_timeout),
@@ -130,6 +145,7 @@ fn to_json(q: &QueueView, st: &Stats) -> Value {
         "capacity": st.capacity,
         "slot_size": c.slot_size,
         "visible": st.visible,
+        "expired_leases": st.expired_leases,
         "delayed": st.delayed,
         "in_flight": st.in_flight,
         "dead": st.dead,
@@ -141,10 +157,12 @@ fn to_json(q: &QueueView, st: &Stats) -> Value {
         "acked": st.acked,
         "redelivered": st.redelivered,
         "dead_lettered": st.dead_lettered,
-        "oldest_visible_age_ms": st.oldest_visible_age.map(|d| d.as_millis() as u64),
-        "visibility_timeout_ms": c.visibility_timeout.as_millis() as u64,
+        "redriven": st.redriven,
+        "oldest_visible_age_ms": st.oldest_visible_age.map(duration::millis),
+        "oldest_unfinished_age_ms": st.oldest_unfinished_age.map(duration::millis),
+        "visibility_timeout_ms": duration::millis(c.visibility_timeout),
         "max_receives": c.max_receives,
-        "claim_timeout_ms": c.claim_timeout.as_millis() as u64,
+        "claim_timeout_ms": duration::millis(c.claim_timeout),
         "checksums": c.checksums,
         "mode": format!("{:04o}", c.mode),
         "identity": format!("{:016x}", q.identity()),
@@ -183,7 +201,7 @@ fn table_header(with_rates: bool) -> String {
 fn table_row(q: &QueueView, st: &Stats, r: Option<Option<Rates>>) -> String {
     let oldest = st
         .oldest_visible_age
-        .map(|d| human_ms(d.as_millis() as u64))
+        .map(|d| human_ms(duration::millis(d)))
         .unwrap_or_else(|| "-".into());
     let mut row = format!(
         "{:<24} {:>8} {:>8} {:>9} {:>6} {:>8}",
@@ -212,7 +230,7 @@ fn watch_json(q: &QueueView, st: &Stats, r: Option<Rates>, t: u64) -> Value {
         "delayed": st.delayed,
         "in_flight": st.in_flight,
         "dead": st.dead,
-        "oldest_visible_age_ms": st.oldest_visible_age.map(|d| d.as_millis() as u64),
+        "oldest_visible_age_ms": st.oldest_visible_age.map(|d| duration::millis(d)),
         "sent": st.sent,
         "acked": st.acked,
         "redelivered": st.redelivered,
@@ -274,7 +292,7 @@ fn watch(a: &Args, views: &[QueueView]) -> Result<(), Failure> {
                     st.in_flight,
                     st.dead,
                     st.oldest_visible_age
-                        .map(|d| human_ms(d.as_millis() as u64))
+                        .map(|d| human_ms(duration::millis(d)))
                         .unwrap_or_else(|| "-".into()),
                     fmt(r.map(|r| r.sent)),
                     fmt(r.map(|r| r.acked)),
