@@ -230,7 +230,7 @@ fn watch_json(q: &QueueView, st: &Stats, r: Option<Rates>, t: u64) -> Value {
         "delayed": st.delayed,
         "in_flight": st.in_flight,
         "dead": st.dead,
-        "oldest_visible_age_ms": st.oldest_visible_age.map(|d| duration::millis(d)),
+        "oldest_visible_age_ms": st.oldest_visible_age.map(duration::millis),
         "sent": st.sent,
         "acked": st.acked,
         "redelivered": st.redelivered,
