@@ -491,3 +491,19 @@ fn inspect_shows_each_slot() {
     );
     assert_eq!(code(&shmq(&["inspect", q.p(), "--state", "bogus"])), 2);
 }
+
+/// An endless stdin (`cat /dev/zero | shmq send q`, or one endless line with
+/// `--lines`) fails TooLarge (exit 9) after reading one slot's worth, instead
+/// of growing without bound; nothing is sent.
+#[test]
+fn an_endless_stdin_fails_too_large_without_reading_it_all() {
+    let q = create(4, &[]);
+    for script in [
+        r#"head -c 100000000 /dev/zero | "$SHMQ" send "$Q""#,
+        r#"head -c 100000000 /dev/zero | "$SHMQ" send --lines "$Q""#,
+    ] {
+        let o = sh("sh", script, q.p());
+        assert_eq!(code(&o), 9, "{script}: {}", stderr(&o));
+    }
+    assert_eq!(q.stat()["sent"], 0);
+}
