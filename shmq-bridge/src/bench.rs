@@ -1,0 +1,345 @@
+//! `shmq-bridge bench`: messages/s and end-to-end latency through
+//! out-bridge → JetStream → in-bridge, beside a plain async-nats publisher
+//! and pull consumer with the same acks and the same window (the engine's
+//! own ceiling), in one run against one server.
+//!
+//! Each message carries its send time (CLOCK_MONOTONIC, nanoseconds, shared
+//! by every process on the host) and is timed when the final consumer has
+//! it: for the bridge, from `send` on queue A to `receive` on queue B; for
+//! the direct run, from `publish` to the pull consumer's hand. Throughput is
+//! messages over the time from the first send to the last receive.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, consumer, message::PublishMessage, stream};
+use bytes::Bytes;
+use futures::stream::FuturesUnordered;
+use futures::StreamExt;
+use hdrhistogram::Histogram;
+use shmq::{Config, Queue};
+
+use crate::clock::mono_ns;
+use crate::Fatal;
+
+#[derive(clap::Args, Clone)]
+pub struct BenchArgs {
+    /// NATS server URL (a server with JetStream: nats-server -js).
+    #[arg(long, default_value = "nats://127.0.0.1:4222")]
+    server: String,
+    /// Messages per run.
+    #[arg(long, default_value_t = 50_000)]
+    messages: u64,
+    /// Payload size in bytes (at least 16).
+    #[arg(long, default_value_t = 128)]
+    size: usize,
+    /// Publish acks in flight (the out-bridge's --window).
+    #[arg(long, default_value_t = 256)]
+    window: usize,
+    /// Messages per pull request (the in-bridge's --batch).
+    #[arg(long, default_value_t = 256)]
+    batch: usize,
+    /// Offered load in messages/s (0: as fast as possible).
+    #[arg(long, default_value_t = 0)]
+    rate: u64,
+    /// Directory for the two queue files (default: a new one under /tmp).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Run only `direct` or only `bridge`.
+    #[arg(long)]
+    only: Option<String>,
+}
+
+struct Outcome {
+    rate: f64,
+    lat: Histogram<u64>,
+}
+
+impl Outcome {
+    fn line(&self, name: &str) -> String {
+        let us = |q: f64| self.lat.value_at_quantile(q) as f64 / 1000.0;
+        format!(
+            "{name:<8} {:>10.0} msg/s   p50 {:>9.1} us   p99 {:>9.1} us   max {:>9.1} us",
+            self.rate,
+            us(0.5),
+            us(0.99),
+            self.lat.max() as f64 / 1000.0
+        )
+    }
+}
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 600_000_000_000, 3).expect("histogram bounds")
+}
+
+fn stamp(buf: &mut [u8], seq: u64) {
+    buf[..8].copy_from_slice(&mono_ns().to_le_bytes());
+    buf[8..16].copy_from_slice(&seq.to_le_bytes());
+}
+
+fn sent_at(buf: &[u8]) -> u64 {
+    u64::from_le_bytes(buf[..8].try_into().expect("8 bytes"))
+}
+
+/// Paces sends at `rate` per second (0: no pacing), measured from `start`.
+fn pace(rate: u64, start: Instant, k: u64) -> Option<Duration> {
+    if rate == 0 {
+        return None;
+    }
+    let due = start + Duration::from_secs_f64(k as f64 / rate as f64);
+    due.checked_duration_since(Instant::now())
+}
+
+pub async fn run(a: BenchArgs) -> Result<(), Fatal> {
+    if a.size < 16 {
+        return Err(Fatal::usage("--size must be at least 16".into()));
+    }
+    let client = async_nats::ConnectOptions::new()
+        .connection_timeout(Duration::from_secs(2))
+        .connect(&a.server)
+        .await
+        .map_err(|e| Fatal::other(format!("cannot reach {}: {e}; start nats-server -js", a.server)))?;
+    let js = crate::js::context(client, Duration::from_secs(10));
+    println!(
+        "bench: {} messages of {} bytes, window {}, pull batch {}, rate {}",
+        a.messages,
+        a.size,
+        a.window,
+        a.batch,
+        if a.rate == 0 { "max".to_string() } else { format!("{}/s", a.rate) }
+    );
+    let run_direct = a.only.as_deref() != Some("bridge");
+    let run_bridge = a.only.as_deref() != Some("direct");
+    let direct = if run_direct { Some(direct(&a, &js).await?) } else { None };
+    if let Some(d) = &direct {
+        println!("{}", d.line("direct"));
+    }
+    let bridge = if run_bridge { Some(bridge(&a, &js).await?) } else { None };
+    if let Some(b) = &bridge {
+        println!("{}", b.line("bridge"));
+    }
+    if let (Some(d), Some(b)) = (&direct, &bridge) {
+        println!(
+            "bridge/direct: throughput {:.2}x, p50 latency {:.2}x, p99 latency {:.2}x",
+            b.rate / d.rate,
+            b.lat.value_at_quantile(0.5) as f64 / d.lat.value_at_quantile(0.5) as f64,
+            b.lat.value_at_quantile(0.99) as f64 / d.lat.value_at_quantile(0.99) as f64,
+        );
+    }
+    Ok(())
+}
+
+async fn fresh_stream(js: &jetstream::Context, name: &str, subject: &str) -> Result<stream::Stream, Fatal> {
+    let _ = js.delete_stream(name).await;
+    js.create_stream(stream::Config {
+        name: name.into(),
+        subjects: vec![subject.into()],
+        retention: stream::RetentionPolicy::WorkQueue,
+        storage: stream::StorageType::File,
+        duplicate_window: Duration::from_secs(600),
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| Fatal::nats(format!("create stream {name}: {e}")))
+}
+
+/// Plain async-nats: a publisher with `window` publish acks in flight and a
+/// pull consumer acking each message, as the two bridges do.
+async fn direct(a: &BenchArgs, js: &jetstream::Context) -> Result<Outcome, Fatal> {
+    let name = format!("BENCH_DIRECT_{}", std::process::id());
+    let subject = format!("bench.direct.{}", std::process::id());
+    let s = fresh_stream(js, &name, &subject).await?;
+    let cons: consumer::PullConsumer = s
+        .create_consumer(consumer::pull::Config {
+            durable_name: Some("bench".into()),
+            ack_policy: consumer::AckPolicy::Explicit,
+            max_ack_pending: (a.batch * 4).max(1000) as i64,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| Fatal::nats(format!("create consumer: {e}")))?;
+    let n = a.messages;
+    let batch = a.batch;
+    let reader = tokio::spawn(async move {
+        let mut lat = histogram();
+        let mut msgs = cons
+            .stream()
+            .max_messages_per_batch(batch)
+            .messages()
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut got = 0;
+        let mut last = Instant::now();
+        while got < n {
+            let m = msgs.next().await.ok_or("pull stream ended")?.map_err(|e| e.to_string())?;
+            let _ = lat.record(mono_ns().saturating_sub(sent_at(&m.payload)).max(1));
+            m.ack().await.map_err(|e| e.to_string())?;
+            got += 1;
+            last = Instant::now();
+        }
+        Ok::<_, String>((lat, last))
+    });
+    let start = Instant::now();
+    let mut pending = FuturesUnordered::new();
+    let mut buf = vec![0u8; a.size];
+    for k in 0..n {
+        if let Some(d) = pace(a.rate, start, k) {
+            tokio::time::sleep(d).await;
+        }
+        while pending.len() >= a.window {
+            if let Some(Err(e)) = pending.next().await {
+                return Err(Fatal::other(format!("direct publish: {e}")));
+            }
+        }
+        stamp(&mut buf, k);
+        let msg = PublishMessage::build()
+            .payload(Bytes::copy_from_slice(&buf))
+            .message_id(format!("bench-{k}"));
+        let fut = js
+            .send_publish(subject.clone(), msg)
+            .await
+            .map_err(|e| Fatal::other(format!("direct publish: {e}")))?;
+        pending.push(std::future::IntoFuture::into_future(fut));
+    }
+    while let Some(r) = pending.next().await {
+        r.map_err(|e| Fatal::other(format!("direct publish ack: {e}")))?;
+    }
+    let (lat, last) = reader
+        .await
+        .map_err(|e| Fatal::other(format!("direct reader: {e}")))?
+        .map_err(|e| Fatal::other(format!("direct reader: {e}")))?;
+    let _ = js.delete_stream(&name).await;
+    Ok(Outcome {
+        rate: n as f64 / last.duration_since(start).as_secs_f64(),
+        lat,
+    })
+}
+
+struct Kid(Child);
+
+impl Drop for Kid {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on our own child's pid, which we have not reaped.
+        unsafe { libc::kill(self.0.id() as libc::pid_t, libc::SIGTERM) };
+        let _ = self.0.wait();
+    }
+}
+
+/// Queue A → out-bridge → JetStream → in-bridge → queue B, the bridges as
+/// separate processes with the given window and batch.
+async fn bridge(a: &BenchArgs, js: &jetstream::Context) -> Result<Outcome, Fatal> {
+    let tmp;
+    let dir = match &a.dir {
+        Some(d) => d.clone(),
+        None => {
+            tmp = std::env::temp_dir().join(format!("shmq-bridge-bench-{}", std::process::id()));
+            std::fs::create_dir_all(&tmp).map_err(|e| Fatal::other(format!("{}: {e}", tmp.display())))?;
+            tmp.clone()
+        }
+    };
+    let (pa, pb) = (dir.join("bench-a.q"), dir.join("bench-b.q"));
+    let _ = std::fs::remove_file(&pa);
+    let _ = std::fs::remove_file(&pb);
+    let cfg = Config::new(65_536, (a.size as u32 + 7) / 8 * 8);
+    let qa = Arc::new(Queue::create(&pa, &cfg).map_err(|e| Fatal::queue(e.to_string()))?);
+    let qb = Arc::new(Queue::create(&pb, &cfg).map_err(|e| Fatal::queue(e.to_string()))?);
+    let name = format!("BENCH_BRIDGE_{}", std::process::id());
+    let subject = format!("bench.bridge.{}", std::process::id());
+    let _ = js.delete_stream(&name).await;
+    let exe = std::env::current_exe().map_err(|e| Fatal::other(e.to_string()))?;
+    let spawn = |args: Vec<String>| -> Result<Kid, Fatal> {
+        Command::new(&exe)
+            .args(args)
+            .stdout(Stdio::null())
+            .spawn()
+            .map(Kid)
+            .map_err(|e| Fatal::other(format!("start bridge: {e}")))
+    };
+    let s = |x: &str| x.to_string();
+    let common = vec![s("--server"), a.server.clone(), s("--stream"), name.clone(), s("--status-every"), s("0")];
+    let mut out_args = vec![s("out"), s("--queue"), pa.display().to_string(), s("--subject"), subject.clone()];
+    out_args.extend(common.clone());
+    out_args.extend([s("--window"), a.window.to_string()]);
+    let mut in_args = vec![s("in"), s("--queue"), pb.display().to_string(), s("--consumer"), s("bench")];
+    in_args.extend(common);
+    in_args.extend([s("--batch"), a.batch.to_string(), s("--max-deliver"), s("0")]);
+    let _out = spawn(out_args)?;
+    let _in = spawn(in_args)?;
+    // Ready when the in-bridge's consumer exists on the stream the
+    // out-bridge created.
+    let ready_by = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(mut st) = js.get_stream(&name).await {
+            if st.info().await.map(|i| i.state.consumer_count).unwrap_or(0) >= 1 {
+                break;
+            }
+        }
+        if Instant::now() > ready_by {
+            return Err(Fatal::other("the bridges did not set up the stream within 20 s".into()));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let n = a.messages;
+    let reader = {
+        let qb = qb.clone();
+        std::thread::spawn(move || {
+            let mut lat = histogram();
+            let (mut bufs, mut got, mut failed) = (Vec::new(), Vec::new(), Vec::new());
+            let mut seen = 0u64;
+            let deadline = Instant::now() + Duration::from_secs(600);
+            while seen < n && Instant::now() < deadline {
+                let k = qb.receive_batch(&mut bufs, &mut got, 256, Duration::from_millis(100), None);
+                let now = mono_ns();
+                for b in &bufs[..k] {
+                    let _ = lat.record(now.saturating_sub(sent_at(b)).max(1));
+                }
+                qb.ack_batch(got.iter().map(|d| d.receipt), &mut failed);
+                seen += k as u64;
+            }
+            (lat, seen, Instant::now())
+        })
+    };
+    let (rate, size) = (a.rate, a.size);
+    let writer = {
+        let qa = qa.clone();
+        std::thread::spawn(move || {
+            let start = Instant::now();
+            let mut buf = vec![0u8; size];
+            for k in 0..n {
+                if let Some(d) = pace(rate, start, k) {
+                    std::thread::sleep(d);
+                }
+                loop {
+                    stamp(&mut buf, k);
+                    match qa.send(&buf[..]) {
+                        Ok(_) => break,
+                        Err(e) if e.is_full() => std::thread::yield_now(),
+                        Err(e) => panic!("send on A: {e}"),
+                    }
+                }
+            }
+            start
+        })
+    };
+    let start = tokio::task::spawn_blocking(move || writer.join())
+        .await
+        .map_err(|e| Fatal::other(e.to_string()))?
+        .map_err(|_| Fatal::other("the writer panicked".into()))?;
+    let (lat, seen, last) = tokio::task::spawn_blocking(move || reader.join())
+        .await
+        .map_err(|e| Fatal::other(e.to_string()))?
+        .map_err(|_| Fatal::other("the reader panicked".into()))?;
+    drop((_out, _in));
+    let _ = js.delete_stream(&name).await;
+    let _ = std::fs::remove_file(&pa);
+    let _ = std::fs::remove_file(&pb);
+    if seen < n {
+        return Err(Fatal::other(format!("bridge run: only {seen} of {n} messages arrived within 600 s")));
+    }
+    Ok(Outcome {
+        rate: n as f64 / last.duration_since(start).as_secs_f64(),
+        lat,
+    })
+}
