@@ -61,9 +61,7 @@ fn every_message_sent_on_a_arrives_on_b() {
     let mut inb = Bridge::start(&in_args(&pb, &nats.url(), "E2E"), &dir.path().join("in.log"));
     let counter = Counter::start(&pb, N);
     send_all(&qa, 0..N as u64);
-    wait_until(Duration::from_secs(90), "every message on B", || {
-        counter.unique(N) == N
-    });
+    wait_for_all(&counter, N, Duration::from_secs(20));
     let (lost, dups) = counter.tally(N);
     println!("end to end: sent {N}, lost {lost}, duplicates {dups}");
     assert_eq!(lost, 0);

@@ -96,16 +96,16 @@ fn kill_9_the_bridges_and_restart_the_server_lose_nothing() {
     let n = sent.load(Relaxed) as usize;
     let kill_time = started.elapsed();
     assert!(n > 0);
-    wait_until(Duration::from_secs(120), "every message sent on A to arrive on B", || {
-        counter.unique(n) == n
-    });
+    // Leases on A come back after 1 s, JetStream redelivers after 1 s: a
+    // message still missing after 20 s without progress is lost.
+    wait_for_all(&counter, n, Duration::from_secs(20));
     let (lost, dups) = counter.tally(n);
     println!(
         "torture: {kills} kills in {:.1} s, 1 server restart; sent {n}, arrived {}, lost {lost}, duplicates {dups}",
         kill_time.as_secs_f64(),
         n - lost
     );
-    assert_eq!(lost, 0);
+    assert_eq!(lost, 0, "messages sent Ok on A never arrived on B");
     assert!(out.running() && inb.running(), "the bridges keep running");
     assert_eq!(qa.stats().dead, 0, "nothing dead on A");
     assert_eq!(qb.stats().dead, 0, "nothing dead on B");

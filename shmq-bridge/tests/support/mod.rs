@@ -23,6 +23,24 @@ pub fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
+/// Wait until the first `n` numbers have all arrived on `counter`, or until
+/// none has arrived for `stall` (then the caller's tally shows what is lost).
+pub fn wait_for_all(counter: &Counter, n: usize, stall: Duration) {
+    let mut last = (counter.unique(n), Instant::now());
+    loop {
+        let now = counter.unique(n);
+        if now == n {
+            return;
+        }
+        if now != last.0 {
+            last = (now, Instant::now());
+        } else if last.1.elapsed() > stall {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// A nats-server with JetStream, on loopback, storing in a temp dir; killed
 /// on drop.
 pub struct Nats {
