@@ -5,7 +5,7 @@
 # offered load (latency). Extra arguments go to both runs.
 #
 #   scripts/bridge-bench.sh
-#   MESSAGES=200000 RATE=5000 scripts/bridge-bench.sh --size 512
+#   MESSAGES=200000 RATE=5000 ROUNDS=3 scripts/bridge-bench.sh --size 512
 #
 # Needs nats-server (apt-get install -y nats-server).
 set -euo pipefail
@@ -27,6 +27,6 @@ for _ in $(seq 100); do
 done
 echo "nats-server $(nats-server --version | awk '{print $2}') on 127.0.0.1:$port, store in $dir"
 echo "== throughput (as fast as possible)"
-"$bin" bench --server "nats://127.0.0.1:$port" --messages "${MESSAGES:-100000}" --dir "$dir" "$@"
+"$bin" bench --server "nats://127.0.0.1:$port" --messages "${MESSAGES:-50000}" --rounds "${ROUNDS:-5}" --dir "$dir" "$@"
 echo "== latency (offered load ${RATE:-2000} msg/s)"
-"$bin" bench --server "nats://127.0.0.1:$port" --messages "${LAT_MESSAGES:-20000}" --rate "${RATE:-2000}" --dir "$dir" "$@"
+"$bin" bench --server "nats://127.0.0.1:$port" --messages "${LAT_MESSAGES:-10000}" --rate "${RATE:-2000}" --rounds "${ROUNDS:-5}" --dir "$dir" "$@"

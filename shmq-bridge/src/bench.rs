@@ -44,10 +44,14 @@ pub struct BenchArgs {
     /// Offered load in messages/s (0: as fast as possible).
     #[arg(long, default_value_t = 0)]
     rate: u64,
+    /// Rounds of direct then bridge (the summary reports medians).
+    #[arg(long, default_value_t = 1)]
+    rounds: usize,
     /// Directory for the two queue files (default: a new one under /tmp).
     #[arg(long)]
     dir: Option<PathBuf>,
-    /// Run only `direct` or only `bridge`.
+    /// Run only `direct`, only `bridge`, or `halves`: each bridge alone
+    /// (out: a full queue A into the stream; in: that stream into B).
     #[arg(long)]
     only: Option<String>,
 }
@@ -100,7 +104,12 @@ pub async fn run(a: BenchArgs) -> Result<(), Fatal> {
         .connection_timeout(Duration::from_secs(2))
         .connect(&a.server)
         .await
-        .map_err(|e| Fatal::other(format!("cannot reach {}: {e}; start nats-server -js", a.server)))?;
+        .map_err(|e| {
+            Fatal::other(format!(
+                "cannot reach {}: {e}; start nats-server -js",
+                a.server
+            ))
+        })?;
     let js = crate::js::context(client, Duration::from_secs(10));
     println!(
         "bench: {} messages of {} bytes, window {}, pull batch {}, rate {}",
@@ -108,30 +117,66 @@ pub async fn run(a: BenchArgs) -> Result<(), Fatal> {
         a.size,
         a.window,
         a.batch,
-        if a.rate == 0 { "max".to_string() } else { format!("{}/s", a.rate) }
+        if a.rate == 0 {
+            "max".to_string()
+        } else {
+            format!("{}/s", a.rate)
+        }
     );
+    if a.only.as_deref() == Some("halves") {
+        return halves(&a, &js).await;
+    }
     let run_direct = a.only.as_deref() != Some("bridge");
     let run_bridge = a.only.as_deref() != Some("direct");
-    let direct = if run_direct { Some(direct(&a, &js).await?) } else { None };
-    if let Some(d) = &direct {
-        println!("{}", d.line("direct"));
+    // Rounds alternate direct and bridge, so that load from elsewhere on the
+    // machine falls on both alike; the summary takes the median round.
+    let (mut ds, mut bs) = (Vec::new(), Vec::new());
+    for r in 1..=a.rounds.max(1) {
+        if run_direct {
+            let d = direct(&a, &js).await?;
+            println!("round {r}: {}", d.line("direct"));
+            ds.push(d);
+        }
+        if run_bridge {
+            let b = bridge(&a, &js).await?;
+            println!("round {r}: {}", b.line("bridge"));
+            bs.push(b);
+        }
     }
-    let bridge = if run_bridge { Some(bridge(&a, &js).await?) } else { None };
-    if let Some(b) = &bridge {
-        println!("{}", b.line("bridge"));
+    let median = |v: &[Outcome], f: &dyn Fn(&Outcome) -> f64| -> f64 {
+        let mut x: Vec<f64> = v.iter().map(f).collect();
+        x.sort_by(|p, q| p.total_cmp(q));
+        x[x.len() / 2]
+    };
+    let rate = |o: &Outcome| o.rate;
+    let p50 = |o: &Outcome| o.lat.value_at_quantile(0.5) as f64 / 1000.0;
+    let p99 = |o: &Outcome| o.lat.value_at_quantile(0.99) as f64 / 1000.0;
+    for (name, v) in [("direct", &ds), ("bridge", &bs)] {
+        if !v.is_empty() {
+            println!(
+                "median {name:<8} {:>10.0} msg/s   p50 {:>9.1} us   p99 {:>9.1} us",
+                median(v, &rate),
+                median(v, &p50),
+                median(v, &p99)
+            );
+        }
     }
-    if let (Some(d), Some(b)) = (&direct, &bridge) {
+    if !ds.is_empty() && !bs.is_empty() {
         println!(
-            "bridge/direct: throughput {:.2}x, p50 latency {:.2}x, p99 latency {:.2}x",
-            b.rate / d.rate,
-            b.lat.value_at_quantile(0.5) as f64 / d.lat.value_at_quantile(0.5) as f64,
-            b.lat.value_at_quantile(0.99) as f64 / d.lat.value_at_quantile(0.99) as f64,
+            "bridge/direct (medians): throughput {:.2}x, p50 latency {:.2}x, p99 latency {:.2}x",
+            median(&bs, &rate) / median(&ds, &rate),
+            median(&bs, &p50) / median(&ds, &p50),
+            median(&bs, &p99) / median(&ds, &p99),
         );
     }
     Ok(())
 }
 
-async fn fresh_stream(js: &jetstream::Context, name: &str, subject: &str) -> Result<stream::Stream, Fatal> {
+async fn fresh_stream(
+    js: &jetstream::Context,
+    name: &str,
+    subject: &str,
+) -> Result<stream::Stream, Fatal> {
     let _ = js.delete_stream(name).await;
     js.create_stream(stream::Config {
         name: name.into(),
@@ -146,7 +191,8 @@ async fn fresh_stream(js: &jetstream::Context, name: &str, subject: &str) -> Res
 }
 
 /// Plain async-nats: a publisher with `window` publish acks in flight and a
-/// pull consumer acking each message, as the two bridges do.
+/// pull consumer acking each message, as the two bridges do, with the same
+/// headers on each message.
 async fn direct(a: &BenchArgs, js: &jetstream::Context) -> Result<Outcome, Fatal> {
     let name = format!("BENCH_DIRECT_{}", std::process::id());
     let subject = format!("bench.direct.{}", std::process::id());
@@ -173,7 +219,11 @@ async fn direct(a: &BenchArgs, js: &jetstream::Context) -> Result<Outcome, Fatal
         let mut got = 0;
         let mut last = Instant::now();
         while got < n {
-            let m = msgs.next().await.ok_or("pull stream ended")?.map_err(|e| e.to_string())?;
+            let m = msgs
+                .next()
+                .await
+                .ok_or("pull stream ended")?
+                .map_err(|e| e.to_string())?;
             let _ = lat.record(mono_ns().saturating_sub(sent_at(&m.payload)).max(1));
             m.ack().await.map_err(|e| e.to_string())?;
             got += 1;
@@ -194,9 +244,17 @@ async fn direct(a: &BenchArgs, js: &jetstream::Context) -> Result<Outcome, Fatal
             }
         }
         stamp(&mut buf, k);
+        // The same headers as the out-bridge sends (the engine's ceiling for
+        // the same messages on the wire).
+        let mut h = async_nats::HeaderMap::new();
+        h.insert("Nats-Msg-Id", format!("{:x}-{k}", 0x1d2c_3b4a_5968_7786_u64).as_str());
+        h.insert("Shmq-Queue", "/tmp/shmq-bridge-bench/bench-a.q");
+        h.insert("Shmq-Id", k.to_string().as_str());
+        h.insert("Shmq-Receives", "1");
+        h.insert("Shmq-Sent-Unix-Ms", crate::clock::unix_ms().to_string().as_str());
         let msg = PublishMessage::build()
             .payload(Bytes::copy_from_slice(&buf))
-            .message_id(format!("bench-{k}"));
+            .headers(h);
         let fut = js
             .send_publish(subject.clone(), msg)
             .await
@@ -235,14 +293,15 @@ async fn bridge(a: &BenchArgs, js: &jetstream::Context) -> Result<Outcome, Fatal
         Some(d) => d.clone(),
         None => {
             tmp = std::env::temp_dir().join(format!("shmq-bridge-bench-{}", std::process::id()));
-            std::fs::create_dir_all(&tmp).map_err(|e| Fatal::other(format!("{}: {e}", tmp.display())))?;
+            std::fs::create_dir_all(&tmp)
+                .map_err(|e| Fatal::other(format!("{}: {e}", tmp.display())))?;
             tmp.clone()
         }
     };
     let (pa, pb) = (dir.join("bench-a.q"), dir.join("bench-b.q"));
     let _ = std::fs::remove_file(&pa);
     let _ = std::fs::remove_file(&pb);
-    let cfg = Config::new(65_536, (a.size as u32 + 7) / 8 * 8);
+    let cfg = Config::new(65_536, a.size as u32);
     let qa = Arc::new(Queue::create(&pa, &cfg).map_err(|e| Fatal::queue(e.to_string()))?);
     let qb = Arc::new(Queue::create(&pb, &cfg).map_err(|e| Fatal::queue(e.to_string()))?);
     let name = format!("BENCH_BRIDGE_{}", std::process::id());
@@ -258,13 +317,37 @@ async fn bridge(a: &BenchArgs, js: &jetstream::Context) -> Result<Outcome, Fatal
             .map_err(|e| Fatal::other(format!("start bridge: {e}")))
     };
     let s = |x: &str| x.to_string();
-    let common = vec![s("--server"), a.server.clone(), s("--stream"), name.clone(), s("--status-every"), s("0")];
-    let mut out_args = vec![s("out"), s("--queue"), pa.display().to_string(), s("--subject"), subject.clone()];
+    let common = vec![
+        s("--server"),
+        a.server.clone(),
+        s("--stream"),
+        name.clone(),
+        s("--status-every"),
+        s("0"),
+    ];
+    let mut out_args = vec![
+        s("out"),
+        s("--queue"),
+        pa.display().to_string(),
+        s("--subject"),
+        subject.clone(),
+    ];
     out_args.extend(common.clone());
     out_args.extend([s("--window"), a.window.to_string()]);
-    let mut in_args = vec![s("in"), s("--queue"), pb.display().to_string(), s("--consumer"), s("bench")];
+    let mut in_args = vec![
+        s("in"),
+        s("--queue"),
+        pb.display().to_string(),
+        s("--consumer"),
+        s("bench"),
+    ];
     in_args.extend(common);
-    in_args.extend([s("--batch"), a.batch.to_string(), s("--max-deliver"), s("0")]);
+    in_args.extend([
+        s("--batch"),
+        a.batch.to_string(),
+        s("--max-deliver"),
+        s("0"),
+    ]);
     let _out = spawn(out_args)?;
     let _in = spawn(in_args)?;
     // Ready when the in-bridge's consumer exists on the stream the
@@ -277,7 +360,9 @@ async fn bridge(a: &BenchArgs, js: &jetstream::Context) -> Result<Outcome, Fatal
             }
         }
         if Instant::now() > ready_by {
-            return Err(Fatal::other("the bridges did not set up the stream within 20 s".into()));
+            return Err(Fatal::other(
+                "the bridges did not set up the stream within 20 s".into(),
+            ));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -290,7 +375,14 @@ async fn bridge(a: &BenchArgs, js: &jetstream::Context) -> Result<Outcome, Fatal
             let mut seen = 0u64;
             let deadline = Instant::now() + Duration::from_secs(600);
             while seen < n && Instant::now() < deadline {
-                let k = qb.receive_batch(&mut bufs, &mut got, 256, Duration::from_millis(100), None);
+                // Poll without the receive's spin (which would take CPU
+                // from the bridges on a small machine): this adds up to
+                // about 60 us to the bridge's latency, never subtracts.
+                let k = qb.receive_batch(&mut bufs, &mut got, 256, Duration::ZERO, None);
+                if k == 0 {
+                    std::thread::sleep(Duration::from_micros(50));
+                    continue;
+                }
                 let now = mono_ns();
                 for b in &bufs[..k] {
                     let _ = lat.record(now.saturating_sub(sent_at(b)).max(1));
@@ -315,7 +407,9 @@ async fn bridge(a: &BenchArgs, js: &jetstream::Context) -> Result<Outcome, Fatal
                     stamp(&mut buf, k);
                     match qa.send(&buf[..]) {
                         Ok(_) => break,
-                        Err(e) if e.is_full() => std::thread::yield_now(),
+                        // Full: A holds 65,536 messages the bridge has not
+                        // taken yet; wait without taking its CPU.
+                        Err(e) if e.is_full() => std::thread::sleep(Duration::from_micros(500)),
                         Err(e) => panic!("send on A: {e}"),
                     }
                 }
@@ -336,10 +430,90 @@ async fn bridge(a: &BenchArgs, js: &jetstream::Context) -> Result<Outcome, Fatal
     let _ = std::fs::remove_file(&pa);
     let _ = std::fs::remove_file(&pb);
     if seen < n {
-        return Err(Fatal::other(format!("bridge run: only {seen} of {n} messages arrived within 600 s")));
+        return Err(Fatal::other(format!(
+            "bridge run: only {seen} of {n} messages arrived within 600 s"
+        )));
     }
     Ok(Outcome {
         rate: n as f64 / last.duration_since(start).as_secs_f64(),
         lat,
     })
+}
+
+fn bench_dir(a: &BenchArgs) -> Result<PathBuf, Fatal> {
+    match &a.dir {
+        Some(d) => Ok(d.clone()),
+        None => {
+            let d = std::env::temp_dir().join(format!("shmq-bridge-bench-{}", std::process::id()));
+            std::fs::create_dir_all(&d).map_err(|e| Fatal::other(format!("{}: {e}", d.display())))?;
+            Ok(d)
+        }
+    }
+}
+
+/// Each bridge alone: the out-bridge drains a queue holding every message
+/// into a stream nobody reads; then the in-bridge drains that stream into
+/// an empty queue. Shows which half bounds the pipeline.
+async fn halves(a: &BenchArgs, js: &jetstream::Context) -> Result<(), Fatal> {
+    let dir = bench_dir(a)?;
+    let (pa, pb) = (dir.join("half-a.q"), dir.join("half-b.q"));
+    let _ = std::fs::remove_file(&pa);
+    let _ = std::fs::remove_file(&pb);
+    let n = a.messages;
+    let cfg = Config::new((n as u32).next_power_of_two().max(1024), a.size as u32);
+    let qa = Queue::create(&pa, &cfg).map_err(|e| Fatal::queue(e.to_string()))?;
+    let qb = Queue::create(&pb, &cfg).map_err(|e| Fatal::queue(e.to_string()))?;
+    let mut buf = vec![0u8; a.size];
+    for k in 0..n {
+        stamp(&mut buf, k);
+        qa.send(&buf[..]).map_err(|e| Fatal::queue(e.to_string()))?;
+    }
+    let name = format!("BENCH_HALF_{}", std::process::id());
+    let subject = format!("bench.half.{}", std::process::id());
+    let _ = js.delete_stream(&name).await;
+    let exe = std::env::current_exe().map_err(|e| Fatal::other(e.to_string()))?;
+    let s = |x: &str| x.to_string();
+    let common = [s("--server"), a.server.clone(), s("--stream"), name.clone(), s("--status-every"), s("0")];
+    let start = Instant::now();
+    let out = Command::new(&exe)
+        .args([s("out"), s("--queue"), pa.display().to_string(), s("--subject"), subject, s("--window"), a.window.to_string()])
+        .args(&common)
+        .stdout(Stdio::null())
+        .spawn()
+        .map(Kid)
+        .map_err(|e| Fatal::other(format!("start out-bridge: {e}")))?;
+    loop {
+        if let Ok(mut st) = js.get_stream(&name).await {
+            if st.info().await.map(|i| i.state.messages).unwrap_or(0) >= n {
+                break;
+            }
+        }
+        if start.elapsed() > Duration::from_secs(600) {
+            return Err(Fatal::other("out half: not done in 600 s".into()));
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let out_s = start.elapsed().as_secs_f64();
+    drop(out);
+    let start = Instant::now();
+    let _in = Command::new(&exe)
+        .args([s("in"), s("--queue"), pb.display().to_string(), s("--consumer"), s("half"), s("--batch"), a.batch.to_string(), s("--max-deliver"), s("0")])
+        .args(&common)
+        .stdout(Stdio::null())
+        .spawn()
+        .map(Kid)
+        .map_err(|e| Fatal::other(format!("start in-bridge: {e}")))?;
+    while qb.stats().sent < n {
+        if start.elapsed() > Duration::from_secs(600) {
+            return Err(Fatal::other("in half: not done in 600 s".into()));
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let in_s = start.elapsed().as_secs_f64();
+    println!("out-bridge alone {:>10.0} msg/s  (queue A holding {n} -> stream)", n as f64 / out_s);
+    println!("in-bridge alone  {:>10.0} msg/s  (stream holding {n} -> queue B)", n as f64 / in_s);
+    let _ = js.delete_stream(&name).await;
+    let _ = std::fs::remove_file(&pa);
+    let _ = std::fs::remove_file(&pb);
+    Ok(())
 }

@@ -68,11 +68,14 @@ const COUNTERS: &[&str] = &[
 /// of the message), a blank line, then the payload unchanged. Read it with
 /// [`envelope::parse`].
 pub mod envelope {
+    /// The `Name: value` lines, in order.
+    pub type Fields = Vec<(String, String)>;
+
     /// The first line.
     pub const MAGIC: &str = "SHMQ-DEAD/1";
 
     /// Build an envelope.
-    pub fn build(fields: &[(String, String)], payload: &[u8]) -> Vec<u8> {
+    pub fn build(fields: &Fields, payload: &[u8]) -> Vec<u8> {
         let mut out = Vec::with_capacity(payload.len() + 256);
         out.extend_from_slice(MAGIC.as_bytes());
         out.extend_from_slice(b"\r\n");
@@ -87,7 +90,7 @@ pub mod envelope {
 
     /// Split an envelope into its fields and payload; `None` if it is not one.
     #[cfg(test)]
-    pub fn parse(bytes: &[u8]) -> Option<(Vec<(String, String)>, &[u8])> {
+    pub fn parse(bytes: &[u8]) -> Option<(Fields, &[u8])> {
         let end = bytes.windows(4).position(|w| w == b"\r\n\r\n")?;
         let head = std::str::from_utf8(&bytes[..end]).ok()?;
         let mut lines = head.split("\r\n");
@@ -343,7 +346,8 @@ impl Bridge {
                         self.dead_letter(m, &format!("local send failed at max deliver: {other}"))
                             .await;
                     } else {
-                        self.ack(m, AckKind::Nak(Some(Duration::from_millis(100)))).await;
+                        self.ack(m, AckKind::Nak(Some(Duration::from_millis(100))))
+                            .await;
                         self.status.add("nak_retry", 1);
                     }
                 }
@@ -356,7 +360,8 @@ impl Bridge {
         let Some(dead) = &self.dead else {
             self.ack(m, AckKind::Term).await;
             self.status.add("termed", 1);
-            self.status.error(format!("terminated a message in JetStream: {reason}"));
+            self.status
+                .error(format!("terminated a message in JetStream: {reason}"));
             return;
         };
         let mut fields = vec![("Reason".to_string(), reason.to_string())];

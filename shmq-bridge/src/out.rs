@@ -57,16 +57,13 @@ pub mod header {
     pub const MSG_ID: &str = "Nats-Msg-Id";
     /// The source queue's path on its host.
     pub const QUEUE: &str = "Shmq-Queue";
-    /// The source queue's identity, hexadecimal.
-    pub const IDENTITY: &str = "Shmq-Identity";
     /// The message id in the source queue.
     pub const ID: &str = "Shmq-Id";
     /// Deliveries by the source queue, this one included.
     pub const RECEIVES: &str = "Shmq-Receives";
-    /// When the message was first sent, Unix milliseconds (the source host's clock).
+    /// When the message was first sent, Unix milliseconds (the source
+    /// host's clock, from the message's age at publish).
     pub const SENT_UNIX_MS: &str = "Shmq-Sent-Unix-Ms";
-    /// Age at publish, milliseconds.
-    pub const AGE_MS: &str = "Shmq-Age-Ms";
 }
 
 /// The JetStream message id of message `id` of the queue `identity`.
@@ -87,18 +84,28 @@ const COUNTERS: &[&str] = &[
 ];
 
 /// Free places in the window of messages leased and not yet finished.
+///
+/// The lease thread waits for `low` free places (or `linger`), so that under
+/// load it leases a batch per wake-up instead of one message per publish
+/// ack; when the window is mostly free it takes what is there at once.
 struct Window {
     free: Mutex<usize>,
     cv: Condvar,
+    low: usize,
 }
 
 impl Window {
-    /// Take between 1 and `max` places, waiting up to `wait` for one.
-    fn take(&self, max: usize, wait: Duration) -> usize {
+    /// Take between 1 and `max` places: as soon as `low` are free, or what
+    /// is free after `linger`, waiting up to `wait` for at least one.
+    fn take(&self, max: usize, linger: Duration, wait: Duration) -> usize {
         let free = self.free.lock().expect("window lock");
+        let (free, _) = self
+            .cv
+            .wait_timeout_while(free, linger, |f| *f < self.low)
+            .expect("window lock");
         let (mut free, _) = self
             .cv
-            .wait_timeout_while(free, wait, |f| *f == 0)
+            .wait_timeout_while(free, wait.saturating_sub(linger), |f| *f == 0)
             .expect("window lock");
         let k = (*free).min(max);
         *free -= k;
@@ -107,8 +114,14 @@ impl Window {
 
     fn give(&self, n: usize) {
         if n > 0 {
-            *self.free.lock().expect("window lock") += n;
-            self.cv.notify_one();
+            let mut free = self.free.lock().expect("window lock");
+            let before = *free;
+            *free += n;
+            // Wake the lease thread when it has something to do: the first
+            // free place, or `low` of them.
+            if before == 0 || (before < self.low && *free >= self.low) {
+                self.cv.notify_one();
+            }
         }
     }
 }
@@ -154,11 +167,13 @@ pub async fn run(a: OutArgs, mut stop: Stop) -> Result<(), Fatal> {
     let window = Arc::new(Window {
         free: Mutex::new(a.window),
         cv: Condvar::new(),
+        low: a.batch.clamp(1, (a.window / 4).max(1)),
     });
     let halt = Arc::new(AtomicBool::new(false));
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<(Delivery, Bytes)>>();
     let receiver = {
-        let (queue, window, halt, status) = (queue.clone(), window.clone(), halt.clone(), status.clone());
+        let (queue, window, halt, status) =
+            (queue.clone(), window.clone(), halt.clone(), status.clone());
         let (batch, vis) = (a.batch.max(1), a.visibility);
         std::thread::Builder::new()
             .name("shmq-bridge-lease".into())
@@ -171,11 +186,17 @@ pub async fn run(a: OutArgs, mut stop: Stop) -> Result<(), Fatal> {
                         std::thread::park_timeout(Duration::from_millis(20));
                         continue;
                     }
-                    let k = window.take(batch, Duration::from_millis(100));
+                    let k = window.take(batch, Duration::from_millis(1), Duration::from_millis(100));
                     if k == 0 {
                         continue;
                     }
-                    let n = queue.receive_batch(&mut bufs, &mut got, k, Duration::from_millis(100), Some(vis));
+                    let n = queue.receive_batch(
+                        &mut bufs,
+                        &mut got,
+                        k,
+                        Duration::from_millis(100),
+                        Some(vis),
+                    );
                     window.give(k - n);
                     if n == 0 {
                         continue;
@@ -196,7 +217,7 @@ pub async fn run(a: OutArgs, mut stop: Stop) -> Result<(), Fatal> {
 
     let identity = queue.identity();
     let qpath = a.queue.display().to_string();
-    let ident_hex = format!("{identity:x}");
+    let subject = async_nats::Subject::from(a.subject.as_str());
     let mut inflight: HashMap<u64, Entry> = HashMap::new();
     let mut pending = FuturesUnordered::new();
     let mut next_key = 0u64;
@@ -254,14 +275,12 @@ pub async fn run(a: OutArgs, mut stop: Stop) -> Result<(), Fatal> {
                     let mut h = HeaderMap::new();
                     h.insert(header::MSG_ID, msg_id(identity, d.id).as_str());
                     h.insert(header::QUEUE, qpath.as_str());
-                    h.insert(header::IDENTITY, ident_hex.as_str());
                     h.insert(header::ID, d.id.to_string().as_str());
                     h.insert(header::RECEIVES, d.receives.to_string().as_str());
                     h.insert(header::SENT_UNIX_MS, wall.saturating_sub(age).to_string().as_str());
-                    h.insert(header::AGE_MS, age.to_string().as_str());
                     let e = Entry { receipt: d.receipt, receives: d.receives, extended_at: Instant::now() };
                     let msg = PublishMessage::build().payload(payload).headers(h);
-                    match js.send_publish(a.subject.clone(), msg).await {
+                    match js.send_publish(subject.clone(), msg).await {
                         Ok(fut) => {
                             status.add("published", 1);
                             inflight.insert(key, e);

@@ -36,10 +36,17 @@ fn rt() -> tokio::runtime::Runtime {
 /// unacked.
 fn consumer_idle(url: &str, stream: &str) -> bool {
     rt().block_on(async {
-        let Ok(c) = async_nats::connect(url).await else { return false };
+        let Ok(c) = async_nats::connect(url).await else {
+            return false;
+        };
         let js = jetstream::new(c);
-        let Ok(s) = js.get_stream(stream).await else { return false };
-        let Ok(mut cons) = s.get_consumer::<jetstream::consumer::pull::Config>("b").await else {
+        let Ok(s) = js.get_stream(stream).await else {
+            return false;
+        };
+        let Ok(mut cons) = s
+            .get_consumer::<jetstream::consumer::pull::Config>("b")
+            .await
+        else {
             return false;
         };
         match cons.info().await {
@@ -57,8 +64,14 @@ fn every_message_sent_on_a_arrives_on_b() {
     let (pa, pb) = (dir.path().join("a.q"), dir.path().join("b.q"));
     let qa = Queue::create(&pa, &Config::new(4096, 128).max_receives(1000)).expect("A");
     let qb = Queue::create(&pb, &Config::new(4096, 128)).expect("B");
-    let mut out = Bridge::start(&out_args(&pa, &nats.url(), "E2E"), &dir.path().join("out.log"));
-    let mut inb = Bridge::start(&in_args(&pb, &nats.url(), "E2E"), &dir.path().join("in.log"));
+    let mut out = Bridge::start(
+        &out_args(&pa, &nats.url(), "E2E"),
+        &dir.path().join("out.log"),
+    );
+    let mut inb = Bridge::start(
+        &in_args(&pb, &nats.url(), "E2E"),
+        &dir.path().join("in.log"),
+    );
     let counter = Counter::start(&pb, N);
     send_all(&qa, 0..N as u64);
     wait_for_all(&counter, N, Duration::from_secs(20));
@@ -93,15 +106,26 @@ fn published_messages_carry_headers_and_the_dedup_key() {
     let dir = tempfile::tempdir().expect("temp dir");
     let pa = dir.path().join("a.q");
     let qa = Queue::create(&pa, &Config::new(64, 128)).expect("A");
-    let _out = Bridge::start(&out_args(&pa, &nats.url(), "HDR"), &dir.path().join("out.log"));
+    let _out = Bridge::start(
+        &out_args(&pa, &nats.url(), "HDR"),
+        &dir.path().join("out.log"),
+    );
     let ids: Vec<u64> = (0..3).map(|k| qa.send(payload(k)).expect("send")).collect();
-    wait_until(Duration::from_secs(20), "A drained", || qa.stats().acked == 3);
+    wait_until(Duration::from_secs(20), "A drained", || {
+        qa.stats().acked == 3
+    });
     let url = nats.url();
     rt().block_on(async {
         let js = jetstream::new(async_nats::connect(&url).await.expect("connect"));
-        let s = js.get_stream("HDR").await.expect("the out-bridge made the stream");
+        let s = js
+            .get_stream("HDR")
+            .await
+            .expect("the out-bridge made the stream");
         let info = &s.cached_info().config;
-        assert_eq!(info.retention, jetstream::stream::RetentionPolicy::WorkQueue);
+        assert_eq!(
+            info.retention,
+            jetstream::stream::RetentionPolicy::WorkQueue
+        );
         assert!(info.duplicate_window >= Duration::from_secs(60));
         let c: jetstream::consumer::PullConsumer = s
             .create_consumer(jetstream::consumer::pull::Config {
@@ -121,9 +145,7 @@ fn published_messages_carry_headers_and_the_dedup_key() {
             assert_eq!(get("Shmq-Id"), ids[k].to_string());
             assert_eq!(get("Shmq-Receives"), "1");
             assert_eq!(get("Shmq-Queue"), pa.display().to_string());
-            assert_eq!(get("Shmq-Identity"), format!("{:x}", qa.identity()));
             assert!(get("Shmq-Sent-Unix-Ms").parse::<u64>().expect("a time") > 1_600_000_000_000);
-            assert!(get("Shmq-Age-Ms").parse::<u64>().is_ok());
             assert_eq!(&m.payload[..], &payload(k as u64)[..]);
             m.ack().await.expect("ack");
             k += 1;
@@ -154,15 +176,23 @@ fn a_poison_message_is_dead_lettered_exactly_once_on_b() {
     let (pa, pb) = (dir.path().join("a.q"), dir.path().join("b.q"));
     let qa = Queue::create(&pa, &Config::new(1024, 128)).expect("A");
     let qb = Queue::create(&pb, &Config::new(1024, 128).max_receives(3)).expect("B");
-    let _out = Bridge::start(&out_args(&pa, &nats.url(), "POISON"), &dir.path().join("out.log"));
-    let _in = Bridge::start(&in_args(&pb, &nats.url(), "POISON"), &dir.path().join("in.log"));
+    let _out = Bridge::start(
+        &out_args(&pa, &nats.url(), "POISON"),
+        &dir.path().join("out.log"),
+    );
+    let _in = Bridge::start(
+        &in_args(&pb, &nats.url(), "POISON"),
+        &dir.path().join("in.log"),
+    );
     let counter = Counter::start(&pb, N);
     send_all(&qa, 0..N as u64 / 2);
     qa.send(b"poison: always fails").expect("send the poison");
     send_all(&qa, N as u64 / 2..N as u64);
-    wait_until(Duration::from_secs(60), "every message on B and the poison dead", || {
-        counter.unique(N) == N && qb.stats().dead == 1
-    });
+    wait_until(
+        Duration::from_secs(60),
+        "every message on B and the poison dead",
+        || counter.unique(N) == N && qb.stats().dead == 1,
+    );
     wait_until(Duration::from_secs(20), "the consumer idle", || {
         consumer_idle(&nats.url(), "POISON")
     });
@@ -170,7 +200,12 @@ fn a_poison_message_is_dead_lettered_exactly_once_on_b() {
     assert_eq!(dead.len(), 1, "one dead message on B");
     assert_eq!(dead[0].payload, b"poison: always fails");
     assert_eq!(dead[0].receives, 3, "B's max receives");
-    assert_eq!(counter.poison_seen.load(std::sync::atomic::Ordering::Relaxed), 3);
+    assert_eq!(
+        counter
+            .poison_seen
+            .load(std::sync::atomic::Ordering::Relaxed),
+        3
+    );
     assert_eq!(qa.stats().dead, 0);
     let (lost, _) = counter.tally(N);
     assert_eq!(lost, 0);
@@ -180,7 +215,10 @@ fn envelopes(q: &Queue) -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
     let mut buf = Vec::new();
     while let Some(d) = q.try_receive_into(&mut buf, None) {
-        let end = buf.windows(4).position(|w| w == b"\r\n\r\n").expect("an envelope");
+        let end = buf
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("an envelope");
         let head = String::from_utf8(buf[..end].to_vec()).expect("text head");
         assert!(head.starts_with("SHMQ-DEAD/1\r\n"), "{head}");
         out.push((head, buf[end + 4..].to_vec()));
@@ -195,33 +233,71 @@ fn envelopes(q: &Queue) -> Vec<(String, Vec<u8>)> {
 fn a_full_queue_naks_then_dead_letters_at_max_deliver() {
     let nats = Nats::start();
     let dir = tempfile::tempdir().expect("temp dir");
-    let (pa, pb, pd) = (dir.path().join("a.q"), dir.path().join("b.q"), dir.path().join("dead.q"));
+    let (pa, pb, pd) = (
+        dir.path().join("a.q"),
+        dir.path().join("b.q"),
+        dir.path().join("dead.q"),
+    );
     let qa = Queue::create(&pa, &Config::new(64, 128)).expect("A");
     let qb = Queue::create(&pb, &Config::new(4, 128)).expect("B (4 slots, no consumer)");
     let mut args = in_args(&pb, &nats.url(), "FULL");
     args.retain(|a| a != "--max-deliver" && a != "0");
     args.extend(
-        ["--max-deliver", "3", "--full-delay", "50ms", "--dead-letters"]
-            .map(s)
-            .into_iter()
-            .chain([pd.display().to_string(), s("--create-slots"), s("64"), s("--create-slot-size"), s("1024")]),
+        [
+            "--max-deliver",
+            "3",
+            "--full-delay",
+            "50ms",
+            "--dead-letters",
+        ]
+        .map(s)
+        .into_iter()
+        .chain([
+            pd.display().to_string(),
+            s("--create-slots"),
+            s("64"),
+            s("--create-slot-size"),
+            s("1024"),
+        ]),
     );
-    let _out = Bridge::start(&out_args(&pa, &nats.url(), "FULL"), &dir.path().join("out.log"));
+    let _out = Bridge::start(
+        &out_args(&pa, &nats.url(), "FULL"),
+        &dir.path().join("out.log"),
+    );
     let inb = Bridge::start(&args, &dir.path().join("in.log"));
     send_all(&qa, 0..10);
     wait_until(Duration::from_secs(30), "4 on B and 6 dead letters", || {
-        qb.stats().visible == 4 && Queue::open(&pd).map(|d| d.stats().visible == 6).unwrap_or(false)
+        qb.stats().visible == 4
+            && Queue::open(&pd)
+                .map(|d| d.stats().visible == 6)
+                .unwrap_or(false)
     });
-    wait_until(Duration::from_secs(20), "the consumer idle", || consumer_idle(&nats.url(), "FULL"));
+    wait_until(Duration::from_secs(20), "the consumer idle", || {
+        consumer_idle(&nats.url(), "FULL")
+    });
     let dead = envelopes(&Queue::open(&pd).expect("dead-letter queue"));
     assert_eq!(dead.len(), 6, "{}", inb.log_text());
-    let mut numbers: Vec<u64> = dead.iter().map(|(_, p)| number(p).expect("payload")).collect();
-    let mut on_b: Vec<u64> = qb.peek(10).iter().map(|p| number(&p.payload).expect("payload")).collect();
+    let mut numbers: Vec<u64> = dead
+        .iter()
+        .map(|(_, p)| number(p).expect("payload"))
+        .collect();
+    let mut on_b: Vec<u64> = qb
+        .peek(10)
+        .iter()
+        .map(|p| number(&p.payload).expect("payload"))
+        .collect();
     numbers.append(&mut on_b);
     numbers.sort();
-    assert_eq!(numbers, (0..10).collect::<Vec<_>>(), "each message once, on B or dead");
+    assert_eq!(
+        numbers,
+        (0..10).collect::<Vec<_>>(),
+        "each message once, on B or dead"
+    );
     for (head, _) in &dead {
-        assert!(head.contains("\r\nReason: local queue full at max deliver\r\n"), "{head}");
+        assert!(
+            head.contains("\r\nReason: local queue full at max deliver\r\n"),
+            "{head}"
+        );
         assert!(head.contains("\r\nDelivered: 3\r\n"), "{head}");
         assert!(head.contains("\r\nNats-Msg-Id: "), "{head}");
         assert!(head.contains("\r\nShmq-Id: "), "{head}");
@@ -233,13 +309,20 @@ fn a_full_queue_naks_then_dead_letters_at_max_deliver() {
 fn a_message_too_large_for_b_is_dead_lettered_once() {
     let nats = Nats::start();
     let dir = tempfile::tempdir().expect("temp dir");
-    let (pa, pb, pd) = (dir.path().join("a.q"), dir.path().join("b.q"), dir.path().join("dead.q"));
+    let (pa, pb, pd) = (
+        dir.path().join("a.q"),
+        dir.path().join("b.q"),
+        dir.path().join("dead.q"),
+    );
     let qa = Queue::create(&pa, &Config::new(64, 512)).expect("A");
     Queue::create(&pb, &Config::new(64, 64)).expect("B");
     Queue::create(&pd, &Config::new(64, 1024)).expect("dead letters");
     let mut args = in_args(&pb, &nats.url(), "BIG");
     args.extend([s("--dead-letters"), pd.display().to_string()]);
-    let _out = Bridge::start(&out_args(&pa, &nats.url(), "BIG"), &dir.path().join("out.log"));
+    let _out = Bridge::start(
+        &out_args(&pa, &nats.url(), "BIG"),
+        &dir.path().join("out.log"),
+    );
     let _in = Bridge::start(&args, &dir.path().join("in.log"));
     let counter = Counter::start(&pb, 10);
     send_all(&qa, 0..5);
@@ -250,10 +333,16 @@ fn a_message_too_large_for_b_is_dead_lettered_once() {
     wait_until(Duration::from_secs(30), "9 on B and 1 dead letter", || {
         counter.unique(10) == 9 && qd.stats().visible == 1
     });
-    wait_until(Duration::from_secs(20), "the consumer idle", || consumer_idle(&nats.url(), "BIG"));
+    wait_until(Duration::from_secs(20), "the consumer idle", || {
+        consumer_idle(&nats.url(), "BIG")
+    });
     let dead = envelopes(&qd);
     assert_eq!(dead.len(), 1);
-    assert!(dead[0].0.contains("exceed the local slot size of 64"), "{}", dead[0].0);
+    assert!(
+        dead[0].0.contains("exceed the local slot size of 64"),
+        "{}",
+        dead[0].0
+    );
     assert_eq!(dead[0].1, big.as_bytes());
     assert_eq!(counter.seen.lock().unwrap()[5], 0);
 }
@@ -263,7 +352,10 @@ fn run_bridge(args: &[&str]) -> (Option<i32>, String) {
         .args(args)
         .output()
         .expect("run shmq-bridge");
-    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -273,7 +365,15 @@ fn exit_codes_say_what_failed() {
     let missing = dir.path().join("missing.q");
     let url = nats.url();
     let (code, err) = run_bridge(&[
-        "out", "--queue", missing.to_str().unwrap(), "--server", &url, "--stream", "X", "--subject", "x",
+        "out",
+        "--queue",
+        missing.to_str().unwrap(),
+        "--server",
+        &url,
+        "--stream",
+        "X",
+        "--subject",
+        "x",
     ]);
     assert_eq!(code, Some(3), "{err}");
     assert!(err.contains("shmq create"), "{err}");
@@ -284,10 +384,20 @@ fn exit_codes_say_what_failed() {
     let mut first = Bridge::start(&out_args(&pa, &url, "TAKEN"), &dir.path().join("out.log"));
     let first_log = dir.path().join("out.log");
     wait_until(Duration::from_secs(20), "the first bridge up", || {
-        std::fs::read_to_string(&first_log).unwrap_or_default().contains("shmq-bridge out:")
+        std::fs::read_to_string(&first_log)
+            .unwrap_or_default()
+            .contains("shmq-bridge out:")
     });
     let (code, err) = run_bridge(&[
-        "out", "--queue", pa.to_str().unwrap(), "--server", &url, "--stream", "TAKEN", "--subject", "other",
+        "out",
+        "--queue",
+        pa.to_str().unwrap(),
+        "--server",
+        &url,
+        "--stream",
+        "TAKEN",
+        "--subject",
+        "other",
     ]);
     assert_eq!(code, Some(4), "{err}");
     assert!(err.contains("--subject"), "{err}");

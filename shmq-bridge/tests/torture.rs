@@ -34,8 +34,14 @@ fn kill_9_the_bridges_and_restart_the_server_lose_nothing() {
     // message locally (every message must cross).
     let qa = Arc::new(Queue::create(&pa, &Config::new(8192, 128).max_receives(60_000)).expect("A"));
     let qb = Queue::create(&pb, &Config::new(8192, 128)).expect("B");
-    let mut out = Bridge::start(&out_args(&pa, &nats.url(), "TORTURE"), &dir.path().join("out.log"));
-    let mut inb = Bridge::start(&in_args(&pb, &nats.url(), "TORTURE"), &dir.path().join("in.log"));
+    let mut out = Bridge::start(
+        &out_args(&pa, &nats.url(), "TORTURE"),
+        &dir.path().join("out.log"),
+    );
+    let mut inb = Bridge::start(
+        &in_args(&pb, &nats.url(), "TORTURE"),
+        &dir.path().join("in.log"),
+    );
     let counter = Counter::start(&pb, MAX_MESSAGES);
 
     // The producer: a steady flow (about 4,000 messages/s) for as long as

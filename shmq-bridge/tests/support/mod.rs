@@ -18,7 +18,10 @@ use shmq::Queue;
 pub fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
     while !cond() {
-        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
 }
@@ -270,8 +273,12 @@ impl Counter {
         let poison_seen = Arc::new(AtomicU64::new(0));
         let halt = Arc::new(AtomicBool::new(false));
         let handle = {
-            let (seen, total, poison_seen, halt) =
-                (seen.clone(), total.clone(), poison_seen.clone(), halt.clone());
+            let (seen, total, poison_seen, halt) = (
+                seen.clone(),
+                total.clone(),
+                poison_seen.clone(),
+                halt.clone(),
+            );
             std::thread::spawn(move || {
                 let mut buf = Vec::new();
                 while !halt.load(Relaxed) {
