@@ -3,6 +3,9 @@
 //! and pull consumer with the same acks and the same window (the engine's
 //! own ceiling), in one run against one server.
 //!
+//! Two direct runs: `direct` publishes the same headers as the out-bridge
+//! (the same messages on the wire), `bare` only `Nats-Msg-Id`.
+//!
 //! Each message carries its send time (CLOCK_MONOTONIC, nanoseconds, shared
 //! by every process on the host) and is timed when the final consumer has
 //! it: for the bridge, from `send` on queue A to `receive` on queue B; for
@@ -130,10 +133,13 @@ pub async fn run(a: BenchArgs) -> Result<(), Fatal> {
     let run_bridge = a.only.as_deref() != Some("direct");
     // Rounds alternate direct and bridge, so that load from elsewhere on the
     // machine falls on both alike; the summary takes the median round.
-    let (mut ds, mut bs) = (Vec::new(), Vec::new());
+    let (mut ds, mut bare, mut bs) = (Vec::new(), Vec::new(), Vec::new());
     for r in 1..=a.rounds.max(1) {
         if run_direct {
-            let d = direct(&a, &js).await?;
+            let d = direct(&a, &js, false).await?;
+            println!("round {r}: {}", d.line("bare"));
+            bare.push(d);
+            let d = direct(&a, &js, true).await?;
             println!("round {r}: {}", d.line("direct"));
             ds.push(d);
         }
@@ -151,7 +157,7 @@ pub async fn run(a: BenchArgs) -> Result<(), Fatal> {
     let rate = |o: &Outcome| o.rate;
     let p50 = |o: &Outcome| o.lat.value_at_quantile(0.5) as f64 / 1000.0;
     let p99 = |o: &Outcome| o.lat.value_at_quantile(0.99) as f64 / 1000.0;
-    for (name, v) in [("direct", &ds), ("bridge", &bs)] {
+    for (name, v) in [("bare", &bare), ("direct", &ds), ("bridge", &bs)] {
         if !v.is_empty() {
             println!(
                 "median {name:<8} {:>10.0} msg/s   p50 {:>9.1} us   p99 {:>9.1} us",
@@ -162,12 +168,14 @@ pub async fn run(a: BenchArgs) -> Result<(), Fatal> {
         }
     }
     if !ds.is_empty() && !bs.is_empty() {
-        println!(
-            "bridge/direct (medians): throughput {:.2}x, p50 latency {:.2}x, p99 latency {:.2}x",
-            median(&bs, &rate) / median(&ds, &rate),
-            median(&bs, &p50) / median(&ds, &p50),
-            median(&bs, &p99) / median(&ds, &p99),
-        );
+        for (name, d) in [("direct", &ds), ("bare", &bare)] {
+            println!(
+                "bridge/{name} (medians): throughput {:.2}x, p50 latency {:.2}x, p99 latency {:.2}x",
+                median(&bs, &rate) / median(d, &rate),
+                median(&bs, &p50) / median(d, &p50),
+                median(&bs, &p99) / median(d, &p99),
+            );
+        }
     }
     Ok(())
 }
@@ -193,7 +201,7 @@ async fn fresh_stream(
 /// Plain async-nats: a publisher with `window` publish acks in flight and a
 /// pull consumer acking each message, as the two bridges do, with the same
 /// headers on each message.
-async fn direct(a: &BenchArgs, js: &jetstream::Context) -> Result<Outcome, Fatal> {
+async fn direct(a: &BenchArgs, js: &jetstream::Context, headers: bool) -> Result<Outcome, Fatal> {
     let name = format!("BENCH_DIRECT_{}", std::process::id());
     let subject = format!("bench.direct.{}", std::process::id());
     let s = fresh_stream(js, &name, &subject).await?;
@@ -246,12 +254,21 @@ async fn direct(a: &BenchArgs, js: &jetstream::Context) -> Result<Outcome, Fatal
         stamp(&mut buf, k);
         // The same headers as the out-bridge sends (the engine's ceiling for
         // the same messages on the wire).
+        // Bare: only the de-duplication id.
         let mut h = async_nats::HeaderMap::new();
-        h.insert("Nats-Msg-Id", format!("{:x}-{k}", 0x1d2c_3b4a_5968_7786_u64).as_str());
-        h.insert("Shmq-Queue", "/tmp/shmq-bridge-bench/bench-a.q");
-        h.insert("Shmq-Id", k.to_string().as_str());
-        h.insert("Shmq-Receives", "1");
-        h.insert("Shmq-Sent-Unix-Ms", crate::clock::unix_ms().to_string().as_str());
+        h.insert(
+            "Nats-Msg-Id",
+            format!("{:x}-{k}", 0x1d2c_3b4a_5968_7786_u64).as_str(),
+        );
+        if headers {
+            h.insert("Shmq-Queue", "/tmp/shmq-bridge-bench/bench-a.q");
+            h.insert("Shmq-Id", k.to_string().as_str());
+            h.insert("Shmq-Receives", "1");
+            h.insert(
+                "Shmq-Sent-Unix-Ms",
+                crate::clock::unix_ms().to_string().as_str(),
+            );
+        }
         let msg = PublishMessage::build()
             .payload(Bytes::copy_from_slice(&buf))
             .headers(h);
@@ -445,7 +462,8 @@ fn bench_dir(a: &BenchArgs) -> Result<PathBuf, Fatal> {
         Some(d) => Ok(d.clone()),
         None => {
             let d = std::env::temp_dir().join(format!("shmq-bridge-bench-{}", std::process::id()));
-            std::fs::create_dir_all(&d).map_err(|e| Fatal::other(format!("{}: {e}", d.display())))?;
+            std::fs::create_dir_all(&d)
+                .map_err(|e| Fatal::other(format!("{}: {e}", d.display())))?;
             Ok(d)
         }
     }
@@ -473,10 +491,25 @@ async fn halves(a: &BenchArgs, js: &jetstream::Context) -> Result<(), Fatal> {
     let _ = js.delete_stream(&name).await;
     let exe = std::env::current_exe().map_err(|e| Fatal::other(e.to_string()))?;
     let s = |x: &str| x.to_string();
-    let common = [s("--server"), a.server.clone(), s("--stream"), name.clone(), s("--status-every"), s("0")];
+    let common = [
+        s("--server"),
+        a.server.clone(),
+        s("--stream"),
+        name.clone(),
+        s("--status-every"),
+        s("0"),
+    ];
     let start = Instant::now();
     let out = Command::new(&exe)
-        .args([s("out"), s("--queue"), pa.display().to_string(), s("--subject"), subject, s("--window"), a.window.to_string()])
+        .args([
+            s("out"),
+            s("--queue"),
+            pa.display().to_string(),
+            s("--subject"),
+            subject,
+            s("--window"),
+            a.window.to_string(),
+        ])
         .args(&common)
         .stdout(Stdio::null())
         .spawn()
@@ -497,7 +530,17 @@ async fn halves(a: &BenchArgs, js: &jetstream::Context) -> Result<(), Fatal> {
     drop(out);
     let start = Instant::now();
     let _in = Command::new(&exe)
-        .args([s("in"), s("--queue"), pb.display().to_string(), s("--consumer"), s("half"), s("--batch"), a.batch.to_string(), s("--max-deliver"), s("0")])
+        .args([
+            s("in"),
+            s("--queue"),
+            pb.display().to_string(),
+            s("--consumer"),
+            s("half"),
+            s("--batch"),
+            a.batch.to_string(),
+            s("--max-deliver"),
+            s("0"),
+        ])
         .args(&common)
         .stdout(Stdio::null())
         .spawn()
@@ -510,8 +553,14 @@ async fn halves(a: &BenchArgs, js: &jetstream::Context) -> Result<(), Fatal> {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let in_s = start.elapsed().as_secs_f64();
-    println!("out-bridge alone {:>10.0} msg/s  (queue A holding {n} -> stream)", n as f64 / out_s);
-    println!("in-bridge alone  {:>10.0} msg/s  (stream holding {n} -> queue B)", n as f64 / in_s);
+    println!(
+        "out-bridge alone {:>10.0} msg/s  (queue A holding {n} -> stream)",
+        n as f64 / out_s
+    );
+    println!(
+        "in-bridge alone  {:>10.0} msg/s  (stream holding {n} -> queue B)",
+        n as f64 / in_s
+    );
     let _ = js.delete_stream(&name).await;
     let _ = std::fs::remove_file(&pa);
     let _ = std::fs::remove_file(&pb);

@@ -186,7 +186,8 @@ pub async fn run(a: OutArgs, mut stop: Stop) -> Result<(), Fatal> {
                         std::thread::park_timeout(Duration::from_millis(20));
                         continue;
                     }
-                    let k = window.take(batch, Duration::from_millis(1), Duration::from_millis(100));
+                    let k =
+                        window.take(batch, Duration::from_millis(1), Duration::from_millis(100));
                     if k == 0 {
                         continue;
                     }

@@ -100,6 +100,50 @@ fn every_message_sent_on_a_arrives_on_b() {
     assert_eq!(v["lag"], 0);
 }
 
+/// The same two bridge processes, never restarted, carry on across a
+/// server restart: messages sent before, during and after it all arrive.
+#[test]
+fn the_bridges_reconnect_by_themselves_after_a_server_restart() {
+    const N: usize = 3000;
+    let mut nats = Nats::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (pa, pb) = (dir.path().join("a.q"), dir.path().join("b.q"));
+    let qa = Queue::create(&pa, &Config::new(4096, 128).max_receives(1000)).expect("A");
+    Queue::create(&pb, &Config::new(4096, 128)).expect("B");
+    let mut out = Bridge::start(
+        &out_args(&pa, &nats.url(), "RESTART"),
+        &dir.path().join("out.log"),
+    );
+    let mut inb = Bridge::start(
+        &in_args(&pb, &nats.url(), "RESTART"),
+        &dir.path().join("in.log"),
+    );
+    let counter = Counter::start(&pb, N);
+    send_all(&qa, 0..1000);
+    wait_until(Duration::from_secs(30), "the first 1000 on B", || {
+        counter.unique(1000) == 1000
+    });
+    send_all(&qa, 1000..2000);
+    nats.restart();
+    send_all(&qa, 2000..N as u64);
+    wait_for_all(&counter, N, Duration::from_secs(20));
+    let (lost, dups) = counter.tally(N);
+    println!("server restart: sent {N}, lost {lost}, duplicates {dups}");
+    assert_eq!(lost, 0, "out: {}\nin: {}", out.log_text(), inb.log_text());
+    assert!(
+        out.running() && inb.running(),
+        "the same processes carried on"
+    );
+    assert!(
+        out.log_text().contains("disconnected"),
+        "the out-bridge saw the restart"
+    );
+    assert!(
+        inb.log_text().contains("disconnected"),
+        "the in-bridge saw the restart"
+    );
+}
+
 #[test]
 fn published_messages_carry_headers_and_the_dedup_key() {
     let nats = Nats::start();
