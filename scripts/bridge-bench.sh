@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Measure the bridge against plain JetStream: starts a nats-server with
 # JetStream on a free loopback port (store in a temp dir), then runs
-# `shmq-bridge bench` twice: at full speed (throughput) and at a fixed
-# offered load (latency). Extra arguments go to both runs.
+# `shmq-bridge bench` three times: at full speed (throughput), at a fixed
+# offered load (latency), and each bridge alone. Extra arguments go to
+# every run.
 #
 #   scripts/bridge-bench.sh
 #   MESSAGES=200000 RATE=5000 ROUNDS=3 scripts/bridge-bench.sh --size 512
@@ -30,3 +31,5 @@ echo "== throughput (as fast as possible)"
 "$bin" bench --server "nats://127.0.0.1:$port" --messages "${MESSAGES:-50000}" --rounds "${ROUNDS:-5}" --dir "$dir" "$@"
 echo "== latency (offered load ${RATE:-2000} msg/s)"
 "$bin" bench --server "nats://127.0.0.1:$port" --messages "${LAT_MESSAGES:-10000}" --rate "${RATE:-2000}" --rounds "${ROUNDS:-5}" --dir "$dir" "$@"
+echo "== each bridge alone"
+"$bin" bench --server "nats://127.0.0.1:$port" --messages "${MESSAGES:-50000}" --only halves --dir "$dir" "$@"
