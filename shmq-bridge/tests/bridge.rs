@@ -144,6 +144,70 @@ fn the_bridges_reconnect_by_themselves_after_a_server_restart() {
     );
 }
 
+/// A server that stops answering (SIGSTOP) for 3 s: the out-bridge extends
+/// the leases of publishes waiting for their ack (lease 1 s), then, at the
+/// publish timeout (2 s), nacks them on A; A delivers them again and they
+/// are published again, and when the server wakes it stores each message
+/// once: the second publish is a duplicate it drops. Nothing is lost.
+#[test]
+fn slow_publish_acks_extend_leases_then_nack_and_the_stream_drops_the_republish() {
+    const N: usize = 4000;
+    let mut nats = Nats::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (pa, pb) = (dir.path().join("a.q"), dir.path().join("b.q"));
+    let qa = std::sync::Arc::new(
+        Queue::create(&pa, &Config::new(4096, 128).max_receives(1000)).expect("A"),
+    );
+    Queue::create(&pb, &Config::new(4096, 128)).expect("B");
+    let mut out = Bridge::start(
+        &out_args(&pa, &nats.url(), "FROZEN"),
+        &dir.path().join("out.log"),
+    );
+    let _in = Bridge::start(
+        &in_args(&pb, &nats.url(), "FROZEN"),
+        &dir.path().join("in.log"),
+    );
+    let counter = Counter::start(&pb, N);
+    send_all(&qa, 0..1000);
+    wait_until(Duration::from_secs(30), "the first 1000 on B", || {
+        counter.unique(1000) == 1000
+    });
+    // Keep messages coming while the server is frozen.
+    let producer = {
+        let qa = qa.clone();
+        std::thread::spawn(move || {
+            for k in 1000..N as u64 {
+                send_all(&qa, k..k + 1);
+                std::thread::sleep(Duration::from_micros(1000));
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    nats.freeze(Duration::from_secs(3));
+    producer.join().expect("producer");
+    wait_for_all(&counter, N, Duration::from_secs(20));
+    let (lost, dups) = counter.tally(N);
+    assert!(out.stop().expect("ran").success());
+    let st = out.last_status();
+    println!("frozen server: lost {lost}, duplicates on B {dups}, out-bridge {st}");
+    assert_eq!(lost, 0);
+    assert!(st["extended"].as_u64().unwrap() > 0, "leases were extended");
+    assert!(
+        st["publish_failed"].as_u64().unwrap() > 0,
+        "publishes timed out"
+    );
+    assert!(st["nacked"].as_u64().unwrap() > 0, "and were nacked on A");
+    assert!(
+        st["duplicates"].as_u64().unwrap() > 0,
+        "the stream dropped republished ids"
+    );
+    assert!(
+        qa.stats().redelivered > 0,
+        "A delivered the nacked messages again"
+    );
+    assert_eq!(qa.stats().dead, 0);
+}
+
 #[test]
 fn published_messages_carry_headers_and_the_dedup_key() {
     let nats = Nats::start();

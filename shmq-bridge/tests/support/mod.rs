@@ -100,6 +100,18 @@ impl Nats {
         });
     }
 
+    /// Freeze the server (SIGSTOP) for `d`, then let it go on (SIGCONT):
+    /// connections stay up, but nothing is answered meanwhile. `d` is the
+    /// length of the fault, not a wait for some state.
+    pub fn freeze(&mut self, d: Duration) {
+        let pid = self.child.as_ref().expect("running").id() as libc::pid_t;
+        // SAFETY: kill(2) on our own, unreaped child.
+        unsafe { libc::kill(pid, libc::SIGSTOP) };
+        std::thread::sleep(d);
+        // SAFETY: as above.
+        unsafe { libc::kill(pid, libc::SIGCONT) };
+    }
+
     /// Stop the server (SIGTERM, as a service manager does) and start it
     /// again on the same port with the same store.
     pub fn restart(&mut self) {
@@ -183,6 +195,17 @@ impl Bridge {
 
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The last JSON status line the bridge printed.
+    pub fn last_status(&self) -> serde_json::Value {
+        let text = self.log_text();
+        let line = text
+            .lines()
+            .rev()
+            .find(|l| l.starts_with('{'))
+            .expect("a status line");
+        serde_json::from_str(line).expect("a JSON status line")
     }
 }
 
