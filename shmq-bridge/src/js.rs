@@ -33,6 +33,8 @@ pub async fn connect(url: &str, name: &str, status: &Status) -> Result<async_nat
                         events.set_connected(false);
                         events.error(format!("disconnected from the NATS server ({tag})"));
                     }
+                    // The client closes when the bridge exits.
+                    async_nats::Event::Closed => events.set_connected(false),
                     other => events.error(format!("NATS event: {other}")),
                 }
             }

@@ -135,12 +135,10 @@ struct Entry {
 
 /// Run the out-bridge until `stop`.
 pub async fn run(a: OutArgs, mut stop: Stop) -> Result<(), Fatal> {
-    let queue = Arc::new(Queue::open(&a.queue).map_err(|e| {
-        Fatal::queue(format!(
-            "cannot open queue {}: {e}; the out-bridge reads an existing queue (create it with `shmq create`)",
-            a.queue.display()
-        ))
-    })?);
+    let queue = Arc::new(
+        Queue::open(&a.queue)
+            .map_err(|e| Fatal::queue(format!("cannot open the queue to drain: {e}")))?,
+    );
     let status = Status::new(COUNTERS, "acked");
     let client = js::connect(&a.server, "out", &status).await?;
     let js = js::context(client.clone(), a.publish_timeout);
