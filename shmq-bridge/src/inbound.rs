@@ -244,6 +244,25 @@ pub async fn run(a: InArgs, mut stop: Stop) -> Result<(), Fatal> {
     Ok(())
 }
 
+/// For the kill test only: `SHMQ_BRIDGE_TORTURE_PAUSE_US` (unset: none)
+/// pauses the in-bridge after each local send and each answer to
+/// JetStream, so that a SIGKILL lands between any two of its steps often
+/// enough to catch an order that loses messages (an ack before the send
+/// it confirms). Never set it in production.
+fn torture_pause() {
+    static PAUSE: std::sync::OnceLock<Option<Duration>> = std::sync::OnceLock::new();
+    let pause = PAUSE.get_or_init(|| {
+        std::env::var("SHMQ_BRIDGE_TORTURE_PAUSE_US")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .map(Duration::from_micros)
+    });
+    if let Some(d) = pause {
+        // Blocking on purpose: tokio's timer is too coarse (1 ms).
+        std::thread::sleep(*d);
+    }
+}
+
 /// Add a pulled message to the batch; count and report a pull error.
 fn take<E: std::fmt::Display>(
     m: Result<jetstream::Message, E>,
@@ -303,6 +322,7 @@ impl Bridge {
             self.status.add("ack_failed", 1);
             self.status.error(format!("ack to JetStream failed: {e}"));
         }
+        torture_pause();
     }
 
     /// Send a batch into the local queue, then answer JetStream for each.
@@ -313,6 +333,7 @@ impl Bridge {
         while i < chunk.len() {
             let payloads: Vec<&[u8]> = chunk[i..].iter().map(|m| &m.payload[..]).collect();
             let outcome = self.queue.send_batch(&payloads, &mut ids);
+            torture_pause();
             let sent = ids.len();
             self.status.add("sent", sent as u64);
             for m in &chunk[i..i + sent] {

@@ -38,9 +38,12 @@ fn kill_9_the_bridges_and_restart_the_server_lose_nothing() {
         &out_args(&pa, &nats.url(), "TORTURE"),
         &dir.path().join("out.log"),
     );
-    let mut inb = Bridge::start(
+    // The in-bridge pauses 100 us after each local send and each answer to
+    // JetStream, so kills land between its steps (see torture_pause).
+    let mut inb = Bridge::start_with_env(
         &in_args(&pb, &nats.url(), "TORTURE"),
         &dir.path().join("in.log"),
+        &[("SHMQ_BRIDGE_TORTURE_PAUSE_US", "100")],
     );
     let counter = Counter::start(&pb, MAX_MESSAGES);
 

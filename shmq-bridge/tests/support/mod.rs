@@ -139,14 +139,24 @@ pub struct Bridge {
     child: Option<Child>,
     args: Vec<String>,
     log: PathBuf,
+    env: Vec<(String, String)>,
 }
 
 impl Bridge {
     pub fn start(args: &[String], log: &Path) -> Bridge {
+        Bridge::start_with_env(args, log, &[])
+    }
+
+    /// Start with extra environment variables (kept across restarts).
+    pub fn start_with_env(args: &[String], log: &Path, env: &[(&str, &str)]) -> Bridge {
         let mut b = Bridge {
             child: None,
             args: args.to_vec(),
             log: log.to_path_buf(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         b.spawn();
         b
@@ -160,6 +170,7 @@ impl Bridge {
             .expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_shmq-bridge"))
             .args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(log.try_clone().expect("log fd"))
             .stderr(log)
             .spawn()
