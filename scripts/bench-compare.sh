@@ -755,4 +755,9 @@ p("update of each counter. A batch is not atomic: every message keeps its own tr
 p("crash cases (§7).")
 print("\n".join(out))
 PY
+# Sections measured by their own scripts (the bridge: scripts/bridge-bench.sh)
+# are kept in benches/results/*.md and appended, so a rerun keeps them.
+for extra in benches/results/bridge.md; do
+  [ -f "$extra" ] && { printf '\n'; grep -v '^<!--' "$extra"; } >>"$OUT_MD"
+done
 log "done: $OUT_MD"
