@@ -32,7 +32,7 @@
 //! [`Ring::info`]: crate::internal::Ring::info
 //! [`Ring::peek`]: crate::internal::Ring::peek
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
 use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -40,11 +40,13 @@ use std::time::Duration;
 
 use memmap2::MmapOptions;
 
-use crate::clock::{boot_id, now_ms, pid_alive, wall_time};
+use crate::clock::{boot_id, now_ms, wall_time};
 use crate::error::{Error, Result};
 use crate::layout::*;
-use crate::queue::{decode_header, visible_now, Config, DeadLetter, HeaderError, MapMemory};
-use crate::queue::{Peeked, Stats};
+use crate::queue::{io_err, Peeked, Stats};
+use crate::queue::{
+    open_file, params_of, read_header, visible_now, Config, DeadLetter, HeaderError, MapMemory,
+};
 use crate::ring::{no_wake, DeadReason, Params, Receipt, SlotInfo};
 use crate::slot::{gen_of, time_of, St, View};
 use crate::sync::{fence, AtomicU32, AtomicU64, Ordering::*};
@@ -84,14 +86,6 @@ impl std::fmt::Debug for QueueView {
     }
 }
 
-fn io_err<'p>(op: &'static str, path: &'p Path) -> impl FnOnce(io::Error) -> Error + 'p {
-    move |source| Error::Io {
-        op,
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
 impl QueueView {
     /// Open the queue file at `path` read-only. Unlike [`Queue::open`] it
     /// does not wait for a creator that has not finished the header: it
@@ -106,27 +100,10 @@ impl QueueView {
     /// [`Queue::open`]: crate::Queue::open
     pub fn open(path: impl AsRef<Path>) -> Result<QueueView> {
         let path = path.as_ref();
-        let file = OpenOptions::new()
-            .read(true)
-            .open(path)
-            .map_err(|e| match e.kind() {
-                io::ErrorKind::NotFound => Error::NotFound {
-                    path: path.to_path_buf(),
-                },
-                _ => Error::Io {
-                    op: "open",
-                    path: path.to_path_buf(),
-                    source: e,
-                },
-            })?;
+        let file = open_file(path, false)?;
         let meta = file.metadata().map_err(io_err("stat", path))?;
         let len = meta.len();
-        let mut b = [0u8; OFF_SHARED];
-        let got = if len >= HEADER_LEN as u64 {
-            file.read_exact_at(&mut b, 0)
-                .map_err(io_err("read header", path))?;
-            decode_header(&b, len)
-        } else if (len as usize) < OFF_SHARED {
+        let got = if (len as usize) < OFF_SHARED {
             // Too short for the immutable header: a creator that has not
             // written it yet, or another kind of file.
             let mut head = vec![0u8; len as usize];
@@ -138,41 +115,9 @@ impl QueueView {
                 Err(HeaderError::BadMagic)
             }
         } else {
-            file.read_exact_at(&mut b, 0)
-                .map_err(io_err("read header", path))?;
-            match decode_header(&b, len) {
-                Err(e) => Err(e),
-                Ok(_) => Err(HeaderError::Corrupt(format!(
-                    "file is {len} bytes, shorter than its header"
-                ))),
-            }
+            read_header(&file, path, len)?
         };
-        let header = match got {
-            Ok(h) => h,
-            Err(HeaderError::Uninitialised) => {
-                return Err(Error::NotInitialised {
-                    path: path.to_path_buf(),
-                })
-            }
-            Err(HeaderError::BadMagic) => {
-                return Err(Error::NotAQueue {
-                    path: path.to_path_buf(),
-                })
-            }
-            Err(HeaderError::Version(found)) => {
-                return Err(Error::Incompatible {
-                    path: path.to_path_buf(),
-                    found,
-                    supported: FORMAT_VERSION,
-                })
-            }
-            Err(HeaderError::Corrupt(what)) => {
-                return Err(Error::Corrupt {
-                    path: path.to_path_buf(),
-                    what,
-                })
-            }
-        };
+        let header = got.map_err(|e| e.into_error(path))?;
         // PROT_READ, MAP_SHARED: this process sees the writers' stores and
         // can make none (a store would fault, and nothing below stores).
         let map = MmapOptions::new()
@@ -187,17 +132,8 @@ impl QueueView {
         let mut config = header.config;
         config.mode = meta.permissions().mode() & 0o7777;
         let mem = MapMemory::new(map, config.slots, slot_stride(config.slot_size));
-        let params = Params {
-            slot_size: config.slot_size,
-            max_receives: config.max_receives,
-            visibility_ms: crate::clock::millis(config.visibility_timeout),
-            claim_ms: crate::clock::millis(config.claim_timeout),
-            checksums: config.checksums,
-            pid: std::process::id(),
-            is_alive: pid_alive,
-            // Never called: a view makes no transition.
-            wake: no_wake,
-        };
+        // Never woken through: a view makes no transition.
+        let params = params_of(&config, no_wake);
         Ok(QueueView {
             mem,
             params,

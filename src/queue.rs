@@ -476,7 +476,8 @@ thread_local! {
     static RECEIVES: Cell<u32> = const { Cell::new(0) };
 }
 
-fn io_err<'p>(op: &'static str, path: &'p Path) -> impl FnOnce(io::Error) -> Error + 'p {
+/// An `Error::Io` for `op` on `path`.
+pub(crate) fn io_err<'p>(op: &'static str, path: &'p Path) -> impl FnOnce(io::Error) -> Error + 'p {
     move |source| Error::Io {
         op,
         path: path.to_path_buf(),
@@ -595,6 +596,76 @@ pub(crate) fn decode_header(b: &[u8; OFF_SHARED], actual_len: u64) -> Result<Hea
         file_len,
         identity: identity_of(b),
     })
+}
+
+impl HeaderError {
+    /// The typed error a header that cannot be used gives.
+    pub(crate) fn into_error(self, path: &Path) -> Error {
+        let path = path.to_path_buf();
+        match self {
+            HeaderError::Uninitialised => Error::NotInitialised { path },
+            HeaderError::BadMagic => Error::NotAQueue { path },
+            HeaderError::Version(found) => Error::Incompatible {
+                path,
+                found,
+                supported: FORMAT_VERSION,
+            },
+            HeaderError::Corrupt(what) => Error::Corrupt { path, what },
+        }
+    }
+}
+
+/// Open the queue file at `path` for reading (and writing, if `write`);
+/// a missing file is `NotFound`.
+pub(crate) fn open_file(path: &Path, write: bool) -> Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(write)
+        .open(path)
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => Error::NotFound {
+                path: path.to_path_buf(),
+            },
+            _ => Error::Io {
+                op: "open",
+                path: path.to_path_buf(),
+                source: e,
+            },
+        })
+}
+
+/// Read and decode the immutable header of `file`, which is `len` bytes
+/// long, at least `OFF_SHARED`: the outer error is the read's, the inner
+/// one what the header's bytes say.
+pub(crate) fn read_header(
+    file: &File,
+    path: &Path,
+    len: u64,
+) -> Result<Result<Header, HeaderError>> {
+    let mut b = [0u8; OFF_SHARED];
+    file.read_exact_at(&mut b, 0)
+        .map_err(io_err("read header", path))?;
+    Ok(match decode_header(&b, len) {
+        Ok(_) if len < HEADER_LEN as u64 => Err(HeaderError::Corrupt(format!(
+            "file is {len} bytes, shorter than its header"
+        ))),
+        other => other,
+    })
+}
+
+/// The core's parameters for a queue of `config`, waking parked processes
+/// with `wake`.
+pub(crate) fn params_of(config: &Config, wake: fn(&AtomicU32)) -> Params {
+    Params {
+        slot_size: config.slot_size,
+        max_receives: config.max_receives,
+        visibility_ms: millis(config.visibility_timeout),
+        claim_ms: millis(config.claim_timeout),
+        checksums: config.checksums,
+        pid: std::process::id(),
+        is_alive: pid_alive,
+        wake,
+    }
 }
 
 /// Whether a READY slot's message is visible: its time has come, or it was
@@ -784,16 +855,7 @@ impl Queue {
                 )
             })
             .unwrap_or((0, 0));
-        let params = Params {
-            slot_size: config.slot_size,
-            max_receives: config.max_receives,
-            visibility_ms: millis(config.visibility_timeout),
-            claim_ms: millis(config.claim_timeout),
-            checksums: config.checksums,
-            pid: std::process::id(),
-            is_alive: pid_alive,
-            wake: futex_wake_all,
-        };
+        let params = params_of(&config, futex_wake_all);
         Queue {
             inner: Arc::new(Inner {
                 ring: Ring::new(mem, params),
@@ -838,70 +900,22 @@ impl Queue {
     }
 
     pub(crate) fn open_with(path: &Path, opts: &crate::open::OpenOptions) -> Result<Queue> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(path)
-            .map_err(|e| match e.kind() {
-                io::ErrorKind::NotFound => Error::NotFound {
-                    path: path.to_path_buf(),
-                },
-                _ => Error::Io {
-                    op: "open",
-                    path: path.to_path_buf(),
-                    source: e,
-                },
-            })?;
+        let file = open_file(path, true)?;
         opts.check_trust(path, &file)?;
         let started = Instant::now();
         let header = loop {
             let len = file.metadata().map_err(io_err("stat", path))?.len();
-            let mut b = [0u8; OFF_SHARED];
-            let got = if len >= HEADER_LEN as u64 {
-                file.read_exact_at(&mut b, 0)
-                    .map_err(io_err("read header", path))?;
-                decode_header(&b, len)
-            } else if len == 0 || (len as usize) < OFF_SHARED {
+            let got = if (len as usize) < OFF_SHARED {
                 Err(HeaderError::Uninitialised)
             } else {
-                file.read_exact_at(&mut b, 0)
-                    .map_err(io_err("read header", path))?;
-                match decode_header(&b, len) {
-                    Err(HeaderError::Uninitialised) => Err(HeaderError::Uninitialised),
-                    Err(e) => Err(e),
-                    Ok(_) => Err(HeaderError::Corrupt(format!(
-                        "file is {len} bytes, shorter than its header"
-                    ))),
-                }
+                read_header(&file, path, len)?
             };
             match got {
                 Ok(h) => break h,
                 Err(HeaderError::Uninitialised) if started.elapsed() < INIT_WAIT => {
                     std::thread::sleep(Duration::from_millis(2));
                 }
-                Err(HeaderError::Uninitialised) => {
-                    return Err(Error::NotInitialised {
-                        path: path.to_path_buf(),
-                    })
-                }
-                Err(HeaderError::BadMagic) => {
-                    return Err(Error::NotAQueue {
-                        path: path.to_path_buf(),
-                    })
-                }
-                Err(HeaderError::Version(found)) => {
-                    return Err(Error::Incompatible {
-                        path: path.to_path_buf(),
-                        found,
-                        supported: FORMAT_VERSION,
-                    })
-                }
-                Err(HeaderError::Corrupt(what)) => {
-                    return Err(Error::Corrupt {
-                        path: path.to_path_buf(),
-                        what,
-                    })
-                }
+                Err(e) => return Err(e.into_error(path)),
             }
         };
         let map = MmapOptions::new()
