@@ -22,6 +22,7 @@ two_producers_race_for_one_slot    send   check_then_store
 two_producers_race_for_one_slot    send   no_reread
 publish_against_receive            send   transition_relaxed
 wrap_around_two_slots              send   send_no_step_over
+full_queue_keeps_order             send   full_burns_ticket
 late_ack_against_takeover          lease  no_gen_fence
 extend_against_takeover            lease  extend_no_cas
 ack_against_slot_reuse             lease  no_gen_fence

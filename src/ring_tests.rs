@@ -494,23 +494,24 @@ fn fill_and_lease(r: &Ring<HeapMemory>, now: u64) -> Vec<Receipt> {
 }
 
 #[test]
-fn a_send_on_a_full_queue_takes_one_ticket_and_finds_the_one_free_slot() {
+fn a_send_on_a_full_queue_takes_no_ticket_and_finds_the_one_free_slot() {
     let r = ring(1024);
     let rcs = fill_and_lease(&r, 1);
     let fill = r.shared().fill.load(Relaxed);
     for _ in 0..2000 {
         assert!(matches!(r.send(b"y", 0, 1), Err(Error::Full)));
     }
-    // The first failed send took one ticket, looked at every slot (twice)
-    // and left the hint; the others trusted it and took none.
-    assert_eq!(r.shared().fill.load(Relaxed), fill + 1);
+    // The first failed send looked at every slot (twice) and left the hint;
+    // the others trusted it. None took a ticket.
+    assert_eq!(r.shared().fill.load(Relaxed), fill);
     // A slot far from the next ticket's is freed: the ack credits the hint,
-    // and the very next send finds the slot, at the same clock reading.
+    // and the very next send finds the slot, at the same clock reading,
+    // taking the tickets up to it.
     r.ack(rcs[700], 1).unwrap();
     let id = r.send(b"z", 0, 1).unwrap();
     let (d, p) = recv(&r, 1).unwrap();
     assert_eq!((d.id, d.receipt.slot, p.as_slice()), (id, 700, &b"z"[..]));
-    assert_eq!(id % 1024, 700, "the id is the ticket of the slot it took");
+    assert_eq!(id, fill + 700, "the id is the ticket of the slot it took");
     assert!(
         matches!(r.send(b"w", 0, 1), Err(Error::Full)),
         "the send spent the credit"
@@ -519,24 +520,47 @@ fn a_send_on_a_full_queue_takes_one_ticket_and_finds_the_one_free_slot() {
 
 #[test]
 fn a_full_queue_drained_in_order_takes_each_freed_slot_without_a_walk() {
-    // Consumers ack the oldest message, producers retry on Full. The first
-    // failed send took a ticket, so the first send after a free walks to
-    // the freed slot, which brings the tickets back in line with the ring;
-    // from then on each freed slot is the next ticket's, each send is one
-    // claim and each failed send a load of the hint.
+    // Consumers ack the oldest message, producers retry on Full. A failed
+    // send takes no ticket, so each freed slot is the next ticket's: each
+    // send is one claim, each failed send a load of the hint, and ids stay
+    // consecutive (§5.1).
     let r = ring(8);
     let rcs = fill_and_lease(&r, 1);
     assert!(matches!(r.send(b"y", 0, 1), Err(Error::Full)));
-    r.ack(rcs[0], 1).unwrap();
-    assert_eq!(r.send(b"y", 0, 1).unwrap() % 8, 0, "found slot 0");
-    assert!(matches!(r.send(b"y", 0, 1), Err(Error::Full)));
-    for (k, rc) in rcs.iter().enumerate().skip(1) {
+    for (k, rc) in rcs.iter().enumerate() {
         r.ack(*rc, 1).unwrap();
         let fill = r.shared().fill.load(Relaxed);
+        assert_eq!(fill, 8 + k as u64, "round {k}: no ticket used up");
         assert_eq!(r.send(b"y", 0, 1).unwrap(), fill, "round {k}");
         assert!(matches!(r.send(b"y", 0, 1), Err(Error::Full)));
         assert_eq!(r.shared().fill.load(Relaxed), fill + 1, "round {k}");
     }
+}
+
+#[test]
+fn the_main_path_keeps_ticket_order_past_a_walk() {
+    // Competing consumers ack out of order, so senders walk: m3 takes
+    // ticket 4 (slot 1), m4 ticket 6 (slot 0), while m2 (ticket 2, slot 2)
+    // is still unread. The receiver at ticket 3 finds slot 0 holding m4, a
+    // later lap's message: it must step over it, or m4 would be delivered
+    // before m3 (§5.2).
+    let r = ring(3);
+    for k in 0..3u8 {
+        r.send(&[k], 0, 1).unwrap();
+    }
+    let (a, _) = recv(&r, 1).unwrap();
+    let (b, _) = recv(&r, 1).unwrap();
+    r.ack(b.receipt, 1).unwrap();
+    assert_eq!(r.send(&[3], 0, 1).unwrap(), 4, "stepped over leased slot 0");
+    r.ack(a.receipt, 1).unwrap();
+    assert_eq!(r.send(&[4], 0, 1).unwrap(), 6, "stepped over ready slot 2");
+    let got: Vec<u8> = std::iter::from_fn(|| recv(&r, 1))
+        .map(|(d, p)| {
+            r.ack(d.receipt, 1).unwrap();
+            p[0]
+        })
+        .collect();
+    assert_eq!(got, [2, 3, 4], "send order");
 }
 
 #[test]

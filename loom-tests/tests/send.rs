@@ -166,3 +166,62 @@ fn wrap_around_two_slots() {
         assert_eq!(got_ids, ids, "every sent message received exactly once");
     });
 }
+
+/// A full queue drained in order (docs/design.md §5.1, §5.2): two slots
+/// hold messages 0 and 1; a consumer receives and acks each in turn while
+/// the producer sends message 2, retrying `Full`. The consumer sees 0, 1,
+/// 2 in that order, each once; a send that returns `Full` leaves `fill` as
+/// it found it (mutant `full_burns_ticket`: it uses up a ticket, which puts
+/// later ids a lap ahead of their slots). Message 2's id is 2, or 3 when
+/// the producer's look passed slot 0 just before the ack freed it and found
+/// slot 1 freed (a ticket stepped over, not a reorder).
+#[test]
+fn full_queue_keeps_order() {
+    model_both(|swap| {
+        let r = ring(2, 5);
+        for k in 0..2 {
+            assert_eq!(r.send(&msg(k), 0, 1).unwrap(), k);
+        }
+        let rp = r.clone();
+        let producer = move || {
+            for _ in 0..8 {
+                let fill = rp.fill_word();
+                match rp.send(&msg(2), 0, 1) {
+                    Ok(id) => return id,
+                    Err(Error::Full) => {
+                        // Only this thread takes tickets: its own last value.
+                        assert_eq!(rp.fill_word(), fill, "Full took a ticket");
+                        thread::yield_now()
+                    }
+                    Err(e) => panic!("send: {e:?}"),
+                }
+            }
+            panic!("Full after every slot but one was acked")
+        };
+        let rc = r.clone();
+        let consumer = move || {
+            let mut got = Vec::new();
+            let mut buf = Vec::new();
+            for _ in 0..8 {
+                if let Some(d) = receive(&rc, 1, &mut buf) {
+                    rc.ack(d.receipt, 1).expect("a prompt ack succeeds");
+                    got.push((d.id, buf.clone()));
+                    if got.len() == 3 {
+                        break;
+                    }
+                } else {
+                    thread::yield_now();
+                }
+            }
+            got
+        };
+        let (id, got) = race(swap, producer, consumer);
+        assert!(id == 2 || id == 3, "message 2 took ticket {id}");
+        let want: Vec<(u64, [u8; 16])> = [(0, msg(0)), (1, msg(1)), (id, msg(2))].into();
+        let got: Vec<(u64, [u8; 16])> = got
+            .into_iter()
+            .map(|(id, p)| (id, p.try_into().unwrap()))
+            .collect();
+        assert_eq!(got, want, "every message once, in send order");
+    });
+}

@@ -270,6 +270,15 @@ enum Step {
     Aborted,
 }
 
+/// Which path examines a slot (§5.2, §5.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Pass {
+    /// The main path, at ticket `rcur`.
+    Main(u64),
+    /// The sweep, which also repairs.
+    Sweep,
+}
+
 /// A [`Params::wake`] that wakes nobody: for rings no process parks on
 /// (unit tests, loom models).
 pub fn no_wake(_: &AtomicU32) {}
@@ -292,6 +301,9 @@ pub struct Ring<M> {
     /// The pid recorded as owner of claims and leases (process memory;
     /// starts as `Params::pid`, changed by [`Ring::set_pid`]).
     pid: std::sync::atomic::AtomicU32,
+    /// Deliveries this process's sweep made (process memory; for tests of
+    /// the main path's order, `Ring::sweep_deliveries`).
+    swept: AtomicU64,
 }
 
 impl<M: Memory> Ring<M> {
@@ -306,6 +318,7 @@ impl<M: Memory> Ring<M> {
             mem,
             fill_seen: AtomicU64::new(0),
             pid: std::sync::atomic::AtomicU32::new(p.pid),
+            swept: AtomicU64::new(0),
         }
     }
 
@@ -333,6 +346,12 @@ impl<M: Memory> Ring<M> {
 
     fn pid(&self) -> u32 {
         self.pid.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// How many messages (fresh or redelivered) this process's receives
+    /// took from the sweep (§5.3) rather than the main path (§5.2).
+    pub fn sweep_deliveries(&self) -> u64 {
+        self.swept.load(Relaxed)
     }
 
     /// How often a sweep round starts on an idle queue.

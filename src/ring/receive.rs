@@ -51,14 +51,19 @@ impl<M: Memory> Ring<M> {
                     return None;
                 }
             }
-            if f - r > n {
+            // More than two laps behind: only a foreign write of `rcur` or
+            // `fill` gets here (a ticket is taken only for a slot seen free,
+            // §5.1). Older positions hold nothing the last lap does not;
+            // a message jumped over is the sweep's (late, never lost). Within
+            // two laps the receiver steps, which keeps ticket order.
+            if f - r > 2 * n {
                 if sh.rcur.compare_exchange(r, f - n, SeqCst, Relaxed).is_ok() {
                     self.note_skip();
                 }
                 continue;
             }
             let i = (r % n) as u32;
-            if let Some(d) = self.try_take(i, now, vt, buf, false) {
+            if let Some(d) = self.try_take(i, now, vt, buf, Pass::Main(r)) {
                 // A message other than ticket r's (a returned one that sat in
                 // the slot) leaves ticket r unleased: that is a skip too.
                 if sh.rcur.compare_exchange(r, r + 1, SeqCst, Relaxed).is_ok() && d.id != r {
@@ -94,7 +99,7 @@ impl<M: Memory> Ring<M> {
                 if !self.holds_published(i, r) {
                     self.note_skip();
                 }
-                if let Some(d) = self.try_take(i, now, vt, buf, false) {
+                if let Some(d) = self.try_take(i, now, vt, buf, Pass::Main(r)) {
                     return Some(d);
                 }
             }
@@ -210,7 +215,7 @@ impl<M: Memory> Ring<M> {
             else {
                 break;
             };
-            if !self.visible(i, time, now) {
+            if !self.visible(i, time, now) || !self.on_this_pass(i, Pass::Main(r + k)) {
                 break;
             }
             let at = got.len();

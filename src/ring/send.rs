@@ -38,6 +38,11 @@ impl<M: Memory> Ring<M> {
         self.mem.shared().park.load(SeqCst)
     }
 
+    /// The next ticket, `fill` (for models and tests).
+    pub fn fill_word(&self) -> u64 {
+        self.mem.shared().fill.load(SeqCst)
+    }
+
     /// The `room` futex word (for models and tests).
     pub fn room_word(&self) -> u32 {
         self.mem.shared().room.load(SeqCst)
@@ -202,30 +207,27 @@ impl<M: Memory> Ring<M> {
         }
     }
 
-    /// §5.1: take a ticket and claim its slot; if the slot is in use, find
-    /// a free slot further on without taking a ticket per slot looked at,
-    /// and take the tickets up to it with one CAS of `fill`. Returns
-    /// (ticket, slot, claim generation), or `Full` when a whole lap of slots
-    /// was busy.
+    /// §5.1: find a free slot from the next ticket on, take the tickets up
+    /// to it with one CAS of `fill`, and claim it. A ticket is taken only
+    /// for a slot seen free, so a full queue costs no ticket (and a send
+    /// that fails `Full` leaves `fill` as it found it). Returns (ticket,
+    /// slot, claim generation), or `Full` when a whole lap of slots was
+    /// busy.
     pub(super) fn take_slot(&self, now: u64) -> Result<(u64, u32, u64)> {
         let sh = self.mem.shared();
         let n = u64::from(self.n);
+        let mut hinted = false;
         // SeqCst: part of the Dekker pair of §6 (a parked receiver that sees
         // the publish must also see the ticket). No other ordering is
         // needed: the slot's own CASes order the message.
-        let t = sh.fill.fetch_add(1, SeqCst);
-        let i = (t % n) as u32;
-        if let Some(g) = self.claim(i, now) {
-            return Ok((t, i, g));
-        }
-        // Mutant (design.md §10): a slot still in use ends the send.
-        #[cfg(shmq_mutation = "send_no_step_over")]
-        return Err(Error::Full);
-        let mut hinted = false;
+        let mut f = sh.fill.load(SeqCst);
         for _ in 0..CAS_RETRIES {
-            let f = sh.fill.load(SeqCst);
             let Some(j) = self.find_free(f, now) else {
                 if hinted {
+                    // Mutant (design.md §10): a send that finds the queue
+                    // full still uses up a ticket.
+                    #[cfg(shmq_mutation = "full_burns_ticket")]
+                    sh.fill.fetch_add(1, SeqCst);
                     return Err(Error::Full);
                 }
                 // SYNC POINT (§5.1, full queue): store the hint, then look at
@@ -239,6 +241,7 @@ impl<M: Memory> Ring<M> {
                 // CAS wrote before this store, which C++ coherence forbids.
                 sh.full_hint.swap(full_hint_at(now), SeqCst);
                 hinted = true;
+                f = sh.fill.load(SeqCst);
                 #[cfg(shmq_mutation = "full_hint_no_second_look")]
                 return Err(Error::Full);
                 #[cfg(not(shmq_mutation = "full_hint_no_second_look"))]
@@ -251,22 +254,36 @@ impl<M: Memory> Ring<M> {
                 // its freer saw no hint). Dropping it costs only a look.
                 sh.full_hint.swap(0, SeqCst);
             }
-            // The tickets up to the free slot's in one step; if other senders
-            // took tickets meanwhile, take the next one.
+            // Mutant (design.md §10): a slot still in use ends the send.
+            #[cfg(shmq_mutation = "send_no_step_over")]
+            if j > 0 {
+                return Err(Error::Full);
+            }
+            // The tickets up to the free slot's in one step. If other
+            // senders took tickets meanwhile, look again from where they
+            // left `fill`.
             let t = f.wrapping_add(j);
-            let t = match sh
+            if let Err(now_f) = sh
                 .fill
-                .compare_exchange(f, t.wrapping_add(1), SeqCst, Relaxed)
+                .compare_exchange(f, t.wrapping_add(1), SeqCst, SeqCst)
             {
-                Ok(_) => t,
-                Err(_) => sh.fill.fetch_add(1, SeqCst),
-            };
+                f = now_f;
+                continue;
+            }
             let i = (t % n) as u32;
             if let Some(g) = self.claim(i, now) {
                 return Ok((t, i, g));
             }
+            // A sender holding an older ticket of this slot (taken a lap or
+            // more ago, then stalled) claimed it first: ticket `t` stays
+            // without a message, and receivers step over it like any ticket
+            // a walk passes. Look again.
+            f = t.wrapping_add(1);
         }
-        Err(Error::Full)
+        // Other senders kept taking the tickets we looked at (or a foreign
+        // writer keeps changing `fill`): lock-free, so each failure was
+        // someone else's progress; give the message back.
+        Err(Error::Contended)
     }
 
     /// Whether slot `i` is FREE and at rest.

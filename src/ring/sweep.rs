@@ -23,11 +23,12 @@ impl<M: Memory> Ring<M> {
         for _ in 0..budget.min(n) {
             let k = sh.sweep_cursor.fetch_add(1, Relaxed);
             let i = (k % n) as u32;
-            let got = self.try_take(i, now, vt, buf, true);
+            let got = self.try_take(i, now, vt, buf, Pass::Sweep);
             if k % n == n - 1 {
                 self.end_lap(due, now);
             }
             if got.is_some() {
+                self.swept.fetch_add(1, Relaxed);
                 return got;
             }
         }
@@ -86,8 +87,9 @@ impl<M: Memory> Ring<M> {
         now: u64,
         vt: u64,
         buf: &mut Vec<u8>,
-        sweeping: bool,
+        pass: Pass,
     ) -> Option<Delivery> {
+        let sweeping = pass == Pass::Sweep;
         match self.read(i) {
             View::AtRest {
                 s,
@@ -95,7 +97,7 @@ impl<M: Memory> Ring<M> {
                 st: St::Ready,
                 time,
                 ..
-            } if self.visible(i, time, now) && (!sweeping || self.behind_main_path(i)) => {
+            } if self.visible(i, time, now) && self.on_this_pass(i, pass) => {
                 self.lease(i, s, c, now, vt, buf)
             }
             View::AtRest {
@@ -163,6 +165,25 @@ impl<M: Memory> Ring<M> {
     /// before the sender did: its visible time equals its send time.
     pub(super) fn visible(&self, i: u32, time: u64, now: u64) -> bool {
         time <= now || time <= self.w(i).sent_ms.load(Relaxed)
+    }
+
+    /// Whether the READY message in slot `i` is this pass's to lease. The
+    /// main path at ticket `r` leases ticket `r`'s message, or an older one
+    /// that came back to the slot (a nack, an expired lease, a redrive); a
+    /// newer one (a later lap's ticket, sent after everything between `r`
+    /// and it) waits for `rcur` to reach its own ticket, so that the main
+    /// path delivers in ticket order (§5.2). The id was stored (Release) by
+    /// the claim of the generation the state word just read, or a later
+    /// one, and then the lease CAS from that state fails.
+    pub(super) fn on_this_pass(&self, i: u32, pass: Pass) -> bool {
+        match pass {
+            Pass::Sweep => self.behind_main_path(i),
+            #[cfg(not(shmq_mutation = "main_takes_newer"))]
+            Pass::Main(r) => self.w(i).msg_id.load(Acquire) <= r,
+            // Mutant (design.md §10): the main path leases whatever is READY.
+            #[cfg(shmq_mutation = "main_takes_newer")]
+            Pass::Main(_) => true,
+        }
     }
 
     /// Whether the message in slot `i` is one the main path will not reach:
