@@ -1,5 +1,6 @@
 //! What the verbs share: opening the queue (read-write or read-only),
-//! writing results to stdout, JSON lines, and showing payloads.
+//! writing results to stdout, JSON lines (through [`crate::json`]), and
+//! showing payloads.
 
 use std::io::{self, Write};
 use std::path::Path;
@@ -10,6 +11,7 @@ use serde_json::{json, Map, Value};
 use shmq::{Queue, QueueView};
 
 use crate::exit::{needs_write, Failure};
+use crate::json;
 
 /// Open the queue file at `path` read-write (for verbs that change it).
 pub fn open(path: &Path) -> Result<Queue, Failure> {
@@ -92,9 +94,10 @@ impl Out {
         }
     }
 
-    /// One compact JSON object and a newline.
+    /// One compact JSON object and a newline, terminal-safe
+    /// ([`json`](crate::json)).
     pub fn json(&mut self, v: &Value) -> Result<(), Failure> {
-        serde_json::to_writer(&mut self.buf, v).map_err(io::Error::from)?;
+        json::write(&mut self.buf, v)?;
         self.buf.write_all(b"\n")?;
         Ok(())
     }

@@ -336,6 +336,42 @@ fn durations_are_compound_and_decimal_and_ranges_are_errors() {
     }
 }
 
+/// Bytes a terminal acts on: ESC [ 2 J (clear the screen), CSI (U+009B,
+/// the one-character form of ESC [), RIGHT-TO-LEFT OVERRIDE (U+202E) and
+/// DEL. `--json` must escape every one of them, so the lines are plain
+/// printable ASCII, and still decode to the payload as sent.
+#[test]
+fn json_output_passes_no_terminal_control_sequences() {
+    let payload = "a\u{1b}[2Jb\u{9b}31mc\u{202e}d\u{7f}e\u{2028}f\u{2066}g";
+    let q = create(8, &["--max-receives", "1"]);
+    let id = ok(&["send", q.p(), payload]);
+    let id = id.trim();
+    let printable = |what: &str, out: &str| {
+        assert!(
+            out.bytes().all(|b| b == b'\n' || (0x20..0x7f).contains(&b)),
+            "{what}: raw control bytes in {:?}",
+            out.as_bytes()
+        );
+        for v in lines(out) {
+            assert_eq!(v["payload"], payload, "{what} decodes to the payload");
+        }
+    };
+    printable("peek --json", &ok(&["peek", q.p(), "--json"]));
+    let got = ok(&["recv", q.p(), "--json"]);
+    printable("recv --json", &got);
+    // Its one receive failed: it is dead now.
+    let receipt = lines(&got)[0]["receipt"].as_str().unwrap().to_owned();
+    shmq(&["nack", q.p(), &receipt]);
+    let listed = ok(&["dlq", "list", q.p(), "--json"]);
+    assert_eq!(lines(&listed).len(), 1, "dead: {listed}");
+    printable("dlq list --json", &listed);
+    printable("dlq peek --json", &ok(&["dlq", "peek", q.p(), "--json"]));
+    printable(
+        "dlq peek --id --json",
+        &ok(&["dlq", "peek", q.p(), "--id", id, "--json"]),
+    );
+}
+
 #[test]
 fn dead_letters_can_be_listed_peeked_redriven_and_purged() {
     let q = create(8, &["--max-receives", "1"]);
