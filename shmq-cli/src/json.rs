@@ -22,8 +22,9 @@ use std::io;
 use serde::Serialize;
 use serde_json::ser::{Formatter, Serializer};
 
-/// Whether `c` is written as a `\uXXXX` escape (beyond what JSON requires).
-fn escaped(c: char) -> bool {
+/// Whether `c` is written as a `\uXXXX` escape (beyond what JSON requires);
+/// the text output escapes these too.
+pub fn terminal_unsafe(c: char) -> bool {
     matches!(
         c,
         '\u{7f}'..='\u{9f}' | '\u{2028}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
@@ -45,7 +46,7 @@ impl Formatter for TerminalSafe {
     {
         let mut start = 0;
         for (at, c) in fragment.char_indices() {
-            if escaped(c) {
+            if terminal_unsafe(c) {
                 writer.write_all(&fragment.as_bytes()[start..at])?;
                 // Every escaped character is in the BMP: one \uXXXX, in
                 // lowercase hex as serde_json writes \u001b.

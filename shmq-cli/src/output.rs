@@ -153,8 +153,10 @@ pub fn payload_fields(obj: &mut Map<String, Value>, payload: &[u8]) {
 }
 
 /// A payload on one line of text for people: text as it is (quotes and
-/// all), control characters as `\n`, `\t`, `\u{1b}`, bytes that are not
-/// UTF-8 as `\xff`; cut to `max` characters (with `...`) when given.
+/// all), control characters as `\n`, `\t`, `\u{1b}` (and the bidi
+/// overrides, isolates and line separators that JSON output escapes too,
+/// as `\u{202e}`), bytes that are not UTF-8 as `\xff`; cut to `max`
+/// characters (with `...`) when given.
 pub fn escaped(payload: &[u8], max: Option<usize>) -> String {
     let mut s = String::new();
     let mut rest = payload;
@@ -168,7 +170,7 @@ pub fn escaped(payload: &[u8], max: Option<usize>) -> String {
             }
         };
         for c in good.chars() {
-            if c.is_control() {
+            if c.is_control() || json::terminal_unsafe(c) {
                 s.extend(c.escape_default());
             } else {
                 s.push(c);
@@ -204,6 +206,10 @@ mod tests {
         assert_eq!(escaped(b"ok\xffok\x1b", None), "ok\\xffok\\u{1b}");
         assert_eq!(escaped("caf\u{e9}".as_bytes(), None), "caf\u{e9}");
         assert_eq!(escaped(b"abcdefgh", Some(6)), "abc...");
+        assert_eq!(
+            escaped("a\u{9b}b\u{202e}c\u{2028}d\u{2066}".as_bytes(), None),
+            "a\\u{9b}b\\u{202e}c\\u{2028}d\\u{2066}"
+        );
         let mut m = Map::new();
         payload_fields(&mut m, b"\xff\x00");
         assert_eq!(m["encoding"], "base64");
