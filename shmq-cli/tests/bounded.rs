@@ -11,6 +11,7 @@
 mod common;
 
 use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 use common::*;
 use shmq::{Config, Queue};
@@ -139,4 +140,55 @@ fn peek_and_dead_letters_hold_only_what_they_show() {
     assert_eq!(by_id[0]["id"], EACH - 1);
     let missing = limited(&["dlq", "peek", q.p(), "--id", "999999"]);
     assert_eq!(missing.status.code(), Some(3), "{}", stderr(&missing));
+}
+
+#[test]
+fn recover_streams_its_findings() {
+    // 2^14 expired leases: 2^14 findings, one JSON line each (held as
+    // JSON values, they took about 16 MiB).
+    const N: u32 = 1 << 14;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("many.q");
+    let q = Queue::create(&path, &Config::default().slots(N).slot_size(8)).unwrap();
+    let p = path.to_str().unwrap();
+    for _ in 0..N {
+        q.send(b"x").unwrap();
+    }
+    let mut buf = Vec::new();
+    while q
+        .try_receive_into(&mut buf, Some(Duration::from_millis(1)))
+        .is_some()
+    {}
+    poll_until(Duration::from_secs(30), "every lease to expire", || {
+        q.stats().expired_leases == u64::from(N)
+    });
+    // The control: this queue holds little; use the dead letters of another.
+    let big = full_queue();
+    if !limit_bites(big.p()) {
+        return;
+    }
+
+    let o = limited(&["recover", p, "--json"]);
+    assert_eq!(o.status.code(), Some(8), "{:?}: {}", o.status, stderr(&o));
+    let out = lines(&stdout(&o));
+    assert_eq!(
+        out.len(),
+        N as usize + 1,
+        "a line per finding and a summary"
+    );
+    assert!(out[..N as usize]
+        .iter()
+        .enumerate()
+        .all(|(i, f)| f["slot"] == i && f["class"] == "lease-expired"));
+    let summary = &out[N as usize];
+    assert_eq!(summary["counts"]["lease-expired"], N, "{summary}");
+    assert_eq!(summary["to_repair"], N);
+
+    let applied = lines(&ok_limited(&["recover", p, "--apply", "--json"]));
+    assert_eq!(applied.len(), N as usize + 1);
+    assert_eq!(applied[N as usize]["repaired"], N);
+    assert_eq!(q.stats().visible, u64::from(N));
+
+    let text = limited(&["recover", p]);
+    assert_eq!(text.status.code(), Some(0), "{}", stderr(&text));
 }
