@@ -200,9 +200,40 @@ impl QueueView {
     }
 
     /// Every dead message, oldest id first, as
-    /// [`Queue::dead_letters`](crate::Queue::dead_letters).
+    /// [`Queue::dead_letters`](crate::Queue::dead_letters). It copies every
+    /// dead payload: [`dead_letters_up_to`](Self::dead_letters_up_to) and
+    /// [`find_dead_letter`](Self::find_dead_letter) hold less.
     pub fn dead_letters(&self) -> Vec<DeadLetter> {
         dead_letters(&self.mem, self.params.slot_size)
+    }
+
+    /// Up to `limit` dead messages, oldest id first (a scan of every slot).
+    /// At most `limit + 1` payloads are held at once, whatever the queue's
+    /// size: `dead_letters_up_to(n)` is `dead_letters()` cut to `n`, without
+    /// copying the rest.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// use shmq::{Config, Queue, QueueView};
+    /// let path = dir.path().join("q");
+    /// let q = Queue::create(&path, &Config::default())?;
+    /// for m in ["first", "second"] {
+    ///     q.send(m)?;
+    ///     q.try_receive().unwrap().dead_letter()?;
+    /// }
+    /// let view = QueueView::open(&path)?;
+    /// let dead = view.dead_letters_up_to(1);
+    /// assert_eq!((dead.len(), dead[0].payload.as_slice()), (1, b"first".as_slice()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn dead_letters_up_to(&self, limit: usize) -> Vec<DeadLetter> {
+        dead_letters_up_to(&self.mem, self.params.slot_size, limit)
+    }
+
+    /// The dead message with this `id`; `None` if there is none (a scan of
+    /// every slot that copies only that message's payload).
+    pub fn find_dead_letter(&self, id: u64) -> Option<DeadLetter> {
+        find_dead_letter(&self.mem, self.params.slot_size, id)
     }
 }
 
@@ -386,10 +417,90 @@ pub(crate) fn stats<M: Memory>(mem: &M, max_receives: u32) -> Stats {
     st
 }
 
+/// A copied message and the snapshot it was copied under, ordered by
+/// (message id, slot) for [`smallest_ids`]'s heap.
+struct Kept {
+    info: SlotInfo,
+    payload: Vec<u8>,
+}
+
+impl Kept {
+    fn key(&self) -> (u64, u32) {
+        (self.info.id, self.info.slot)
+    }
+}
+
+impl PartialEq for Kept {
+    fn eq(&self, other: &Kept) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for Kept {}
+
+impl PartialOrd for Kept {
+    fn partial_cmp(&self, other: &Kept) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Kept {
+    fn cmp(&self, other: &Kept) -> std::cmp::Ordering {
+        self.key().cmp(&other.key())
+    }
+}
+
+/// The `limit` messages with the smallest ids among the slots `wanted`
+/// accepts, copied, oldest id first. `wanted` judges a snapshot taken
+/// before the copy; the copy is kept only if the slot's generation did not
+/// change in between. At most `limit + 1` payloads are held at once,
+/// whatever the queue's size, and a slot whose id cannot be among the
+/// `limit` smallest seen so far is not copied at all.
+fn smallest_ids<M: Memory>(
+    mem: &M,
+    slot_size: u32,
+    limit: usize,
+    wanted: impl Fn(&SlotInfo) -> bool,
+) -> Vec<Kept> {
+    // The `limit` smallest so far, in a max-heap.
+    let mut kept = std::collections::BinaryHeap::new();
+    if limit == 0 {
+        return Vec::new();
+    }
+    let mut buf = Vec::new();
+    for i in 0..mem.slot_count() {
+        let first = info(mem, i);
+        if first.pending || first.corrupt || !wanted(&first) {
+            continue;
+        }
+        if kept.len() == limit
+            && kept
+                .peek()
+                .is_some_and(|top: &Kept| top.key() <= (first.id, i))
+        {
+            continue;
+        }
+        let Some(seen) = peek_slot(mem, slot_size, i, &mut buf) else {
+            continue;
+        };
+        if seen.gen != first.gen || seen.state != first.state {
+            continue;
+        }
+        kept.push(Kept {
+            info: seen,
+            payload: std::mem::take(&mut buf),
+        });
+        if kept.len() > limit {
+            kept.pop();
+        }
+    }
+    kept.into_sorted_vec()
+}
+
 /// Up to `limit` visible messages (judged as `stats` judges them: due, or
 /// leased past the deadline below max receives), oldest id first, read
-/// without leasing. At most `limit` payloads are held at once, whatever the
-/// queue's size.
+/// without leasing. At most `limit + 1` payloads are held at once, whatever
+/// the queue's size.
 pub(crate) fn peek<M: Memory>(
     mem: &M,
     slot_size: u32,
@@ -402,73 +513,64 @@ pub(crate) fn peek<M: Memory>(
         Some(St::Leased) => info.time_ms < now && info.receives < max_receives,
         _ => false,
     };
-    // The `limit` smallest ids, in a max-heap.
-    let mut kept: std::collections::BinaryHeap<(u64, u32, u64, Vec<u8>)> =
-        std::collections::BinaryHeap::new();
-    let mut buf = Vec::new();
-    for i in 0..mem.slot_count() {
-        if limit == 0 {
-            break;
-        }
-        let first = info(mem, i);
-        if first.pending || first.corrupt || !visible(&first) {
-            continue;
-        }
-        if kept.len() == limit && kept.peek().is_some_and(|top| top.0 <= first.id) {
-            continue;
-        }
-        let Some(seen) = peek_slot(mem, slot_size, i, &mut buf) else {
-            continue;
-        };
-        if seen.gen != first.gen {
-            continue;
-        }
-        kept.push((
-            seen.id,
-            seen.receives,
-            seen.sent_ms,
-            std::mem::take(&mut buf),
-        ));
-        if kept.len() > limit {
-            kept.pop();
-        }
-    }
-    let mut out: Vec<Peeked> = kept
+    smallest_ids(mem, slot_size, limit, visible)
         .into_iter()
-        .map(|(id, receives, sent_ms, payload)| Peeked {
-            id,
-            receives,
-            sent_at: wall_time(sent_ms),
-            payload,
+        .map(|k| Peeked {
+            id: k.info.id,
+            receives: k.info.receives,
+            sent_at: wall_time(k.info.sent_ms),
+            payload: k.payload,
         })
-        .collect();
-    out.sort_by_key(|p| p.id);
-    out
+        .collect()
+}
+
+/// A dead letter from the snapshot its payload was copied under.
+fn dead_letter(info: &SlotInfo, payload: Vec<u8>) -> DeadLetter {
+    DeadLetter {
+        id: info.id,
+        receipt: Receipt {
+            slot: info.slot,
+            gen: info.gen,
+        },
+        receives: info.receives,
+        died_at: wall_time(info.time_ms),
+        reason: DeadReason::from_code(info.reason),
+        payload,
+    }
 }
 
 /// Every dead message, oldest id first.
 pub(crate) fn dead_letters<M: Memory>(mem: &M, slot_size: u32) -> Vec<DeadLetter> {
-    let mut out = Vec::new();
+    dead_letters_up_to(mem, slot_size, usize::MAX)
+}
+
+/// Up to `limit` dead messages, oldest id first. At most `limit + 1`
+/// payloads are held at once, whatever the queue's size.
+pub(crate) fn dead_letters_up_to<M: Memory>(
+    mem: &M,
+    slot_size: u32,
+    limit: usize,
+) -> Vec<DeadLetter> {
+    smallest_ids(mem, slot_size, limit, |info| info.state == Some(St::Dead))
+        .into_iter()
+        .map(|k| dead_letter(&k.info, k.payload))
+        .collect()
+}
+
+/// The dead message `id` (the one in the lowest slot, should a damaged file
+/// hold two); `None` if no dead message has this id. Only its payload is
+/// copied.
+pub(crate) fn find_dead_letter<M: Memory>(mem: &M, slot_size: u32, id: u64) -> Option<DeadLetter> {
     let mut buf = Vec::new();
-    for i in 0..mem.slot_count() {
-        if let Some(info) = peek_slot(mem, slot_size, i, &mut buf) {
-            if info.state == Some(St::Dead) {
-                out.push(DeadLetter {
-                    id: info.id,
-                    receipt: Receipt {
-                        slot: i,
-                        gen: info.gen,
-                    },
-                    receives: info.receives,
-                    died_at: wall_time(info.time_ms),
-                    reason: DeadReason::from_code(info.reason),
-                    payload: buf.clone(),
-                });
-            }
+    (0..mem.slot_count()).find_map(|i| {
+        let first = info(mem, i);
+        if first.pending || first.corrupt || first.state != Some(St::Dead) || first.id != id {
+            return None;
         }
-    }
-    out.sort_by_key(|d| d.id);
-    out
+        let seen = peek_slot(mem, slot_size, i, &mut buf)?;
+        (seen.gen == first.gen && seen.state == first.state)
+            .then(|| dead_letter(&seen, std::mem::take(&mut buf)))
+    })
 }
 
 /// Whether the file at `path` starts with a queue file's magic bytes (read
@@ -533,6 +635,49 @@ mod tests {
     }
 
     #[test]
+    fn dead_letters_up_to_a_limit_or_by_id_are_those_of_the_full_list() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q");
+        let q = Queue::create(&path, &Config::default().slots(16).slot_size(64)).unwrap();
+        // Ids 0..16 in slots 0..16; then 0..8 acked and 16..24 sent into
+        // their slots, so the lowest slots hold the highest ids.
+        for n in 0..16 {
+            q.send(&format!("m{n}")).unwrap();
+        }
+        for _ in 0..8 {
+            q.try_receive().unwrap().ack().unwrap();
+        }
+        for n in 16..24 {
+            q.send(&format!("m{n}")).unwrap();
+        }
+        while let Some(l) = q.try_receive() {
+            l.dead_letter().unwrap();
+        }
+        let v = QueueView::open(&path).unwrap();
+        let key = |d: &DeadLetter| (d.id, d.receipt, d.reason, d.payload.clone());
+        let all: Vec<_> = v.dead_letters().iter().map(key).collect();
+        assert_eq!(
+            all.iter().map(|d| d.0).collect::<Vec<_>>(),
+            (8..24).collect::<Vec<u64>>()
+        );
+        assert!(all[8].1.slot < all[0].1.slot, "ids out of slot order");
+        for n in 0..=20 {
+            let some: Vec<_> = v.dead_letters_up_to(n).iter().map(key).collect();
+            assert_eq!(some, all[..n.min(all.len())], "limit {n}");
+        }
+        for d in &all {
+            let found = v.find_dead_letter(d.0).expect("a dead letter by id");
+            assert_eq!(key(&found), *d);
+            assert_eq!(found.payload, format!("m{}", d.0).into_bytes());
+        }
+        assert!(v.find_dead_letter(3).is_none(), "acked, not dead");
+        assert!(v.find_dead_letter(99).is_none());
+        q.purge(20).unwrap();
+        assert!(v.find_dead_letter(20).is_none(), "purged");
+        assert_eq!(v.dead_letters_up_to(100).len(), 15);
+    }
+
+    #[test]
     fn a_view_reads_consistent_snapshots_while_a_writer_works() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("q");
@@ -579,6 +724,12 @@ mod tests {
             }
             for d in v.dead_letters() {
                 assert!(d.payload.iter().all(|&b| b == d.payload[0]), "{d:?}");
+            }
+            for d in v.dead_letters_up_to(2) {
+                assert!(d.payload.iter().all(|&b| b == d.payload[0]), "{d:?}");
+                if let Some(same) = v.find_dead_letter(d.id) {
+                    assert!(same.payload.iter().all(|&b| b == same.payload[0]));
+                }
             }
         }
         stop.store(true, std::sync::atomic::Ordering::Relaxed);

@@ -22,9 +22,16 @@
 //! again", "dead" (kept for inspection) or, for an abandoned claim whose
 //! send never returned, "free".
 //!
+//! [`run_queue`] keeps every finding in the [`Report`];
+//! [`run_queue_each`] hands each one to the caller as it is made and keeps
+//! none, so a pass over a queue of any size takes the same memory (the
+//! command-line tool streams its findings this way).
+//!
 //! Liveness of a lease holder or claimer is `kill(pid, 0)` in the caller's
 //! pid namespace (`kill(pid, 0)` for a mapped queue): run recover in the
 //! same pid namespace as the processes that use the queue.
+
+use std::ops::ControlFlow;
 
 use crate::layout::Memory;
 use crate::queue::Queue;
@@ -239,14 +246,20 @@ pub struct Finding {
 /// and the findings.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Report {
-    /// Number of slots scanned.
+    /// Number of slots scanned (all of them unless a [`run_queue_each`]
+    /// caller stopped the pass).
     pub slots: u32,
     /// Clock time of the pass (host clock ms).
     pub now_ms: u64,
     /// The options it ran with.
     pub options: Options,
     counts: [u64; Class::ALL.len()],
-    /// Slots that need or got attention, by slot index.
+    /// Repairable findings, counted as they were made.
+    to_repair: usize,
+    /// Findings with repair steps taken, counted as they were made.
+    repaired: usize,
+    /// Slots that need or got attention, by slot index (empty after
+    /// [`run_queue_each`], which hands them out instead).
     pub findings: Vec<Finding>,
 }
 
@@ -263,12 +276,12 @@ impl Report {
 
     /// Findings recover repairs (or would repair, without `apply`).
     pub fn to_repair(&self) -> usize {
-        self.findings.iter().filter(|f| f.repairable).count()
+        self.to_repair
     }
 
     /// Slots on which an applied pass changed something.
     pub fn repaired(&self) -> usize {
-        self.findings.iter().filter(|f| !f.done.is_empty()).count()
+        self.repaired
     }
 }
 
@@ -307,13 +320,46 @@ pub fn run_queue(q: &Queue, now: u64, options: Options, progress: impl FnMut(u32
     run(q.ring(), now, options, progress)
 }
 
+/// A pass as [`run_queue`] that hands each finding to `each` as soon as
+/// its slot is done, in slot order, and keeps none: the report's
+/// `findings` is empty, its counts, [`to_repair`](Report::to_repair) and
+/// [`repaired`](Report::repaired) are the pass's. When `each` returns
+/// `ControlFlow::Break`, the pass stops after that slot (safe: every slot is
+/// consistent after every step) and the report covers the slots scanned.
+pub fn run_queue_each(
+    q: &Queue,
+    now: u64,
+    options: Options,
+    progress: impl FnMut(u32),
+    each: impl FnMut(Finding) -> ControlFlow<()>,
+) -> Report {
+    pass(q.ring(), now, options, progress, each)
+}
+
 /// The pass over any ring (the core's form of [`run_queue`]).
 #[doc(hidden)]
 pub fn run<M: Memory>(
     ring: &Ring<M>,
     now: u64,
     options: Options,
+    progress: impl FnMut(u32),
+) -> Report {
+    let mut findings = Vec::new();
+    let mut report = pass(ring, now, options, progress, |f| {
+        findings.push(f);
+        ControlFlow::Continue(())
+    });
+    report.findings = findings;
+    report
+}
+
+/// The pass itself: findings go to `each`.
+fn pass<M: Memory>(
+    ring: &Ring<M>,
+    now: u64,
+    options: Options,
     mut progress: impl FnMut(u32),
+    mut each: impl FnMut(Finding) -> ControlFlow<()>,
 ) -> Report {
     let p = ring.params();
     let n = ring.slot_count();
@@ -322,6 +368,8 @@ pub fn run<M: Memory>(
         now_ms: now,
         options,
         counts: [0; Class::ALL.len()],
+        to_repair: 0,
+        repaired: 0,
         findings: Vec::new(),
     };
     for i in 0..n {
@@ -340,7 +388,9 @@ pub fn run<M: Memory>(
         }
         if planned.is_some() || !done.is_empty() {
             let (action, repairable) = planned.unwrap_or(("changed since it was scanned", true));
-            report.findings.push(Finding {
+            report.to_repair += usize::from(repairable);
+            report.repaired += usize::from(!done.is_empty());
+            let step = each(Finding {
                 slot: i,
                 class,
                 id: info.id,
@@ -354,6 +404,11 @@ pub fn run<M: Memory>(
                 repairable,
                 done,
             });
+            if step.is_break() {
+                report.slots = i + 1;
+                progress(i + 1);
+                return report;
+            }
         }
         if (i + 1) % 4096 == 0 {
             progress(i + 1);
@@ -550,6 +605,57 @@ mod tests {
         assert_eq!(rep.count(Class::Corrupt), 1);
         assert_eq!(rep.to_repair(), 0);
         assert_eq!(rep.repaired(), 0);
+    }
+
+    #[test]
+    fn a_streamed_pass_hands_out_what_a_kept_one_holds_and_can_stop() {
+        let r = ring(LIVE);
+        for slot in [1, 4, 6] {
+            r.memory().slot(slot).state.store(0, Relaxed);
+        }
+        let kept = run(&r, T0, Options::default(), |_| {});
+        assert_eq!(kept.findings.len(), 3);
+        let mut got = Vec::new();
+        let streamed = pass(
+            &r,
+            T0,
+            Options::default(),
+            |_| {},
+            |f| {
+                got.push(f);
+                ControlFlow::Continue(())
+            },
+        );
+        assert_eq!(got, kept.findings);
+        assert!(streamed.findings.is_empty(), "nothing held");
+        assert_eq!((streamed.to_repair(), streamed.slots), (3, 8));
+        assert!(streamed.counts().eq(kept.counts()));
+
+        // Stopped at the second finding: slots 0..=4 scanned and repaired.
+        let mut seen = 0;
+        let mut last = 0;
+        let opts = Options {
+            apply: true,
+            ..Options::default()
+        };
+        let stopped = pass(
+            &r,
+            T0,
+            opts,
+            |k| last = k,
+            |_| {
+                seen += 1;
+                if seen == 2 {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            },
+        );
+        assert_eq!((seen, stopped.slots, last), (2, 5, 5));
+        assert_eq!((stopped.repaired(), stopped.count(Class::Corrupt)), (2, 2));
+        assert_eq!(r.info(6).state, None, "slot 6 left for the next pass");
+        assert_eq!(apply_at(&r, T0).repaired(), 1);
     }
 
     #[test]

@@ -23,7 +23,9 @@ Exit status:
   11  in use: rm found processes that map the queue file (see --force)
 
 Errors go to stderr as one line, `shmq: <what went wrong>; <what to do>`.
-Results go to stdout; --json prints one compact JSON object per line.
+Results go to stdout; --json prints one compact JSON object per line,
+with every character a terminal acts on (C0 and C1 controls, DEL, bidi
+overrides and isolates, U+2028/U+2029) escaped as \\uXXXX.
 
 Durations: a number and a unit (ms, s, m, h), decimals and compounds
 allowed: 250ms, 1.5s, 1m30s, 2h. A value outside its range (shown in each

@@ -13,6 +13,7 @@
 mod command;
 mod duration;
 mod exit;
+mod json;
 mod output;
 
 use std::ffi::OsString;

@@ -1,5 +1,6 @@
 //! What the verbs share: opening the queue (read-write or read-only),
-//! writing results to stdout, JSON lines, and showing payloads.
+//! writing results to stdout, JSON lines (through [`crate::json`]), and
+//! showing payloads.
 
 use std::io::{self, Write};
 use std::path::Path;
@@ -10,6 +11,7 @@ use serde_json::{json, Map, Value};
 use shmq::{Queue, QueueView};
 
 use crate::exit::{needs_write, Failure};
+use crate::json;
 
 /// Open the queue file at `path` read-write (for verbs that change it).
 pub fn open(path: &Path) -> Result<Queue, Failure> {
@@ -92,9 +94,10 @@ impl Out {
         }
     }
 
-    /// One compact JSON object and a newline.
+    /// One compact JSON object and a newline, terminal-safe
+    /// ([`json`](crate::json)).
     pub fn json(&mut self, v: &Value) -> Result<(), Failure> {
-        serde_json::to_writer(&mut self.buf, v).map_err(io::Error::from)?;
+        json::write(&mut self.buf, v)?;
         self.buf.write_all(b"\n")?;
         Ok(())
     }
@@ -150,8 +153,10 @@ pub fn payload_fields(obj: &mut Map<String, Value>, payload: &[u8]) {
 }
 
 /// A payload on one line of text for people: text as it is (quotes and
-/// all), control characters as `\n`, `\t`, `\u{1b}`, bytes that are not
-/// UTF-8 as `\xff`; cut to `max` characters (with `...`) when given.
+/// all), control characters as `\n`, `\t`, `\u{1b}` (and the bidi
+/// overrides, isolates and line separators that JSON output escapes too,
+/// as `\u{202e}`), bytes that are not UTF-8 as `\xff`; cut to `max`
+/// characters (with `...`) when given.
 pub fn escaped(payload: &[u8], max: Option<usize>) -> String {
     let mut s = String::new();
     let mut rest = payload;
@@ -165,7 +170,7 @@ pub fn escaped(payload: &[u8], max: Option<usize>) -> String {
             }
         };
         for c in good.chars() {
-            if c.is_control() {
+            if c.is_control() || json::terminal_unsafe(c) {
                 s.extend(c.escape_default());
             } else {
                 s.push(c);
@@ -201,6 +206,10 @@ mod tests {
         assert_eq!(escaped(b"ok\xffok\x1b", None), "ok\\xffok\\u{1b}");
         assert_eq!(escaped("caf\u{e9}".as_bytes(), None), "caf\u{e9}");
         assert_eq!(escaped(b"abcdefgh", Some(6)), "abc...");
+        assert_eq!(
+            escaped("a\u{9b}b\u{202e}c\u{2028}d\u{2066}".as_bytes(), None),
+            "a\\u{9b}b\\u{202e}c\\u{2028}d\\u{2066}"
+        );
         let mut m = Map::new();
         payload_fields(&mut m, b"\xff\x00");
         assert_eq!(m["encoding"], "base64");

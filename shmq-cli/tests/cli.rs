@@ -336,6 +336,42 @@ fn durations_are_compound_and_decimal_and_ranges_are_errors() {
     }
 }
 
+/// Bytes a terminal acts on: ESC [ 2 J (clear the screen), CSI (U+009B,
+/// the one-character form of ESC [), RIGHT-TO-LEFT OVERRIDE (U+202E) and
+/// DEL. `--json` must escape every one of them, so the lines are plain
+/// printable ASCII, and still decode to the payload as sent.
+#[test]
+fn json_output_passes_no_terminal_control_sequences() {
+    let payload = "a\u{1b}[2Jb\u{9b}31mc\u{202e}d\u{7f}e\u{2028}f\u{2066}g";
+    let q = create(8, &["--max-receives", "1"]);
+    let id = ok(&["send", q.p(), payload]);
+    let id = id.trim();
+    let printable = |what: &str, out: &str| {
+        assert!(
+            out.bytes().all(|b| b == b'\n' || (0x20..0x7f).contains(&b)),
+            "{what}: raw control bytes in {:?}",
+            out.as_bytes()
+        );
+        for v in lines(out) {
+            assert_eq!(v["payload"], payload, "{what} decodes to the payload");
+        }
+    };
+    printable("peek --json", &ok(&["peek", q.p(), "--json"]));
+    let got = ok(&["recv", q.p(), "--json"]);
+    printable("recv --json", &got);
+    // Its one receive failed: it is dead now.
+    let receipt = lines(&got)[0]["receipt"].as_str().unwrap().to_owned();
+    shmq(&["nack", q.p(), &receipt]);
+    let listed = ok(&["dlq", "list", q.p(), "--json"]);
+    assert_eq!(lines(&listed).len(), 1, "dead: {listed}");
+    printable("dlq list --json", &listed);
+    printable("dlq peek --json", &ok(&["dlq", "peek", q.p(), "--json"]));
+    printable(
+        "dlq peek --id --json",
+        &ok(&["dlq", "peek", q.p(), "--id", id, "--json"]),
+    );
+}
+
 #[test]
 fn dead_letters_can_be_listed_peeked_redriven_and_purged() {
     let q = create(8, &["--max-receives", "1"]);
@@ -426,14 +462,20 @@ fn recover_exits_8_while_there_is_something_to_repair() {
         "the report is the message: {}",
         stderr(&o)
     );
-    let scan: Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(scan["counts"]["leased-dead"], 1, "{scan}");
-    assert_eq!(scan["counts"]["visible"], 1);
-    assert_eq!(scan["counts"]["free"], 14);
-    assert_eq!(scan["to_repair"], 1);
-    assert_eq!(scan["repaired"], 0);
-    assert_eq!(scan["findings"][0]["owner_pid"], pid);
-    assert_eq!(scan["findings"][0]["class"], "leased-dead");
+    // JSON lines: the finding, then the summary.
+    let scan = lines(&stdout(&o));
+    assert_eq!(scan.len(), 2, "{scan:?}");
+    let (finding, summary) = (&scan[0], &scan[1]);
+    assert_eq!(summary["path"], q.p());
+    assert_eq!(summary["counts"]["leased-dead"], 1, "{summary}");
+    assert_eq!(summary["counts"]["visible"], 1);
+    assert_eq!(summary["counts"]["free"], 14);
+    assert_eq!(summary["to_repair"], 1);
+    assert_eq!(summary["repaired"], 0);
+    assert_eq!(finding["owner_pid"], pid);
+    assert_eq!(finding["class"], "leased-dead");
+    assert_eq!(finding["repairable"], true);
+    assert_eq!(finding["done"], Value::Array(vec![]));
     let text = shmq(&["recover", q.p()]);
     assert_eq!(code(&text), 8);
     assert!(
@@ -444,13 +486,21 @@ fn recover_exits_8_while_there_is_something_to_repair() {
     // The dry run changed nothing: the lease is still held for an hour.
     assert_eq!(q.stat()["in_flight"], 1);
 
-    let applied = json(&["recover", q.p(), "--apply", "--json"]);
-    assert_eq!(applied["repaired"], 1, "{applied}");
+    let applied = lines(&ok(&["recover", q.p(), "--apply", "--json"]));
+    assert_eq!(applied.len(), 2, "{applied:?}");
+    assert_eq!(
+        applied[0]["done"][0], "returned lease of a dead process to visible",
+        "{applied:?}"
+    );
+    assert_eq!(applied[1]["repaired"], 1, "{applied:?}");
     assert_eq!(q.stat()["visible"], 2);
     let again = json(&["recover", q.p(), "--apply", "--json"]);
     assert_eq!(again["repaired"], 0, "the second run changes nothing");
     assert_eq!(again["to_repair"], 0);
-    assert_eq!(again["findings"], Value::Array(vec![]));
+    assert!(
+        again.get("findings").is_none(),
+        "findings are lines of their own"
+    );
     assert_eq!(code(&shmq(&["recover", q.p()])), 0);
 
     // Both messages are deliverable again, the returned one a second time.

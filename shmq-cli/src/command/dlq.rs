@@ -85,7 +85,8 @@ pub fn run(cmd: Dlq) -> Result<(), Failure> {
 
 fn list(a: ListArgs) -> Result<(), Failure> {
     let q = output::view(&a.path)?;
-    let dead: Vec<DeadLetter> = q.dead_letters().into_iter().take(a.limit).collect();
+    // At most --limit payloads held, whatever the queue holds.
+    let dead = q.dead_letters_up_to(a.limit);
     let mut out = Out::new();
     if a.json {
         for d in &dead {
@@ -115,11 +116,10 @@ fn list(a: ListArgs) -> Result<(), Failure> {
 
 fn peek(a: PeekArgs) -> Result<(), Failure> {
     let q = output::view(&a.path)?;
-    let all = q.dead_letters();
     if let Some(id) = a.id {
-        let d = all
-            .into_iter()
-            .find(|d| d.id == id)
+        // Only this message's payload is copied.
+        let d = q
+            .find_dead_letter(id)
             .ok_or(shmq::Error::NoSuchMessage { id })?;
         let mut out = Out::new();
         if a.json {
@@ -129,7 +129,7 @@ fn peek(a: PeekArgs) -> Result<(), Failure> {
         }
         return out.finish();
     }
-    let dead: Vec<DeadLetter> = all.into_iter().take(a.limit).collect();
+    let dead = q.dead_letters_up_to(a.limit);
     let mut out = Out::new();
     if a.json {
         for d in &dead {

@@ -1,15 +1,17 @@
 //! `shmq recover`: the command-line face of [`shmq::recover`].
 
 use std::io::{self, IsTerminal, Write};
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Map, Value};
 use shmq::now_ms;
-use shmq::recover::{self, Options, Report};
+use shmq::recover::{self, Finding, Options, Report};
 
 use crate::exit::{Code, Failure};
-use crate::output::{self, Out};
+use crate::json;
+use crate::output::{self, RawStdout};
 
 /// Files with at least this many slots get a progress bar on a terminal
 /// (a scan of 2^22 slots takes about a second; smaller ones are quick).
@@ -39,10 +41,15 @@ processes that use the queue. A lease taken by `shmq recv` without --ack
 is held by the process that ran it (its parent).
 
 Without --apply, recover exits 8 when it found slots to repair (0 when
-there is nothing to repair), so a cron job can tell. --json prints one
-object: path, slots, applied, force_abandoned, counts (by class), to_repair,
-repaired, findings (slot, class, id, receives, owner_pid, action,
-repairable, done).";
+there is nothing to repair), so a cron job can tell.
+
+Findings are printed as they are found, never held, so recover takes the
+same memory for a queue of any size (and stops when stdout goes away).
+--json prints one JSON object per line: one per finding, in slot order
+(keys: slot, class, id, receives, owner_pid, action, repairable, done),
+then a summary, always the last line and the only one with a counts key
+(keys: path, slots, applied, force_abandoned, counts (by class),
+to_repair, repaired): `shmq recover --json Q | tail -n 1`.";
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -55,7 +62,8 @@ pub struct Args {
     /// sender is still alive but stalled.
     #[arg(long)]
     pub force_abandoned: bool,
-    /// Print the report as one JSON object.
+    /// Print the report as JSON lines: each finding as it is found, then a
+    /// summary line.
     #[arg(long)]
     pub json: bool,
 }
@@ -81,18 +89,48 @@ pub fn run(a: Args) -> Result<(), Failure> {
         apply: a.apply,
         force_abandoned: a.force_abandoned,
     };
-    let report = recover::run_queue(&q, now_ms(), options, |done| {
-        bar.set_position(u64::from(done))
-    });
+    // Each finding is written as it is made and not kept, so the tool's
+    // memory does not grow with the queue. A failed write (stdout closed,
+    // the reader gone) ends the pass after that slot.
+    let mut out = io::BufWriter::with_capacity(64 * 1024, AroundBar(&bar));
+    let mut failed: Option<Failure> = None;
+    let mut any = false;
+    let report = recover::run_queue_each(
+        &q,
+        now_ms(),
+        options,
+        |done| bar.set_position(u64::from(done)),
+        |f| {
+            let wrote = if a.json {
+                json::write(&mut out, &finding_json(&f)).and_then(|()| out.write_all(b"\n"))
+            } else {
+                let first = !any;
+                any = true;
+                finding_text(&mut out, &f, first)
+            };
+            match wrote {
+                Ok(()) => ControlFlow::Continue(()),
+                Err(e) => {
+                    failed = Some(e.into());
+                    ControlFlow::Break(())
+                }
+            }
+        },
+    );
     bar.finish_and_clear();
+    if let Some(f) = failed {
+        return Err(f);
+    }
     if a.json {
         let mut v = Map::new();
         v.insert("path".into(), json!(a.path.display().to_string()));
-        v.extend(to_json(&report));
-        output::print_json(&Value::Object(v))?;
+        v.extend(summary_json(&report));
+        json::write(&mut out, &Value::Object(v))?;
+        out.write_all(b"\n")?;
     } else {
-        text(&a, &report)?;
+        summary_text(&mut out, &a, &report)?;
     }
+    out.flush()?;
     if !a.apply && report.to_repair() > 0 {
         // The report is out; the status says "something to repair".
         return Err(Failure::new(Code::NeedsRepair, ""));
@@ -100,32 +138,47 @@ pub fn run(a: Args) -> Result<(), Failure> {
     Ok(())
 }
 
-fn text(a: &Args, r: &Report) -> Result<(), Failure> {
-    let mut out = Out::new();
+/// Stdout, unbuffered, for the report: each write (a buffer's worth) hides
+/// the progress bar while it runs, so lines and bar do not mix on one
+/// terminal (with the bar hidden, a plain write).
+struct AroundBar<'a>(&'a ProgressBar);
+
+impl Write for AroundBar<'_> {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        self.0.suspend(|| RawStdout.write(b))
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+fn finding_text(out: &mut impl Write, f: &Finding, first: bool) -> io::Result<()> {
+    if first {
+        writeln!(out, "findings:")?;
+    }
+    let pid = if f.owner_pid != 0 {
+        format!(", pid {}", f.owner_pid)
+    } else {
+        String::new()
+    };
+    writeln!(
+        out,
+        "  slot {} ({}, id {}{pid}): {}",
+        f.slot,
+        f.class.name(),
+        f.id,
+        f.action
+    )?;
+    for step in &f.done {
+        writeln!(out, "    done: {step}")?;
+    }
+    Ok(())
+}
+
+fn summary_text(out: &mut impl Write, a: &Args, r: &Report) -> io::Result<()> {
     writeln!(out, "scanned {} slots of {}", r.slots, a.path.display())?;
     for (class, n) in r.counts().filter(|(_, n)| *n > 0) {
         writeln!(out, "  {:<14} {n}", class.name())?;
-    }
-    if !r.findings.is_empty() {
-        writeln!(out, "findings:")?;
-    }
-    for f in &r.findings {
-        let pid = if f.owner_pid != 0 {
-            format!(", pid {}", f.owner_pid)
-        } else {
-            String::new()
-        };
-        writeln!(
-            out,
-            "  slot {} ({}, id {}{pid}): {}",
-            f.slot,
-            f.class.name(),
-            f.id,
-            f.action
-        )?;
-        for step in &f.done {
-            writeln!(out, "    done: {step}")?;
-        }
     }
     let plural = |n: usize| if n == 1 { "" } else { "s" };
     if a.apply {
@@ -144,40 +197,33 @@ fn text(a: &Args, r: &Report) -> Result<(), Failure> {
             )?;
         }
     }
-    out.finish()
+    Ok(())
 }
 
-fn to_json(r: &Report) -> Map<String, Value> {
+fn finding_json(f: &Finding) -> Value {
+    json!({
+        "slot": f.slot,
+        "class": f.class.name(),
+        "id": f.id,
+        "receives": f.receives,
+        "owner_pid": f.owner_pid,
+        "action": f.action,
+        "repairable": f.repairable,
+        "done": f.done,
+    })
+}
+
+fn summary_json(r: &Report) -> Map<String, Value> {
     let counts: Map<String, Value> = r
         .counts()
         .map(|(c, n)| (c.name().to_owned(), json!(n)))
         .collect();
-    let findings: Vec<Value> = r
-        .findings
-        .iter()
-        .map(|f| {
-            json!({
-                "slot": f.slot,
-                "class": f.class.name(),
-                "id": f.id,
-                "receives": f.receives,
-                "owner_pid": f.owner_pid,
-                "action": f.action,
-                "repairable": f.repairable,
-                "done": f.done,
-            })
-        })
-        .collect();
-    let Value::Object(m) = json!({
+    output::object(json!({
         "slots": r.slots,
         "applied": r.options.apply,
         "force_abandoned": r.options.force_abandoned,
-                "counts": counts,
+        "counts": counts,
         "to_repair": r.to_repair(),
         "repaired": r.repaired(),
-        "findings": findings,
-    }) else {
-        unreachable!("json! of an object literal is an object")
-    };
-    m
+    }))
 }

@@ -17,6 +17,7 @@ use shmq::{Delivery, Queue};
 
 use crate::duration::{self, human_ms, mono_to_unix_ms};
 use crate::exit::{Code, Failure};
+use crate::json;
 use crate::output::{self, RawStdout};
 
 /// Extra help: the stream forms, the ack rule, and the shell pattern.
@@ -143,9 +144,7 @@ fn render(format: &Format, d: &Delivery, payload: &[u8], ack: bool) -> Vec<u8> {
                 json!(mono_to_unix_ms(d.deadline_ms)),
             );
             m.insert("acked".into(), json!(ack));
-            let mut v = serde_json::to_vec(&m).expect("a JSON map serialises");
-            v.push(b'\n');
-            v
+            json::line(&m)
         }
     }
 }
