@@ -298,6 +298,12 @@ pub struct Ring<M> {
     /// receiver below it has work to look at without touching the senders'
     /// cache line, and reloads `fill` only when it catches up (§5.2).
     fill_seen: AtomicU64,
+    /// The ticket this process's last send left next (process memory): the
+    /// next send looks at its slot and CASes `fill` from it without loading
+    /// `fill` first, which a receiver polling `fill` would make one more
+    /// line transfer. A wrong guess (another sender took tickets) only
+    /// makes the CAS fail and return the real value (§5.1).
+    fill_next: AtomicU64,
     /// The pid recorded as owner of claims and leases (process memory;
     /// starts as `Params::pid`, changed by [`Ring::set_pid`]).
     pid: std::sync::atomic::AtomicU32,
@@ -317,6 +323,7 @@ impl<M: Memory> Ring<M> {
             sweep_interval_ms: (p.visibility_ms / 4).clamp(10, 1000),
             mem,
             fill_seen: AtomicU64::new(0),
+            fill_next: AtomicU64::new(0),
             pid: std::sync::atomic::AtomicU32::new(p.pid),
             swept: AtomicU64::new(0),
         }

@@ -136,6 +136,9 @@ impl<M: Memory> Ring<M> {
         };
         // A hostile `fill` near the top only shortens the block.
         let end = next.saturating_add(block);
+        if block > 0 {
+            self.fill_next.store(end, Relaxed);
+        }
         let mut outcome = Ok(());
         for m in msgs {
             let m = m.as_ref();
@@ -217,10 +220,10 @@ impl<M: Memory> Ring<M> {
         let sh = self.mem.shared();
         let n = u64::from(self.n);
         let mut hinted = false;
-        // SeqCst: part of the Dekker pair of §6 (a parked receiver that sees
-        // the publish must also see the ticket). No other ordering is
-        // needed: the slot's own CASes order the message.
-        let mut f = sh.fill.load(SeqCst);
+        // Start from this process's guess of the next ticket, not a load of
+        // `fill`: the CAS below checks it, and fails with the real value if
+        // the guess is wrong.
+        let mut f = self.fill_next.load(Relaxed);
         for _ in 0..CAS_RETRIES {
             let Some(j) = self.find_free(f, now) else {
                 if hinted {
@@ -263,6 +266,9 @@ impl<M: Memory> Ring<M> {
             // senders took tickets meanwhile, look again from where they
             // left `fill`.
             let t = f.wrapping_add(j);
+            // SeqCst: part of the Dekker pair of §6 (a parked receiver that
+            // sees the publish must also see the ticket). No other ordering
+            // is needed: the slot's own CASes order the message.
             if let Err(now_f) = sh
                 .fill
                 .compare_exchange(f, t.wrapping_add(1), SeqCst, SeqCst)
@@ -270,6 +276,7 @@ impl<M: Memory> Ring<M> {
                 f = now_f;
                 continue;
             }
+            self.fill_next.store(t.wrapping_add(1), Relaxed);
             let i = (t % n) as u32;
             if let Some(g) = self.claim(i, now) {
                 return Ok((t, i, g));
