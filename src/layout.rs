@@ -29,7 +29,7 @@
 use crate::sync::{AtomicU32, AtomicU64};
 
 pub(crate) const MAGIC: [u8; 8] = *b"SHMQ\x00FMQ";
-pub(crate) const FORMAT_VERSION: u32 = 1;
+pub(crate) const FORMAT_VERSION: u32 = 2;
 pub(crate) const HEADER_LEN: usize = 4096;
 
 pub(crate) const OFF_MAGIC: usize = 0;
@@ -125,25 +125,22 @@ pub struct Shared {
 /// A slot's control words: one cache line (§2).
 #[repr(C)]
 pub struct SlotWords {
-    /// `gen << 8 | st` (§3).
+    /// `time_ms << 24 | gen << 4 | code`: every transition is one CAS of
+    /// this word (§3, §4).
     pub(crate) state: AtomicU64,
-    /// `time_ms << 24 | tag` (§3).
-    pub(crate) clock: AtomicU64,
-    /// `pid << 32 | gen & 0xffff_ffff` of the claimer or lease holder.
-    pub(crate) owner: AtomicU64,
+    /// `receives << 48 | holder << 20 | tag`: the receive count and the
+    /// claimer or lease holder, written (by CAS) right after the transition
+    /// whose generation `tag` names (§3).
+    pub(crate) aux: AtomicU64,
     /// The message id (the send ticket).
     pub(crate) msg_id: AtomicU64,
     /// Payload length in bytes; validated against the slot size on every read.
     pub(crate) len: AtomicU32,
-    /// Deliveries so far.
-    pub(crate) receives: AtomicU32,
-    /// Clock time of the send, in ms.
-    pub(crate) sent_ms: AtomicU64,
     /// CRC-32 of the payload (when checksums are on).
     pub(crate) crc: AtomicU32,
-    /// Why a DEAD message died (see [`crate::DeadReason`]).
-    pub(crate) reason: AtomicU32,
-    _reserved: AtomicU64,
+    /// Clock time of the send, in ms.
+    pub(crate) sent_ms: AtomicU64,
+    _reserved: [AtomicU64; 3],
 }
 
 #[cfg(not(loom))]
@@ -151,14 +148,11 @@ const _: () = {
     use core::mem::{align_of, offset_of, size_of};
     assert!(size_of::<SlotWords>() == SLOT_HEADER_LEN);
     assert!(align_of::<SlotWords>() == 8);
-    assert!(offset_of!(SlotWords, clock) == 8);
-    assert!(offset_of!(SlotWords, owner) == 16);
-    assert!(offset_of!(SlotWords, msg_id) == 24);
-    assert!(offset_of!(SlotWords, len) == 32);
-    assert!(offset_of!(SlotWords, receives) == 36);
-    assert!(offset_of!(SlotWords, sent_ms) == 40);
-    assert!(offset_of!(SlotWords, crc) == 48);
-    assert!(offset_of!(SlotWords, reason) == 52);
+    assert!(offset_of!(SlotWords, aux) == 8);
+    assert!(offset_of!(SlotWords, msg_id) == 16);
+    assert!(offset_of!(SlotWords, len) == 24);
+    assert!(offset_of!(SlotWords, crc) == 28);
+    assert!(offset_of!(SlotWords, sent_ms) == 32);
     assert!(OFF_SHARED + offset_of!(Shared, sweep_due) == 144);
     assert!(OFF_SHARED + offset_of!(Shared, sweep_pending) == 160);
     assert!(OFF_SHARED + offset_of!(Shared, sweep_next) == 168);
@@ -220,16 +214,13 @@ fn zero_shared() -> Shared {
 impl SlotWords {
     fn free() -> SlotWords {
         SlotWords {
-            state: AtomicU64::new(crate::slot::pack_state(0, crate::slot::St::Free)),
-            clock: AtomicU64::new(crate::slot::pack_clock(0, 0)),
-            owner: AtomicU64::new(0),
+            state: AtomicU64::new(crate::slot::pack_state(crate::slot::St::Free, 0, 0)),
+            aux: AtomicU64::new(0),
             msg_id: AtomicU64::new(0),
             len: AtomicU32::new(0),
-            receives: AtomicU32::new(0),
-            sent_ms: AtomicU64::new(0),
             crc: AtomicU32::new(0),
-            reason: AtomicU32::new(0),
-            _reserved: AtomicU64::new(0),
+            sent_ms: AtomicU64::new(0),
+            _reserved: std::array::from_fn(|_| Default::default()),
         }
     }
 }

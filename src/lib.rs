@@ -111,6 +111,6 @@ pub mod internal {
     pub use crate::layout::{HeapMemory, Memory};
     #[cfg(not(loom))]
     pub use crate::queue::MapMemory;
-    pub use crate::ring::{no_wake, Params, Ring, SlotInfo, GRACE_MS};
+    pub use crate::ring::{no_wake, Params, Ring, SlotInfo};
     pub use crate::slot::St;
 }

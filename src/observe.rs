@@ -48,8 +48,8 @@ use crate::queue::{
     open_file, params_of, read_header, visible_now, Config, DeadLetter, HeaderError, MapMemory,
 };
 use crate::ring::{no_wake, DeadReason, Params, Receipt, SlotInfo};
-use crate::slot::{gen_of, time_of, St, View};
-use crate::sync::{fence, AtomicU32, AtomicU64, Ordering::*};
+use crate::slot::{gen_of, St};
+use crate::sync::{fence, AtomicU64, Ordering::*};
 
 /// A queue file opened for reading only: it works for a user with read
 /// permission alone, and never changes the file.
@@ -67,7 +67,7 @@ use crate::sync::{fence, AtomicU32, AtomicU64, Ordering::*};
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct QueueView {
-    /// PROT_READ: read only through `load64`, `load32` and `load_acquire`.
+    /// PROT_READ: read only through `load64`, `load_acquire` and `ring::slot_info`.
     mem: MapMemory,
     params: Params,
     path: PathBuf,
@@ -133,7 +133,7 @@ impl QueueView {
         config.mode = meta.permissions().mode() & 0o7777;
         let mem = MapMemory::new(map, config.slots, slot_stride(config.slot_size));
         // Never woken through: a view makes no transition.
-        let params = params_of(&config, no_wake);
+        let params = params_of(&config, header.identity, no_wake);
         Ok(QueueView {
             mem,
             params,
@@ -204,7 +204,7 @@ impl QueueView {
     /// dead payload: [`dead_letters_up_to`](Self::dead_letters_up_to) and
     /// [`find_dead_letter`](Self::find_dead_letter) hold less.
     pub fn dead_letters(&self) -> Vec<DeadLetter> {
-        dead_letters(&self.mem, self.params.slot_size)
+        dead_letters(&self.mem, &self.params)
     }
 
     /// Up to `limit` dead messages, oldest id first (a scan of every slot).
@@ -227,13 +227,13 @@ impl QueueView {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn dead_letters_up_to(&self, limit: usize) -> Vec<DeadLetter> {
-        dead_letters_up_to(&self.mem, self.params.slot_size, limit)
+        dead_letters_up_to(&self.mem, &self.params, limit)
     }
 
     /// The dead message with this `id`; `None` if there is none (a scan of
     /// every slot that copies only that message's payload).
     pub fn find_dead_letter(&self, id: u64) -> Option<DeadLetter> {
-        find_dead_letter(&self.mem, self.params.slot_size, id)
+        find_dead_letter(&self.mem, &self.params, id)
     }
 }
 
@@ -243,11 +243,6 @@ impl QueueView {
 
 /// A relaxed load of a shared 64-bit word.
 fn load64(w: &AtomicU64) -> u64 {
-    w.load(Relaxed)
-}
-
-/// A relaxed load of a shared 32-bit word.
-fn load32(w: &AtomicU32) -> u32 {
     w.load(Relaxed)
 }
 
@@ -261,63 +256,10 @@ fn load_acquire(w: &AtomicU64) -> u64 {
     v
 }
 
-/// How often a corrupt-looking (state, clock) pair is read again before it
-/// is believed (as `Ring::read`).
-const REREADS: usize = 64;
-
-/// Step 1 of design.md §4, as `Ring::read`: the state word, then the clock
-/// word, classified; a pair no protocol step writes is read again while the
-/// state keeps changing.
-fn read_words<M: Memory>(mem: &M, i: u32) -> View {
-    let w = mem.slot(i);
-    let mut s = load_acquire(&w.state);
-    for _ in 0..REREADS {
-        let view = View::classify(s, load_acquire(&w.clock));
-        if !matches!(view, View::Corrupt { .. }) {
-            return view;
-        }
-        let again = load_acquire(&w.state);
-        if again == s {
-            return view;
-        }
-        s = again;
-    }
-    View::classify(s, load_acquire(&w.clock))
-}
-
-/// A snapshot of slot `i`, field for field as `Ring::info`.
+/// A snapshot of slot `i`, field for field as `Ring::info` (the same
+/// function: relaxed loads and Acquire fences only).
 fn info<M: Memory>(mem: &M, i: u32) -> SlotInfo {
-    let w = mem.slot(i);
-    let view = read_words(mem, i);
-    let (s, c) = match view {
-        View::AtRest { s, c, .. } | View::Pending { s, c, .. } | View::Corrupt { s, c } => (s, c),
-    };
-    let gen = gen_of(s);
-    let state = match view {
-        View::Corrupt { .. } => St::from_bits(s & 0xff),
-        View::AtRest { st, .. } | View::Pending { st, .. } => Some(st),
-    };
-    let owner = load64(&w.owner);
-    // A claim's owner is written for the claim generation; the publish (and
-    // an abandon) bump the generation once more.
-    let owner_gen = owner & 0xffff_ffff;
-    let owner_current =
-        owner_gen == gen & 0xffff_ffff || owner_gen == gen.wrapping_sub(1) & 0xffff_ffff;
-    SlotInfo {
-        slot: i,
-        state,
-        pending: matches!(view, View::Pending { .. }),
-        corrupt: matches!(view, View::Corrupt { .. }),
-        gen,
-        time_ms: time_of(c),
-        id: load64(&w.msg_id),
-        len: load32(&w.len),
-        receives: load32(&w.receives),
-        sent_ms: load64(&w.sent_ms),
-        owner_pid: (owner >> 32) as u32,
-        owner_current,
-        reason: load32(&w.reason),
-    }
+    crate::ring::slot_info(mem.slot(i), i)
 }
 
 /// The message in slot `i` copied without leasing it, as `Ring::peek` (a
@@ -327,9 +269,7 @@ fn peek_slot<M: Memory>(mem: &M, slot_size: u32, i: u32, buf: &mut Vec<u8>) -> O
     let w = mem.slot(i);
     let s1 = load_acquire(&w.state);
     let info = info(mem, i);
-    if info.pending
-        || info.corrupt
-        || !matches!(info.state, Some(St::Ready | St::Leased | St::Dead))
+    if info.corrupt || !matches!(info.state, Some(St::Ready | St::Leased | St::Dead))
     {
         return None;
     }
@@ -372,7 +312,7 @@ pub(crate) fn stats<M: Memory>(mem: &M, max_receives: u32) -> Stats {
     let older = |o: Option<u64>, t: u64| Some(o.map_or(t, |o: u64| o.min(t)));
     for i in 0..mem.slot_count() {
         let info = info(mem, i);
-        if info.pending || info.corrupt {
+        if info.corrupt {
             st.other += 1;
             continue;
         }
@@ -470,7 +410,7 @@ fn smallest_ids<M: Memory>(
     let mut buf = Vec::new();
     for i in 0..mem.slot_count() {
         let first = info(mem, i);
-        if first.pending || first.corrupt || !wanted(&first) {
+        if first.corrupt || !wanted(&first) {
             continue;
         }
         if kept.len() == limit
@@ -525,12 +465,14 @@ pub(crate) fn peek<M: Memory>(
 }
 
 /// A dead letter from the snapshot its payload was copied under.
-fn dead_letter(info: &SlotInfo, payload: Vec<u8>) -> DeadLetter {
+fn dead_letter(identity: u64, info: &SlotInfo, payload: Vec<u8>) -> DeadLetter {
     DeadLetter {
         id: info.id,
         receipt: Receipt {
+            queue: identity,
             slot: info.slot,
             gen: info.gen,
+            id: info.id,
         },
         receives: info.receives,
         died_at: wall_time(info.time_ms),
@@ -540,36 +482,32 @@ fn dead_letter(info: &SlotInfo, payload: Vec<u8>) -> DeadLetter {
 }
 
 /// Every dead message, oldest id first.
-pub(crate) fn dead_letters<M: Memory>(mem: &M, slot_size: u32) -> Vec<DeadLetter> {
-    dead_letters_up_to(mem, slot_size, usize::MAX)
+pub(crate) fn dead_letters<M: Memory>(mem: &M, p: &Params) -> Vec<DeadLetter> {
+    dead_letters_up_to(mem, p, usize::MAX)
 }
 
 /// Up to `limit` dead messages, oldest id first. At most `limit + 1`
 /// payloads are held at once, whatever the queue's size.
-pub(crate) fn dead_letters_up_to<M: Memory>(
-    mem: &M,
-    slot_size: u32,
-    limit: usize,
-) -> Vec<DeadLetter> {
-    smallest_ids(mem, slot_size, limit, |info| info.state == Some(St::Dead))
+pub(crate) fn dead_letters_up_to<M: Memory>(mem: &M, p: &Params, limit: usize) -> Vec<DeadLetter> {
+    smallest_ids(mem, p.slot_size, limit, |info| info.state == Some(St::Dead))
         .into_iter()
-        .map(|k| dead_letter(&k.info, k.payload))
+        .map(|k| dead_letter(p.identity, &k.info, k.payload))
         .collect()
 }
 
 /// The dead message `id` (the one in the lowest slot, should a damaged file
 /// hold two); `None` if no dead message has this id. Only its payload is
 /// copied.
-pub(crate) fn find_dead_letter<M: Memory>(mem: &M, slot_size: u32, id: u64) -> Option<DeadLetter> {
+pub(crate) fn find_dead_letter<M: Memory>(mem: &M, p: &Params, id: u64) -> Option<DeadLetter> {
     let mut buf = Vec::new();
     (0..mem.slot_count()).find_map(|i| {
         let first = info(mem, i);
-        if first.pending || first.corrupt || first.state != Some(St::Dead) || first.id != id {
+        if first.corrupt || first.state != Some(St::Dead) || first.id != id {
             return None;
         }
-        let seen = peek_slot(mem, slot_size, i, &mut buf)?;
+        let seen = peek_slot(mem, p.slot_size, i, &mut buf)?;
         (seen.gen == first.gen && seen.state == first.state)
-            .then(|| dead_letter(&seen, std::mem::take(&mut buf)))
+            .then(|| dead_letter(p.identity, &seen, std::mem::take(&mut buf)))
     })
 }
 

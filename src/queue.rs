@@ -655,13 +655,14 @@ pub(crate) fn read_header(
 
 /// The core's parameters for a queue of `config`, waking parked processes
 /// with `wake`.
-pub(crate) fn params_of(config: &Config, wake: fn(&AtomicU32)) -> Params {
+pub(crate) fn params_of(config: &Config, identity: u64, wake: fn(&AtomicU32)) -> Params {
     Params {
         slot_size: config.slot_size,
         max_receives: config.max_receives,
         visibility_ms: millis(config.visibility_timeout),
         claim_ms: millis(config.claim_timeout),
         checksums: config.checksums,
+        identity,
         pid: std::process::id(),
         is_alive: pid_alive,
         wake,
@@ -813,8 +814,7 @@ impl Queue {
         };
         for i in 0..config.slots {
             let w = mem.slot(i);
-            w.state.store(crate::slot::pack_state(0, St::Free), Relaxed);
-            w.clock.store(crate::slot::pack_clock(0, 0), Relaxed);
+            w.state.store(crate::slot::pack_state(St::Free, 0, 0), Relaxed);
         }
         let [a, b] = boot_id();
         mem.shared().boot_id[0].store(a, Relaxed);
@@ -855,7 +855,7 @@ impl Queue {
                 )
             })
             .unwrap_or((0, 0));
-        let params = params_of(&config, futex_wake_all);
+        let params = params_of(&config, identity, futex_wake_all);
         Queue {
             inner: Arc::new(Inner {
                 ring: Ring::new(mem, params),
@@ -1551,13 +1551,13 @@ impl Queue {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn dead_letters(&self) -> Vec<DeadLetter> {
-        crate::observe::dead_letters(self.inner.ring.memory(), self.inner.config.slot_size)
+        crate::observe::dead_letters(self.inner.ring.memory(), self.inner.ring.params())
     }
 
     fn find_dead(&self, id: u64) -> Option<(u32, u64)> {
         (0..self.inner.ring.slot_count()).find_map(|i| {
             let info = self.inner.ring.info(i);
-            (info.state == Some(St::Dead) && !info.pending && !info.corrupt && info.id == id)
+            (info.state == Some(St::Dead) && !info.corrupt && info.id == id)
                 .then_some((i, info.gen))
         })
     }

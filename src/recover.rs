@@ -35,7 +35,7 @@ use std::ops::ControlFlow;
 
 use crate::layout::Memory;
 use crate::queue::Queue;
-use crate::ring::{Params, Ring, SlotInfo, GRACE_MS};
+use crate::ring::{Params, Ring, SlotInfo};
 use crate::slot::St;
 
 /// How many repair steps one slot may take in one pass.
@@ -65,17 +65,13 @@ pub enum Class {
     Abandoned,
     /// A dead-lettered or quarantined message.
     Dead,
-    /// A transition is in flight (reserved, not yet committed).
-    Pending,
-    /// A transition reserved long ago and never committed: its actor died.
-    PendingStale,
     /// Words no protocol step writes.
     Corrupt,
 }
 
 impl Class {
     /// Every class, in report order.
-    pub const ALL: [Class; 13] = [
+    pub const ALL: [Class; 11] = [
         Class::Free,
         Class::Visible,
         Class::Delayed,
@@ -86,8 +82,6 @@ impl Class {
         Class::ClaimExpired,
         Class::Abandoned,
         Class::Dead,
-        Class::Pending,
-        Class::PendingStale,
         Class::Corrupt,
     ];
 
@@ -104,8 +98,6 @@ impl Class {
             Class::ClaimExpired => "claim-expired",
             Class::Abandoned => "abandoned",
             Class::Dead => "dead",
-            Class::Pending => "pending",
-            Class::PendingStale => "pending-stale",
             Class::Corrupt => "corrupt",
         }
     }
@@ -139,12 +131,11 @@ pub fn classify(info: &SlotInfo, now: u64, p: &Params) -> Class {
     if info.corrupt {
         return Class::Corrupt;
     }
-    if info.pending {
-        return if info.time_ms.saturating_add(GRACE_MS) < now {
-            Class::PendingStale
-        } else {
-            Class::Pending
-        };
+    // A time no transition writes (§8): the next sweep quarantines it.
+    if matches!(st, St::Ready | St::Leased | St::Writing)
+        && info.time_ms > now.saturating_add(crate::ring::TIME_AHEAD_MAX_MS)
+    {
+        return Class::Corrupt;
     }
     // A message longer than a slot can only come from a corrupt length word;
     // a dead one is already out of the way.
@@ -168,7 +159,7 @@ pub fn classify(info: &SlotInfo, now: u64, p: &Params) -> Class {
 /// Whether the slot's owner word names this generation's holder and that
 /// process is gone. An owner we cannot attribute is presumed alive.
 fn holder_gone(info: &SlotInfo, p: &Params) -> bool {
-    info.owner_current && info.owner_pid != 0 && !(p.is_alive)(info.owner_pid)
+    info.holder_current && info.holder != 0 && !(p.is_alive)(info.holder)
 }
 
 /// What recover does about a slot of class `class`: `Some((action, true))`
@@ -190,7 +181,7 @@ fn plan(
             "abandon the expired claim (and free it if the sender is gone)",
             true,
         ),
-        Class::Abandoned if !info.owner_current || !(p.is_alive)(info.owner_pid) => {
+        Class::Abandoned if !info.holder_current || !(p.is_alive)(info.holder) => {
             ("free the slot: the abandoned claim's sender is gone", true)
         }
         Class::Abandoned if force_abandoned => (
@@ -201,7 +192,6 @@ fn plan(
             "left alone: its sender is alive (--force-abandoned quarantines it)",
             false,
         ),
-        Class::PendingStale => ("abort the transition its dead actor left pending", true),
         Class::Corrupt if !info.corrupt && info.state.is_some() => (
             "left alone: payload length exceeds the slot size; a receiver quarantines it on delivery",
             false,
@@ -232,8 +222,8 @@ pub struct Finding {
     pub id: u64,
     /// Deliveries so far.
     pub receives: u32,
-    /// Pid of the holder or claimer (0: unknown).
-    pub owner_pid: u32,
+    /// The holder or claimer the slot names (0: none or not current).
+    pub holder: u32,
     /// What recover does (or would do) about it, or why it leaves it.
     pub action: &'static str,
     /// Whether recover repairs this class of slot.
@@ -395,11 +385,7 @@ fn pass<M: Memory>(
                 class,
                 id: info.id,
                 receives: info.receives,
-                owner_pid: if info.owner_current {
-                    info.owner_pid
-                } else {
-                    0
-                },
+                holder: if info.holder_current { info.holder } else { 0 },
                 action,
                 repairable,
                 done,
@@ -422,7 +408,7 @@ fn pass<M: Memory>(
 mod tests {
     use super::*;
     use crate::layout::HeapMemory;
-    use crate::slot::{pack_clock, pack_state};
+    use crate::slot::{gen_of, pack_state};
     use crate::sync::Ordering::Relaxed;
 
     const LIVE: u32 = 100;
@@ -490,7 +476,7 @@ mod tests {
         assert_eq!(scan.count(Class::LeasedDead), 1);
         assert_eq!(scan.to_repair(), 1);
         assert_eq!(scan.findings[0].slot, d.receipt.slot);
-        assert_eq!(scan.findings[0].owner_pid, DEAD);
+        assert_eq!(scan.findings[0].holder, DEAD);
         assert_eq!(scan.repaired(), 0, "a scan changes nothing");
         assert_eq!(r.info(d.receipt.slot).state, Some(St::Leased));
 
@@ -535,21 +521,20 @@ mod tests {
     }
 
     #[test]
-    fn a_stale_pending_lease_converges_in_one_pass() {
+    fn a_lease_whose_holder_died_before_naming_itself_counts_its_delivery() {
         let r = ring(LIVE);
         r.send(b"m", 0, T0).unwrap();
-        let d = receive(&r, T0);
-        // A holder that died between the reserve and the commit of its ack.
-        let w = r.memory().slot(d.receipt.slot);
-        w.clock.store(pack_clock(T0, d.receipt.gen + 1), Relaxed);
-        let now = T0 + GRACE_MS + 1;
-        assert_eq!(
-            run(&r, now, Options::default(), |_| {}).count(Class::PendingStale),
-            1
-        );
-        let first = apply_at(&r, now);
-        assert_eq!(first.findings[0].done.len(), 2, "{:?}", first.findings);
-        let second = apply_at(&r, now);
+        // A receiver that died between its lease CAS and its `aux` CAS:
+        // the state word is LEASED, `aux` still the claim's.
+        let w = r.memory().slot(0);
+        let s = w.state.load(Relaxed);
+        w.state
+            .store(pack_state(St::Leased, gen_of(s) + 1, T0 + VT), Relaxed);
+        let rep = apply_at(&r, T0 + VT);
+        assert_eq!(rep.count(Class::LeaseExpired), 1);
+        assert_eq!(r.info(0).state, Some(St::Ready));
+        assert_eq!(r.info(0).receives, 1, "the lost lease still counts");
+        let second = apply_at(&r, T0 + VT);
         assert_eq!(second.repaired(), 0, "{:?}", second.findings);
         assert_eq!(second.count(Class::Visible), 1);
     }
@@ -563,9 +548,8 @@ mod tests {
         ] {
             let r = ring(pid);
             let w = r.memory().slot(3);
-            w.state.store(pack_state(1, St::Writing), Relaxed);
-            w.clock.store(pack_clock(T0, 1), Relaxed);
-            w.owner.store(crate::ring::owner_word(pid, 1), Relaxed);
+            w.state.store(pack_state(St::Writing, 1, T0), Relaxed);
+            w.aux.store(crate::slot::pack_aux(0, pid, 1), Relaxed);
             assert_eq!(
                 run(&r, T0 - 1, Options::default(), |_| {}).count(Class::Writing),
                 1
@@ -586,7 +570,10 @@ mod tests {
     fn corrupt_words_are_quarantined_once() {
         let r = ring(LIVE);
         r.memory().slot(5).state.store(0, Relaxed);
-        r.memory().slot(6).clock.store(pack_clock(0, 77), Relaxed);
+        r.memory()
+            .slot(6)
+            .state
+            .store(pack_state(St::Leased, 3, T0 + (1 << 36)), Relaxed);
         let scan = run(&r, T0, Options::default(), |_| {});
         assert_eq!(scan.count(Class::Corrupt), 2);
         let first = apply_at(&r, T0);

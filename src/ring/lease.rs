@@ -4,22 +4,15 @@
 use super::*;
 
 impl<M: Memory> Ring<M> {
-    pub(super) fn dead_letter(&self, i: u32, s: u64, c: u64, now: u64) -> bool {
-        self.kill(i, s, c, now, DeadReason::MaxReceives)
+    pub(super) fn dead_letter(&self, i: u32, s: u64, now: u64) -> bool {
+        self.kill(i, s, now, DeadReason::MaxReceives)
     }
 
-    /// LEASED -> DEAD with `reason`, counted in `dead_lettered`.
-    pub(super) fn kill(&self, i: u32, s: u64, c: u64, now: u64, reason: DeadReason) -> bool {
-        // Mutant (design.md §10): side data written before the reservation.
-        #[cfg(shmq_mutation = "reason_before_reserve")]
-        self.w(i).reason.store(reason.code(), Relaxed);
-        let ok = self
-            .transition(i, s, c, St::Dead, now, |w, g1| {
-                failpoint!("deadletter.inside");
-                w.reason.store(reason.code(), Relaxed);
-                w.owner.store(owner_word(self.pid(), g1), Relaxed);
-            })
-            .is_ok();
+    /// LEASED -> DEAD with `reason` (in the state code: one CAS, nothing
+    /// written after it), counted in `dead_lettered`.
+    pub(super) fn kill(&self, i: u32, s: u64, now: u64, reason: DeadReason) -> bool {
+        failpoint!("deadletter.before");
+        let ok = self.cas(i, s, dead_code(reason.code()), now).is_ok();
         if ok {
             self.mem.shared().dead_lettered.fetch_add(1, Relaxed);
         }
@@ -28,29 +21,37 @@ impl<M: Memory> Ring<M> {
 
     // ------------------------------------------------- ack, nack, extend
 
-    /// The slot's words if `rc` is still the current lease.
-    pub(super) fn held(&self, rc: Receipt) -> Result<(u64, u64, u64)> {
-        if rc.slot >= self.n {
+    /// Slot `rc.slot`'s state word if `rc` is still the current lease: the
+    /// same queue, LEASED at the receipt's generation, holding the
+    /// receipt's message. The id is read after the state word; a caller
+    /// then CASes from exactly that word, so the id belonged to it (the
+    /// message in a slot changes only through a claim, which changes the
+    /// word).
+    pub(super) fn held(&self, rc: Receipt) -> Result<u64> {
+        if rc.slot >= self.n || rc.queue != self.p.identity {
             return Err(Error::BadReceipt);
         }
         match self.read(rc.slot) {
-            #[cfg(not(shmq_mutation = "no_gen_fence"))]
-            View::AtRest {
+            #[cfg(not(any(shmq_mutation = "no_gen_fence", shmq_mutation = "receipt_no_id")))]
+            View::Valid {
                 s,
-                c,
                 st: St::Leased,
                 gen,
-                time,
-            } if gen == rc.gen => Ok((s, c, time)),
-            // Mutant (design.md §10): any lease of the slot passes for ours.
-            #[cfg(shmq_mutation = "no_gen_fence")]
-            View::AtRest {
-                s,
-                c,
-                st: St::Leased,
-                time,
                 ..
-            } => Ok((s, c, time)),
+            } if gen == rc.gen && self.w(rc.slot).msg_id.load(Acquire) == rc.id => Ok(s),
+            // Mutants (design.md §10): any lease of the slot passes for
+            // ours; the generation alone (no id) names the lease.
+            #[cfg(shmq_mutation = "no_gen_fence")]
+            View::Valid {
+                s, st: St::Leased, ..
+            } => Ok(s),
+            #[cfg(shmq_mutation = "receipt_no_id")]
+            View::Valid {
+                s,
+                st: St::Leased,
+                gen,
+                ..
+            } if gen == rc.gen => Ok(s),
             _ => Err(Error::LeaseLost),
         }
     }
@@ -87,16 +88,13 @@ impl<M: Memory> Ring<M> {
     /// The ack transition, LEASED -> FREE, without the counter.
     pub(super) fn free_lease(&self, rc: Receipt, now: u64) -> Result<()> {
         for _ in 0..CAS_RETRIES {
-            let (s, c, _) = self.held(rc)?;
-            match self.transition(rc.slot, s, c, St::Free, now, |w, _| {
-                failpoint!("ack.inside");
-                w.reason.store(0, Relaxed);
-            }) {
-                Ok(_) => return Ok(()),
-                // An extend from another handle moved the clock: look again.
-                Err(Step::Raced) => continue,
-                Err(Step::Aborted) => return Err(Error::LeaseLost),
+            let s = self.held(rc)?;
+            failpoint!("ack.before");
+            if self.transition(rc.slot, s, St::Free, now).is_ok() {
+                return Ok(());
             }
+            // An extend from another handle moved the time, or the lease
+            // was lost: `held` tells which.
         }
         Err(Error::Contended)
     }
@@ -104,26 +102,24 @@ impl<M: Memory> Ring<M> {
     /// Release the lease: visible again after `delay_ms`, or dead at max receives.
     pub fn nack(&self, rc: Receipt, delay_ms: u64, now: u64) -> Result<Nacked> {
         for _ in 0..CAS_RETRIES {
-            let (s, c, _) = self.held(rc)?;
-            if self.w(rc.slot).receives.load(Relaxed) >= self.p.max_receives {
-                if self.dead_letter(rc.slot, s, c, now) {
+            let s = self.held(rc)?;
+            if self.receives_of_lease(rc.slot, s) >= self.p.max_receives {
+                if self.dead_letter(rc.slot, s, now) {
                     return Ok(Nacked::DeadLettered);
                 }
                 continue;
             }
-            match self.transition(rc.slot, s, c, St::Ready, now + delay_ms, |_, _| {
-                failpoint!("nack.inside");
-            }) {
-                Ok(_) => {
-                    if delay_ms == 0 {
-                        self.signal_return();
-                    } else {
-                        self.note_due(now + delay_ms);
-                    }
-                    return Ok(Nacked::Requeued);
+            failpoint!("nack.before");
+            if self
+                .transition(rc.slot, s, St::Ready, now + delay_ms)
+                .is_ok()
+            {
+                if delay_ms == 0 {
+                    self.signal_return();
+                } else {
+                    self.note_due(now + delay_ms);
                 }
-                Err(Step::Raced) => continue,
-                Err(Step::Aborted) => return Err(Error::LeaseLost),
+                return Ok(Nacked::Requeued);
             }
         }
         Err(Error::Contended)
@@ -134,12 +130,12 @@ impl<M: Memory> Ring<M> {
     /// max receives (§3).
     pub fn reject(&self, rc: Receipt, now: u64) -> Result<()> {
         for _ in 0..CAS_RETRIES {
-            let (s, c, _) = self.held(rc)?;
-            if self.kill(rc.slot, s, c, now, DeadReason::Rejected) {
+            let s = self.held(rc)?;
+            if self.kill(rc.slot, s, now, DeadReason::Rejected) {
                 return Ok(());
             }
-            // Lost the reservation (an extend moved the clock) or the commit
-            // (aborted after a stall): look again; `held` tells which.
+            // An extend moved the time, or the lease was lost: look again;
+            // `held` tells which.
         }
         Err(Error::Contended)
     }
@@ -148,27 +144,24 @@ impl<M: Memory> Ring<M> {
     pub fn extend(&self, rc: Receipt, timeout_ms: u64, now: u64) -> Result<u64> {
         let deadline = now + timeout_ms;
         for _ in 0..CAS_RETRIES {
-            let (_, c, _) = self.held(rc)?;
-            // Clock only: the generation (and so every copy of the receipt)
-            // stays valid. SYNC POINT: a takeover must CAS this same word
-            // first (§4 Extend), so exactly one of us wins.
+            let s = self.held(rc)?;
+            // The time only: the generation (and so every copy of the
+            // receipt) stays valid. SYNC POINT: a takeover CASes this same
+            // word, so exactly one of us wins (§4 Extend).
             #[cfg(not(shmq_mutation = "extend_no_cas"))]
             if self
                 .w(rc.slot)
-                .clock
-                .compare_exchange(c, pack_clock(deadline, rc.gen), AcqRel, Acquire)
+                .state
+                .compare_exchange(s, with_time(s, deadline), SeqCst, Acquire)
                 .is_ok()
             {
                 return Ok(deadline);
             }
-            // Mutant (design.md §10): a plain store over whatever the clock
-            // holds now, a takeover's reservation included.
+            // Mutant (design.md §10): a plain store over whatever the word
+            // holds now, a takeover included.
             #[cfg(shmq_mutation = "extend_no_cas")]
             {
-                let _ = c;
-                self.w(rc.slot)
-                    .clock
-                    .store(pack_clock(deadline, rc.gen), Release);
+                self.w(rc.slot).state.store(with_time(s, deadline), SeqCst);
                 return Ok(deadline);
             }
         }

@@ -2,22 +2,24 @@
 //!
 //! # Algorithm
 //!
-//! A fixed array of slots, each with a state word (`gen << 8 | st`) and a
-//! clock word (`time_ms << 24 | tag`). Every transition is *reserve* (CAS the
-//! clock word to the new time, tagged with the next generation), *side data*
-//! (plain atomic stores the next owner reads), *commit* (CAS the state word to
-//! the next generation and state). Because every actor must win the clock CAS
-//! first, a reservation is exclusive; because every commit bumps the
-//! generation, a receipt `(slot, gen)` fences a lease against anyone who held
-//! the slot before. A process that dies between reserve and commit leaves a
-//! *pending* slot, which anyone aborts once its time plus [`GRACE_MS`] has
-//! passed. No step waits for another process.
+//! A fixed array of slots, each with a state word (`time_ms << 24 | gen << 4
+//! | code`). Every transition is one CAS of that word from exactly the value
+//! read to the next state, the next generation (mod 2^20) and the new time.
+//! The side word `aux` (receive count and holder) is written by a second CAS
+//! right after, tagged with the generation it belongs to, so a stale write
+//! can never pass for a later one. Because every transition but an extend
+//! bumps the generation, a receipt `(slot, gen, id)` fences a lease against
+//! anyone who held the slot before; the message id in it keeps a wrapped
+//! generation from passing for another message's lease. A process that dies
+//! between any two instructions leaves each slot in the state before or
+//! after one CAS. No step waits for another process.
 //!
-//! Senders take tickets from `fill` and claim the slot `ticket % N` when it is
-//! free, stepping over slots still in use. Receivers follow the tickets with
-//! `rcur` (best-effort FIFO); messages that become visible again behind
-//! `rcur` (nacks, expired leases, redrives, delays) are found by the *sweep*,
-//! a second cursor that every receive advances by a bounded number of slots.
+//! Senders take tickets from `fill` for slots they have seen free and claim
+//! the slot `ticket % N`, stepping over slots still in use. Receivers follow
+//! the tickets with `rcur` (best-effort FIFO); messages that become visible
+//! again behind `rcur` (nacks, expired leases, redrives, delays) are found
+//! by the *sweep*, a second cursor that every receive advances by a bounded
+//! number of slots.
 //!
 //! The core is generic over [`Memory`]: the queue runs it on the file mapping,
 //! the loom models and unit tests on the heap. Time is always a parameter
@@ -26,8 +28,7 @@
 //! # Files
 //!
 //! One file per part of docs/design.md: this one holds the types, the slot
-//! read and the transition of §4 (reserve, side data, commit, abort,
-//! quarantine); `send.rs` §5.1, `receive.rs` §5.2, `sweep.rs` §5.3 (and the
+//! read and the transition of §4 (one CAS, the `aux` word, quarantine); `send.rs` §5.1, `receive.rs` §5.2, `sweep.rs` §5.3 (and the
 //! lease transition and expiry both paths use), `lease.rs` the operations by
 //! receipt (ack, nack, extend, reject, dead-letter), `repair.rs` dead
 //! letters, snapshots and `recover`'s repairs.
@@ -35,7 +36,10 @@
 use crate::error::{Error, Result};
 use crate::failpoint::failpoint;
 use crate::layout::{Memory, SlotWords};
-use crate::slot::{gen_of, next_gen, pack_clock, pack_state, time_of, St, View};
+use crate::slot::{
+    aux_holder, aux_is_for, aux_receives, dead_code, gen_of, next_gen, pack, pack_aux, pack_state,
+    time_of, with_time, St, View,
+};
 use crate::sync::{
     dekker_load, dekker_load32, fence, spin_hint, AtomicU32, AtomicU64, Ordering::*,
 };
@@ -43,12 +47,15 @@ use crate::sync::{
 mod lease;
 mod receive;
 mod repair;
+pub(crate) use repair::slot_info;
 mod send;
 mod sweep;
 
-/// How long a pending transition may stay pending beyond its own time before
-/// anyone aborts it (§4).
-pub const GRACE_MS: u64 = 1000;
+/// How far beyond the caller's clock a state word's time may lie: the
+/// longest delay, lease or claim any transition writes, plus ten minutes for
+/// clock readings taken at different moments. A time further out is no
+/// time a transition writes, so the slot is corrupt (§8).
+pub(crate) const TIME_AHEAD_MAX_MS: u64 = crate::layout::MAX_TIMEOUT_MS + 600_000;
 /// How long a sender trusts another sender's finding that every slot was in
 /// use, when no slot was freed since (§5.1).
 pub(crate) const FULL_HINT_MS: u64 = 100;
@@ -131,22 +138,33 @@ impl DeadReason {
     }
 }
 
-/// Names one lease: the slot and the generation its lease commit produced.
-/// Copy it anywhere (another thread, another process): ack, nack and extend
-/// work with it for as long as the lease is the current one. Its text form
-/// (`Display`, `FromStr`) is `SLOT:GEN`.
+/// Names one lease: the queue, the slot, the generation its lease
+/// transition produced and the message id. Copy it anywhere (another
+/// thread, another process): ack, nack and extend work with it for as long
+/// as the lease is the current one. Its text form (`Display`, `FromStr`)
+/// is `QUEUE-SLOT-GEN-ID` in hexadecimal.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub struct Receipt {
+    /// The queue's identity ([`crate::Queue::identity`]): a receipt used on
+    /// another queue is refused, not taken for that queue's lease.
+    pub queue: u64,
     /// Slot index.
     pub slot: u32,
-    /// Generation of the lease.
+    /// Generation of the lease (20 bits).
     pub gen: u64,
+    /// The message id: a generation that wrapped (2^20 transitions of the
+    /// slot) cannot make this receipt pass for another message's lease.
+    pub id: u64,
 }
 
 impl std::fmt::Display for Receipt {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}", self.slot, self.gen)
+        write!(
+            f,
+            "{:x}-{:x}-{:x}-{:x}",
+            self.queue, self.slot, self.gen, self.id
+        )
     }
 }
 
@@ -154,13 +172,29 @@ impl std::str::FromStr for Receipt {
     type Err = crate::error::ParseReceiptError;
     fn from_str(s: &str) -> std::result::Result<Receipt, Self::Err> {
         let bad = |what| crate::error::ParseReceiptError {
-            input: s.chars().take(64).collect(),
+            input: s.chars().take(80).collect(),
             what,
         };
-        let (a, b) = s.split_once(':').ok_or_else(|| bad("no ':'"))?;
+        let mut parts = s.trim().split('-');
+        let mut next = |what| {
+            parts
+                .next()
+                .filter(|p| !p.is_empty() && p.len() <= 16)
+                .and_then(|p| u64::from_str_radix(p, 16).ok())
+                .ok_or_else(|| bad(what))
+        };
+        let queue = next("bad queue identity")?;
+        let slot = u32::try_from(next("bad slot")?).map_err(|_| bad("bad slot"))?;
+        let gen = next("bad generation")?;
+        let id = next("bad message id")?;
+        if parts.next().is_some() {
+            return Err(bad("more than four parts"));
+        }
         Ok(Receipt {
-            slot: a.parse().map_err(|_| bad("bad slot"))?,
-            gen: b.parse().map_err(|_| bad("bad generation"))?,
+            queue,
+            slot,
+            gen,
+            id,
         })
     }
 }
@@ -214,13 +248,11 @@ pub struct SlotInfo {
     pub slot: u32,
     /// The state, or `None` when the state word is corrupt.
     pub state: Option<St>,
-    /// A transition was in flight (reserved, not committed).
-    pub pending: bool,
-    /// The clock tag contradicts the generation.
+    /// The state word holds a value no transition writes.
     pub corrupt: bool,
     /// Generation.
     pub gen: u64,
-    /// The clock time (meaning depends on the state, see design.md §3).
+    /// The state word's time (meaning depends on the state, see design.md §3).
     pub time_ms: u64,
     /// Message id.
     pub id: u64,
@@ -230,11 +262,12 @@ pub struct SlotInfo {
     pub receives: u32,
     /// Send time.
     pub sent_ms: u64,
-    /// Pid of the claimer or lease holder (0 if unknown).
-    pub owner_pid: u32,
-    /// Whether `owner` was written for this generation's lease or claim.
-    pub owner_current: bool,
-    /// Dead reason code.
+    /// The claimer or lease holder as the `aux` word names it (0: none).
+    pub holder: u32,
+    /// Whether `aux` was written for this generation's lease, or for this
+    /// claim (WRITING, or ABANDONED one generation on).
+    pub holder_current: bool,
+    /// Dead reason code (0 unless DEAD).
     pub reason: u32,
 }
 
@@ -251,9 +284,11 @@ pub struct Params {
     pub claim_ms: u64,
     /// Whether payloads carry a CRC.
     pub checksums: bool,
-    /// This process's pid, recorded as owner of claims and leases.
+    /// The queue's identity, which receipts carry.
+    pub identity: u64,
+    /// This process's holder id, recorded in `aux` for claims and leases.
     pub pid: u32,
-    /// Whether a pid names a live process (kill(pid, 0) for the real queue).
+    /// Whether a holder names a live process.
     pub is_alive: fn(u32) -> bool,
     /// Wake every process parked on a futex word of the header
     /// (FUTEX_WAKE for the real queue; nothing under loom, whose models
@@ -261,14 +296,10 @@ pub struct Params {
     pub wake: fn(&AtomicU32),
 }
 
-/// Why a transition did not happen.
+/// A transition did not happen: its CAS lost, someone else changed the
+/// slot first.
 #[derive(Debug, PartialEq, Eq)]
-enum Step {
-    /// The reservation CAS lost: someone else changed the slot first.
-    Raced,
-    /// The commit CAS lost: our pending reservation was aborted (we stalled).
-    Aborted,
-}
+struct Raced;
 
 /// Which path examines a slot (§5.2, §5.3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -283,9 +314,6 @@ enum Pass {
 /// (unit tests, loom models).
 pub fn no_wake(_: &AtomicU32) {}
 
-pub(crate) fn owner_word(pid: u32, gen: u64) -> u64 {
-    (u64::from(pid) << 32) | (gen & 0xffff_ffff)
-}
 
 /// The core. See the module docs.
 pub struct Ring<M> {
@@ -370,141 +398,111 @@ impl<M: Memory> Ring<M> {
         self.mem.slot(i)
     }
 
-    /// Step 1 of §4: read the state word, then the clock word, and classify.
-    /// SYNC POINT: these Acquire loads pair with the Release of the commit
-    /// (and reservation) CASes of whoever last changed the slot.
+    /// Read slot `i`'s state word and classify it (§4).
+    /// SYNC POINT: this load pairs with the Release of the transition CAS
+    /// of whoever last changed the slot.
     ///
-    /// Two transitions can land between the two loads, pairing a state of
-    /// gen g with a clock of tag g+2: that pair looks corrupt but is only
-    /// stale. A `Corrupt` view is therefore trusted only if the state word is
-    /// unchanged after the clock load (while the state stays at gen g the
-    /// clock can only carry tag g or g+1, because every transition reserves
-    /// the clock before it commits the state). The retry costs nothing on
-    /// healthy slots.
-    ///
-    /// The state load is SeqCst: it is the load half of the receiver's side
-    /// of the §5.1 Dekker pair and of the sender's side of the full-queue
-    /// pair (free on x86, `ldar` on Arm); see [`dekker_load`].
+    /// SeqCst: it is the load half of the receiver's side of the §5.1
+    /// Dekker pair and of the sender's side of the full-queue pair (free on
+    /// x86, `ldar` on Arm); see [`dekker_load`].
     fn read(&self, i: u32) -> View {
-        let w = self.w(i);
-        let mut s = dekker_load(&w.state);
-        for _ in 0..CAS_RETRIES {
-            let c = w.clock.load(Acquire);
-            let view = View::classify(s, c);
-            if !matches!(view, View::Corrupt { .. }) {
-                return view;
-            }
-            // Mutant (design.md §10): trust the first corrupt-looking pair.
-            #[cfg(shmq_mutation = "no_reread")]
-            return view;
-            let again = dekker_load(&w.state);
-            if again == s {
-                return view;
-            }
-            s = again;
-        }
-        View::classify(s, w.clock.load(Acquire))
+        View::classify(dekker_load(&self.w(i).state))
     }
 
-    /// Steps 2-4 of §4. `side` runs inside the reservation, with exclusive
-    /// access to the slot's side words; its result is returned with the new
-    /// generation.
-    fn transition<R>(
-        &self,
-        i: u32,
-        s: u64,
-        c: u64,
-        to: St,
-        time: u64,
-        side: impl FnOnce(&SlotWords, u64) -> R,
-    ) -> Result<(u64, R), Step> {
+    /// §4: one CAS of slot `i`'s state word from exactly `s` to state
+    /// `code` (see [`St::code`], [`dead_code`]), the next generation and
+    /// `time`. Returns the new generation.
+    fn cas(&self, i: u32, s: u64, code: u64, time: u64) -> std::result::Result<u64, Raced> {
         let w = self.w(i);
         let g1 = next_gen(gen_of(s));
-        // Reserve. SYNC POINT: AcqRel; the Acquire half pairs with the previous
-        // reservation or extend, the Release half with step-1 loads of others.
+        let new = pack(code, g1, time);
+        // SYNC POINT: Release pairs with the Acquire (SeqCst) load of the
+        // state in the next actor's `read` (who then sees the side data and
+        // the payload written before); Acquire pairs with the previous
+        // transition's Release. SeqCst because sends and receives also use
+        // this CAS as the store half of the Dekker pairs of §5.1 and §6.
         #[cfg(not(any(
             shmq_mutation = "check_then_store",
             shmq_mutation = "transition_relaxed"
         )))]
-        w.clock
-            .compare_exchange(c, pack_clock(time, g1), AcqRel, Acquire)
-            .map_err(|_| Step::Raced)?;
-        // Mutants (design.md §10): reserve by load, compare, store; reserve
-        // with a Relaxed CAS.
+        w.state
+            .compare_exchange(s, new, SeqCst, Acquire)
+            .map_err(|_| Raced)?;
+        // Mutants (design.md §10): a load, a compare and a store; a Relaxed
+        // CAS.
         #[cfg(shmq_mutation = "check_then_store")]
-        if w.clock.load(Acquire) == c {
-            w.clock.store(pack_clock(time, g1), Release);
+        if w.state.load(Acquire) == s {
+            w.state.store(new, SeqCst);
         } else {
-            return Err(Step::Raced);
+            return Err(Raced);
         }
         #[cfg(shmq_mutation = "transition_relaxed")]
-        w.clock
-            .compare_exchange(c, pack_clock(time, g1), Relaxed, Relaxed)
-            .map_err(|_| Step::Raced)?;
-        let r = side(w, g1);
-        // Commit. SYNC POINT: Release pairs with the Acquire load of `state` in
-        // step 1 of the next actor (who then sees the side data and payload).
-        // SeqCst because sends and receives also use this CAS as the store
-        // half of the Dekker pairs of §5.1 and §6.
-        #[cfg(not(any(
-            shmq_mutation = "check_then_store",
-            shmq_mutation = "transition_relaxed",
-            shmq_mutation = "commit_relaxed",
-            shmq_mutation = "commit_store"
-        )))]
         w.state
-            .compare_exchange(s, pack_state(g1, to), SeqCst, Acquire)
-            .map_err(|_| Step::Aborted)?;
-        // Mutants (design.md §10): commit by load, compare, store; commit
-        // with a Relaxed CAS; commit with a plain store that trusts the
-        // reservation.
-        #[cfg(shmq_mutation = "check_then_store")]
-        if w.state.load(SeqCst) == s {
-            w.state.store(pack_state(g1, to), SeqCst);
-        } else {
-            return Err(Step::Aborted);
-        }
-        #[cfg(any(shmq_mutation = "transition_relaxed", shmq_mutation = "commit_relaxed"))]
-        w.state
-            .compare_exchange(s, pack_state(g1, to), Relaxed, Relaxed)
-            .map_err(|_| Step::Aborted)?;
-        #[cfg(shmq_mutation = "commit_store")]
-        w.state.store(pack_state(g1, to), SeqCst);
-        if to == St::Free {
+            .compare_exchange(s, new, Relaxed, Relaxed)
+            .map_err(|_| Raced)?;
+        if code == St::Free.code() {
             self.note_freed();
         }
-        Ok((g1, r))
+        Ok(g1)
     }
 
-    /// Step A of §4: abort a pending transition whose time + GRACE passed.
-    /// A message left READY this way is visible behind the cursors, so the
-    /// sweep is told to run a full lap.
-    fn abort(&self, i: u32, s: u64, st: St) -> bool {
-        // SYNC POINT: AcqRel like a commit: pairs with the step-1 Acquire
-        // loads of the next actor, and acquires the stalled actor's
-        // reservation (its clock CAS) whose time the slot keeps.
-        let done = self
-            .w(i)
-            .state
-            .compare_exchange(s, pack_state(next_gen(gen_of(s)), st), AcqRel, Acquire)
-            .is_ok();
-        if done && st == St::Ready {
-            self.signal_return();
-        }
-        if done && st == St::Free {
-            self.note_freed();
-        }
-        done
+    /// [`cas`](Self::cas) to a state other than DEAD.
+    fn transition(&self, i: u32, s: u64, to: St, time: u64) -> std::result::Result<u64, Raced> {
+        self.cas(i, s, to.code(), time)
     }
 
-    /// Quarantine a slot whose words are corrupt: DEAD with reason `Corrupt`,
-    /// by CASes from exactly the values read.
-    fn quarantine(&self, i: u32, s: u64, c: u64, now: u64) -> bool {
-        self.transition(i, s, c, St::Dead, now, |w, g1| {
-            w.reason.store(DeadReason::Corrupt.code(), Relaxed);
-            w.owner.store(owner_word(self.pid(), g1), Relaxed);
-        })
-        .is_ok()
+    /// Write slot `i`'s `aux` word for generation `gen` (a transition this
+    /// actor just made): `receives` and `holder`. A CAS from the value
+    /// read, retried while the state word still carries `gen`: a stale
+    /// actor's late CAS (one that read `aux` before this transition) fails
+    /// against ours, and ours retries past it. Returns whether the state
+    /// word still carries `gen` after our CAS: false means the transition
+    /// is no longer ours (a claimer then writes nothing into the slot).
+    fn set_aux(&self, i: u32, gen: u64, receives: u32, holder: u32) -> bool {
+        let w = self.w(i);
+        let new = pack_aux(receives, holder, gen);
+        let mut a = w.aux.load(Acquire);
+        for _ in 0..CAS_RETRIES {
+            // Mutant (design.md §10): a plain store, which a stalled actor's
+            // late write can land on top of.
+            #[cfg(shmq_mutation = "aux_store")]
+            {
+                let _ = a;
+                w.aux.store(new, Release);
+                return true;
+            }
+            // SYNC POINT: Release pairs with the Acquire load of `aux` by
+            // whoever judges this lease or claim (the sweep, `recover`).
+            #[cfg(not(shmq_mutation = "aux_store"))]
+            match w.aux.compare_exchange(a, new, AcqRel, Acquire) {
+                // The word may have moved on while we stalled before the
+                // CAS: then what we wrote describes nothing (its tag is a
+                // past generation) and the current owner's own CAS retries
+                // past it.
+                Ok(_) => return gen_of(w.state.load(SeqCst)) == gen,
+                Err(x) => a = x,
+            }
+            if gen_of(w.state.load(Acquire)) != gen {
+                return false;
+            }
+        }
+        false
+    }
+
+    /// Slot `i`'s receive count before the transition from a state of
+    /// generation `gen`: `aux` names the last lease (or the claim) that
+    /// wrote it. If the holder of generation `gen`'s lease died before its
+    /// `aux` CAS, that delivery is not counted: a message may be delivered
+    /// once more than `max_receives` per such crash (never fewer).
+    fn receives(&self, i: u32) -> u32 {
+        aux_receives(self.w(i).aux.load(Acquire))
+    }
+
+    /// Quarantine a slot whose state word is corrupt: DEAD with reason
+    /// `Corrupt`, by a CAS from exactly the value read.
+    fn quarantine(&self, i: u32, s: u64, now: u64) -> bool {
+        self.cas(i, s, dead_code(DeadReason::Corrupt.code()), now)
+            .is_ok()
     }
 
     /// The header's shared words (cursors and counters).

@@ -118,7 +118,7 @@ impl<M: Memory> Ring<M> {
     /// (Release), so an id read from a newer claim is caught by the second
     /// read (Acquire on the id, then the state).
     pub(super) fn holds_published(&self, i: u32, t: u64) -> bool {
-        let View::AtRest {
+        let View::Valid {
             s,
             st: St::Ready | St::Leased | St::Dead,
             ..
@@ -156,14 +156,14 @@ impl<M: Memory> Ring<M> {
     }
 
     /// Whether slot `i` is being claimed or written: FREE (a sender holds
-    /// its ticket and has not claimed yet), WRITING, or a transition pending.
+    /// its ticket and has not claimed yet) or WRITING.
     pub(super) fn in_flight(&self, i: u32) -> bool {
         matches!(
             self.read(i),
-            View::AtRest {
+            View::Valid {
                 st: St::Free | St::Writing,
                 ..
-            } | View::Pending { .. }
+            }
         )
     }
 
@@ -205,9 +205,8 @@ impl<M: Memory> Ring<M> {
         let mut foreign = false;
         while k < want {
             let i = ((r + k) % n) as u32;
-            let View::AtRest {
+            let View::Valid {
                 s,
-                c,
                 st: St::Ready,
                 time,
                 ..
@@ -222,7 +221,8 @@ impl<M: Memory> Ring<M> {
             if bufs.len() <= at {
                 bufs.resize_with(at + 1, Vec::new);
             }
-            let Some(d) = self.lease(i, s, c, now, vt, &mut bufs[at]) else {
+            let before = self.receives(i);
+            let Some(d) = self.lease(i, s, before, now, vt, &mut bufs[at]) else {
                 break;
             };
             foreign |= d.id != r + k;

@@ -19,11 +19,11 @@ impl<M: Memory> Ring<M> {
             return Err(Error::BadReceipt);
         }
         for _ in 0..CAS_RETRIES {
-            let View::AtRest {
+            let View::Valid {
                 s,
-                c,
                 st: St::Dead,
                 gen,
+                reason,
                 ..
             } = self.read(i)
             else {
@@ -38,33 +38,27 @@ impl<M: Memory> Ring<M> {
             // before its publish fails. Freeing or redriving the slot while
             // the sender lives would let those late writes land in the next
             // message to use the slot (§7, stopped processes), so it stays
-            // dead until the sender is gone. Regression test:
-            // tests/failpoints.rs, a_forced_hole_that_is_purged_and_reused_*.
-            let w = self.w(i);
-            if w.reason.load(Relaxed) == DeadReason::Recovered.code()
-                && (self.p.is_alive)((w.owner.load(Relaxed) >> 32) as u32)
-            {
+            // dead until the sender is gone. The quarantine was one CAS on
+            // from ABANDONED, itself one on from the claim: `aux` names the
+            // claimer for `gen - 2`. Regression test: tests/failpoints.rs,
+            // a_forced_hole_that_is_purged_and_reused_*.
+            if reason == DeadReason::Recovered.code() && self.claimer_lives(i, gen.wrapping_sub(1)) {
                 return Ok(false);
             }
-            let done = self.transition(i, s, c, to, now, |w, _| {
+            if to == St::Ready {
+                failpoint!("redrive.before");
+            } else {
+                failpoint!("purge.before");
+            }
+            // A redriven message starts its receive count again: `aux` is
+            // written (receives 0, no holder) for the new generation.
+            if let Ok(g1) = self.transition(i, s, to, now) {
                 if to == St::Ready {
-                    failpoint!("redrive.inside");
-                    w.receives.store(0, Relaxed);
-                } else {
-                    failpoint!("purge.inside");
+                    self.set_aux(i, g1, 0, 0);
+                    self.signal_return();
+                    self.mem.shared().redriven.fetch_add(1, Relaxed);
                 }
-                w.reason.store(0, Relaxed);
-            });
-            match done {
-                Ok(_) => {
-                    if to == St::Ready {
-                        self.signal_return();
-                        self.mem.shared().redriven.fetch_add(1, Relaxed);
-                    }
-                    return Ok(true);
-                }
-                Err(Step::Raced) => continue,
-                Err(Step::Aborted) => return Ok(false),
+                return Ok(true);
             }
         }
         Err(Error::Contended)
@@ -74,39 +68,7 @@ impl<M: Memory> Ring<M> {
 
     /// A best-effort snapshot of slot `i` (`i < slot_count`).
     pub fn info(&self, i: u32) -> SlotInfo {
-        let w = self.w(i);
-        let view = self.read(i);
-        let (s, c) = match view {
-            View::AtRest { s, c, .. } | View::Pending { s, c, .. } | View::Corrupt { s, c } => {
-                (s, c)
-            }
-        };
-        let gen = gen_of(s);
-        let state = match view {
-            View::Corrupt { .. } => St::from_bits(s & 0xff),
-            View::AtRest { st, .. } | View::Pending { st, .. } => Some(st),
-        };
-        let owner = w.owner.load(Relaxed);
-        // A claim's owner is written for the claim generation; the publish
-        // (and an abandon) bump the generation once more.
-        let owner_gen = owner & 0xffff_ffff;
-        let owner_current =
-            owner_gen == gen & 0xffff_ffff || owner_gen == gen.wrapping_sub(1) & 0xffff_ffff;
-        SlotInfo {
-            slot: i,
-            state,
-            pending: matches!(view, View::Pending { .. }),
-            corrupt: matches!(view, View::Corrupt { .. }),
-            gen,
-            time_ms: time_of(c),
-            id: w.msg_id.load(Relaxed),
-            len: w.len.load(Relaxed),
-            receives: w.receives.load(Relaxed),
-            sent_ms: w.sent_ms.load(Relaxed),
-            owner_pid: (owner >> 32) as u32,
-            owner_current,
-            reason: w.reason.load(Relaxed),
-        }
+        slot_info(self.w(i), i)
     }
 
     /// Copy the message in slot `i` without leasing it (a seqlock read, §4).
@@ -115,9 +77,7 @@ impl<M: Memory> Ring<M> {
         let w = self.w(i);
         let s1 = w.state.load(Acquire);
         let info = self.info(i);
-        if info.pending
-            || info.corrupt
-            || !matches!(info.state, Some(St::Ready | St::Leased | St::Dead))
+        if info.corrupt || !matches!(info.state, Some(St::Ready | St::Leased | St::Dead))
         {
             return None;
         }
@@ -134,94 +94,75 @@ impl<M: Memory> Ring<M> {
         Some(info)
     }
 
-    /// One repair step for `recover`: abort a stale pending transition,
-    /// quarantine a corrupt slot, expire an overdue lease or claim, reclaim an
-    /// abandoned slot whose owner is gone, or (`force_abandoned`) quarantine
-    /// an abandoned slot whose owner lives. Returns what it did.
+    /// One repair step for `recover`: quarantine a corrupt slot, expire an
+    /// overdue lease or claim, return a lease whose holder is gone, reclaim
+    /// an abandoned slot whose claimer is gone, or (`force_abandoned`)
+    /// quarantine an abandoned slot whose claimer lives. Returns what it did.
     pub fn repair(&self, i: u32, now: u64, force_abandoned: bool) -> Option<&'static str> {
-        failpoint!("recover.inside");
+        failpoint!("recover.before");
         match self.read(i) {
-            View::Corrupt { s, c } => self
-                .quarantine(i, s, c, now)
+            View::Corrupt { s } => self
+                .quarantine(i, s, now)
                 .then_some("quarantined corrupt slot"),
-            View::Pending { s, st, time, .. } if time.saturating_add(GRACE_MS) < now => self
-                .abort(i, s, st)
-                .then_some("aborted stale pending transition"),
-            View::AtRest {
+            View::Valid {
                 s,
-                c,
-                st: St::Leased,
+                st: St::Ready | St::Leased | St::Writing,
                 time,
                 ..
-            } if time <= now => {
-                if self.w(i).receives.load(Relaxed) >= self.p.max_receives {
-                    self.dead_letter(i, s, c, now)
-                        .then_some("dead-lettered expired lease at max receives")
-                } else {
-                    self.transition(i, s, c, St::Ready, now, |_, _| ())
-                        .ok()
-                        .map(|_| {
-                            self.signal_return();
-                            "returned expired lease to visible"
-                        })
-                }
-            }
-            View::AtRest {
+            } if time > now.saturating_add(TIME_AHEAD_MAX_MS) => self
+                .quarantine(i, s, now)
+                .then_some("quarantined slot with a time no transition writes"),
+            View::Valid {
                 s,
-                c,
                 st: St::Leased,
+                time,
                 gen,
                 ..
             } => {
-                let owner = self.w(i).owner.load(Relaxed);
-                let pid = (owner >> 32) as u32;
-                let known = owner & 0xffff_ffff == gen & 0xffff_ffff && pid != 0;
-                if known
-                    && !(self.p.is_alive)(pid)
-                    && self.w(i).receives.load(Relaxed) >= self.p.max_receives
-                {
-                    self.dead_letter(i, s, c, now)
-                        .then_some("dead-lettered lease of a dead process at max receives")
-                } else if known && !(self.p.is_alive)(pid) {
-                    self.transition(i, s, c, St::Ready, now, |_, _| ())
-                        .ok()
-                        .map(|_| {
-                            self.signal_return();
-                            "returned lease of a dead process to visible"
-                        })
-                } else {
-                    None
+                let a = self.w(i).aux.load(Acquire);
+                let holder_gone = aux_is_for(a, gen) && !(self.p.is_alive)(aux_holder(a));
+                if time > now && !holder_gone {
+                    return None;
                 }
+                if self.receives_of_lease(i, s) >= self.p.max_receives {
+                    return self.dead_letter(i, s, now).then_some(if time <= now {
+                        "dead-lettered expired lease at max receives"
+                    } else {
+                        "dead-lettered lease of a dead process at max receives"
+                    });
+                }
+                let g1 = self.transition(i, s, St::Ready, now).ok()?;
+                // Count the delivery whose holder never wrote `aux`.
+                if !aux_is_for(a, gen) {
+                    self.set_aux(i, g1, aux_receives(a).saturating_add(1), 0);
+                }
+                self.signal_return();
+                Some(if time <= now {
+                    "returned expired lease to visible"
+                } else {
+                    "returned lease of a dead process to visible"
+                })
             }
-            View::AtRest {
+            View::Valid {
                 s,
-                c,
                 st: St::Writing,
                 time,
                 ..
-            } if time <= now => self
-                .abandon(i, s, c, now)
-                .then_some("abandoned expired claim"),
-            View::AtRest {
+            } if time <= now => self.abandon(i, s, now).then_some("abandoned expired claim"),
+            View::Valid {
                 s,
-                c,
                 st: St::Abandoned,
                 gen,
                 ..
             } => {
-                let owner = self.w(i).owner.load(Relaxed);
-                let pid = (owner >> 32) as u32;
-                let current = owner & 0xffff_ffff == gen.wrapping_sub(1) & 0xffff_ffff;
-                if !current || !(self.p.is_alive)(pid) {
-                    self.transition(i, s, c, St::Free, now, |_, _| ())
+                if !self.claimer_lives(i, gen) {
+                    self.transition(i, s, St::Free, now)
                         .ok()
                         .map(|_| "reclaimed abandoned claim")
                 } else if force_abandoned {
-                    self.transition(i, s, c, St::Dead, now, |w, _| {
-                        w.reason.store(DeadReason::Recovered.code(), Relaxed);
-                    })
-                    .ok()
-                    .map(|_| "quarantined abandoned claim of a live process")
+                    self.cas(i, s, dead_code(DeadReason::Recovered.code()), now)
+                        .ok()
+                        .map(|_| "quarantined abandoned claim of a live process")
                 } else {
                     None
                 }
@@ -230,27 +171,64 @@ impl<M: Memory> Ring<M> {
         }
     }
 
-    /// Reset every clock to 0 after a reboot (§7): every lease and claim is
-    /// expired and every delayed message visible. Pending transitions are
-    /// aborted. Call only with exclusive access to the file.
+    /// Set every slot's time to 0 after a reboot (§7): every lease and claim
+    /// is expired and every delayed message visible. Each slot by a CAS
+    /// from the word read, which races correctly with any process already
+    /// working on the queue: a slot that changed meanwhile carries a time of
+    /// this boot and is left alone. Corrupt slots are left to the next
+    /// receiver's quarantine.
     pub fn reset_clocks(&self) {
         for i in 0..self.n {
             let w = self.w(i);
             let s = w.state.load(Acquire);
-            let c = w.clock.load(Acquire);
-            match View::classify(s, c) {
-                View::AtRest { gen, .. } => w.clock.store(pack_clock(0, gen), Release),
-                View::Pending { st, gen, .. } => {
-                    let g1 = next_gen(gen);
-                    w.clock.store(pack_clock(0, g1), Release);
-                    w.state.store(pack_state(g1, st), Release);
+            if let View::Valid { time, .. } = View::classify(s) {
+                if time != 0 {
+                    let _ = w
+                        .state
+                        .compare_exchange(s, with_time(s, 0), SeqCst, Relaxed);
                 }
-                View::Corrupt { .. } => {}
             }
         }
         let sh = self.mem.shared();
         sh.sweep_due.store(0, SeqCst);
         sh.sweep_pending.store(1, SeqCst);
         sh.full_hint.store(0, SeqCst);
+    }
+}
+
+/// A snapshot of one slot's words (shared with the read-only view of
+/// `observe.rs`, which has no `Ring`).
+pub(crate) fn slot_info(w: &SlotWords, i: u32) -> SlotInfo {
+    // Relaxed loads and Acquire fences only: the read-only mapping of
+    // `observe.rs` promises nothing else. SYNC POINT: the fence after the
+    // state load pairs with the Release of the CAS that wrote it, so the
+    // words read after it are at least as new; the one after `aux` with
+    // its CAS.
+    let s = w.state.load(Relaxed);
+    fence(Acquire);
+    let a = w.aux.load(Relaxed);
+    fence(Acquire);
+    let view = View::classify(s);
+    let (state, reason, gen) = match view {
+        View::Valid { st, reason, gen, .. } => (Some(st), reason, gen),
+        View::Corrupt { .. } => (None, 0, gen_of(s)),
+    };
+    // A claim's `aux` is written for the claim generation; an abandon bumps
+    // the generation once more.
+    let holder_current = aux_is_for(a, gen)
+        || (state == Some(St::Abandoned) && aux_is_for(a, gen.wrapping_sub(1)));
+    SlotInfo {
+        slot: i,
+        state,
+        corrupt: matches!(view, View::Corrupt { .. }),
+        gen,
+        time_ms: time_of(s),
+        id: w.msg_id.load(Relaxed),
+        len: w.len.load(Relaxed),
+        receives: aux_receives(a),
+        sent_ms: w.sent_ms.load(Relaxed),
+        holder: aux_holder(a),
+        holder_current,
+        reason,
     }
 }

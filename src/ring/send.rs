@@ -190,20 +190,31 @@ impl<M: Memory> Ring<M> {
         Ok(())
     }
 
-    /// Claim slot `i` if it is free (§4: FREE -> WRITING). Returns the claim
-    /// generation. Quarantines the slot if its words are corrupt.
+    /// Claim slot `i` if it is free (§4: FREE -> WRITING), then name this
+    /// process as its claimer in `aux`. Returns the claim generation.
+    /// Quarantines the slot if its word is corrupt.
     pub(super) fn claim(&self, i: u32, now: u64) -> Option<u64> {
         match self.read(i) {
-            View::AtRest {
-                s, c, st: St::Free, ..
-            } => self
-                .transition(i, s, c, St::Writing, now + self.p.claim_ms, |w, g1| {
-                    w.owner.store(owner_word(self.pid(), g1), Relaxed);
-                })
-                .ok()
-                .map(|(g, ())| g),
-            View::Corrupt { s, c } => {
-                self.quarantine(i, s, c, now);
+            View::Valid {
+                s, st: St::Free, ..
+            } => {
+                let g1 = self
+                    .transition(i, s, St::Writing, now + self.p.claim_ms)
+                    .ok()?;
+                failpoint!("send.before_owner");
+                // The claimer must be named before it writes anything into
+                // the slot: an ABANDONED claim is freed only once its named
+                // claimer is gone, or when no claimer is named (§7). If the
+                // slot moved on before our `aux` CAS, it is not ours.
+                // Mutant (design.md §10): a claim that names no claimer.
+                #[cfg(not(shmq_mutation = "claim_no_owner"))]
+                if !self.set_aux(i, g1, 0, self.pid()) {
+                    return None;
+                }
+                Some(g1)
+            }
+            View::Corrupt { s } => {
+                self.quarantine(i, s, now);
                 None
             }
             _ => None,
@@ -295,7 +306,7 @@ impl<M: Memory> Ring<M> {
 
     /// Whether slot `i` is FREE and at rest.
     pub(super) fn is_free(&self, i: u32) -> bool {
-        matches!(self.read(i), View::AtRest { st: St::Free, .. })
+        matches!(self.read(i), View::Valid { st: St::Free, .. })
     }
 
     /// The distance from ticket `f` to the first ticket whose slot is free,
@@ -305,9 +316,9 @@ impl<M: Memory> Ring<M> {
         (0..n).find(|j| {
             let i = (f.wrapping_add(*j) % n) as u32;
             match self.read(i) {
-                View::AtRest { st: St::Free, .. } => true,
-                View::Corrupt { s, c } => {
-                    self.quarantine(i, s, c, now);
+                View::Valid { st: St::Free, .. } => true,
+                View::Corrupt { s } => {
+                    self.quarantine(i, s, now);
                     false
                 }
                 _ => false,
@@ -426,32 +437,27 @@ impl<M: Memory> Ring<M> {
     ) -> Result<()> {
         failpoint!("send.after_claim");
         let w = self.w(i);
-        // Release: pairs with the Acquire load in `holds_published`, which
-        // must see the claim commit above when it sees this id.
+        // Release: pairs with the Acquire load in `holds_published` and
+        // `on_this_pass`, which must see the claim when they see this id.
         w.msg_id.store(t, Release);
         w.len.store(msg.len() as u32, Relaxed);
-        w.receives.store(0, Relaxed);
         w.sent_ms.store(now, Relaxed);
-        w.reason.store(0, Relaxed);
         let crc = if self.p.checksums {
             message_crc(t, msg)
         } else {
             0
         };
         w.crc.store(crc, Relaxed);
-        // SYNC POINT: pairs with the fence(Acquire) of `peek`'s seqlock read:
-        // a peeker that sees any payload word below also sees our claim.
+        // SYNC POINT: pairs with the fence(Acquire) of `peek`'s seqlock read
+        // and of the lease's re-check: a reader that sees any payload word
+        // below also sees our claim.
         fence(Release);
         write_payload(self.mem.payload(i), msg);
         failpoint!("send.before_publish");
 
-        // Publish: WRITING -> READY. Our claim reservation is the expected clock.
-        let s = pack_state(g, St::Writing);
-        let c = pack_clock(now + self.p.claim_ms, g);
-        if self
-            .transition(i, s, c, St::Ready, now + delay_ms, |_, _| ())
-            .is_err()
-        {
+        // Publish: WRITING -> READY, from exactly the word our claim wrote.
+        let s = pack_state(St::Writing, g, now + self.p.claim_ms);
+        if self.transition(i, s, St::Ready, now + delay_ms).is_err() {
             self.release_abandoned(i, g, now);
             return Err(Error::ClaimExpired);
         }
@@ -487,25 +493,17 @@ impl<M: Memory> Ring<M> {
     /// After a failed publish: our claim was abandoned. Free the slot, which
     /// nobody else frees while we live (§7).
     pub(super) fn release_abandoned(&self, i: u32, claim_gen: u64, now: u64) {
-        let me = owner_word(self.pid(), claim_gen);
-        for _ in 0..CAS_RETRIES {
-            match self.read(i) {
-                View::AtRest {
-                    s,
-                    c,
-                    st: St::Abandoned,
-                    gen,
-                    ..
-                } if gen == next_gen(claim_gen) && self.w(i).owner.load(Relaxed) == me => {
-                    let _ = self.transition(i, s, c, St::Free, now, |_, _| ());
-                    return;
-                }
-                View::Pending {
-                    st: St::Writing,
-                    gen,
-                    ..
-                } if gen == claim_gen => spin_hint(),
-                _ => return,
+        if let View::Valid {
+            s,
+            st: St::Abandoned,
+            gen,
+            ..
+        } = self.read(i)
+        {
+            let a = self.w(i).aux.load(Acquire);
+            if gen == next_gen(claim_gen) && aux_is_for(a, claim_gen) && aux_holder(a) == self.pid()
+            {
+                let _ = self.transition(i, s, St::Free, now);
             }
         }
     }

@@ -91,59 +91,57 @@ impl<M: Memory> Ring<M> {
     ) -> Option<Delivery> {
         let sweeping = pass == Pass::Sweep;
         match self.read(i) {
-            View::AtRest {
+            View::Valid {
                 s,
-                c,
+                st: St::Ready | St::Leased | St::Writing,
+                time,
+                ..
+            } if sweeping && time > now.saturating_add(TIME_AHEAD_MAX_MS) => {
+                // A time no transition writes: the slot would otherwise be
+                // stuck for as long as the forged time says (§8).
+                self.quarantine(i, s, now);
+                None
+            }
+            View::Valid {
+                s,
                 st: St::Ready,
                 time,
                 ..
             } if self.visible(i, time, now) && self.on_this_pass(i, pass) => {
-                self.lease(i, s, c, now, vt, buf)
+                let before = self.receives(i);
+                self.lease(i, s, before, now, vt, buf)
             }
-            View::AtRest {
+            View::Valid {
                 s,
-                c,
                 st: St::Leased,
                 time,
                 ..
-            } if sweeping && time <= now => self.expire(i, s, c, now, vt, buf),
-            View::AtRest {
+            } if sweeping && time <= now => self.expire(i, s, now, vt, buf),
+            View::Valid {
                 s,
-                c,
                 st: St::Writing,
                 time,
                 ..
             } if sweeping && time <= now => {
-                self.abandon(i, s, c, now);
+                self.abandon(i, s, now);
                 None
             }
-            View::AtRest {
+            View::Valid {
                 s,
-                c,
                 st: St::Abandoned,
                 gen,
                 ..
             } if sweeping => {
-                let owner = self.w(i).owner.load(Relaxed);
-                let pid = (owner >> 32) as u32;
-                // The owner was recorded for the claim generation, one before.
-                let current = owner & 0xffff_ffff == gen.wrapping_sub(1) & 0xffff_ffff;
-                if !current || !(self.p.is_alive)(pid) {
-                    let _ = self.transition(i, s, c, St::Free, now, |_, _| ());
+                if !self.claimer_lives(i, gen) {
+                    let _ = self.transition(i, s, St::Free, now);
                 }
                 None
             }
-            View::Pending { s, st, time, .. }
-                if sweeping && time.saturating_add(GRACE_MS) < now =>
-            {
-                self.abort(i, s, st);
+            View::Corrupt { s } => {
+                self.quarantine(i, s, now);
                 None
             }
-            View::Corrupt { s, c } => {
-                self.quarantine(i, s, c, now);
-                None
-            }
-            View::AtRest {
+            View::Valid {
                 st: St::Ready | St::Leased | St::Writing,
                 time,
                 ..
@@ -151,12 +149,18 @@ impl<M: Memory> Ring<M> {
                 self.note_due(time);
                 None
             }
-            View::Pending { time, .. } if sweeping => {
-                self.note_due(time.saturating_add(GRACE_MS + 1));
-                None
-            }
             _ => None,
         }
+    }
+
+    /// Whether the claim of an ABANDONED slot (generation `gen`, one past
+    /// its claim) names a claimer that still lives: then its late writes
+    /// could still land in the slot, which must not be reused (§7). A claim
+    /// whose claimer is not named (it died, or stalled, before its `aux`
+    /// CAS, which precedes every write into the slot) writes nothing more.
+    pub(super) fn claimer_lives(&self, i: u32, gen: u64) -> bool {
+        let a = self.w(i).aux.load(Acquire);
+        aux_is_for(a, gen.wrapping_sub(1)) && (self.p.is_alive)(aux_holder(a))
     }
 
     /// Whether a READY message with clock time `time` is visible to a
@@ -197,26 +201,25 @@ impl<M: Memory> Ring<M> {
         id < sh.rcur.load(Relaxed) || id >= sh.fill.load(Relaxed)
     }
 
-    /// READY (or expired LEASED) -> LEASED, then copy the message out.
+    /// READY (or expired LEASED) -> LEASED, then name this process as the
+    /// holder in `aux` with the receive count `before + 1`, then copy the
+    /// message out.
     pub(super) fn lease(
         &self,
         i: u32,
         s: u64,
-        c: u64,
+        before: u32,
         now: u64,
         vt: u64,
         buf: &mut Vec<u8>,
     ) -> Option<Delivery> {
         let deadline = now + vt;
-        let (g1, before) = self
-            .transition(i, s, c, St::Leased, deadline, |w, g1| {
-                let r = w.receives.load(Relaxed);
-                w.receives.store(r.saturating_add(1), Relaxed);
-                w.owner.store(owner_word(self.pid(), g1), Relaxed);
-                r
-            })
-            .ok()?;
+        let g1 = self.transition(i, s, St::Leased, deadline).ok()?;
         failpoint!("receive.after_lease");
+        let receives = before.saturating_add(1);
+        // If the lease is lost before this CAS, the copy's re-check below
+        // finds out.
+        self.set_aux(i, g1, receives, self.pid());
         if before > 0 {
             self.mem.shared().redelivered.fetch_add(1, Relaxed);
         }
@@ -237,8 +240,8 @@ impl<M: Memory> Ring<M> {
         // delivered (the message is someone else's now), so a torn mix of
         // two messages never is, with or without checksums.
         // SYNC POINT: this fence(Acquire) after the payload loads pairs with
-        // the reusing sender's fence(Release) after its claim commit: if any
-        // load above saw its payload, the state load below sees its claim.
+        // the reusing sender's fence(Release) after its claim: if any load
+        // above saw its payload, the state load below sees its claim.
         fence(Acquire);
         #[cfg(not(shmq_mutation = "lease_no_recheck"))]
         if gen_of(w.state.load(Relaxed)) != g1 {
@@ -249,9 +252,14 @@ impl<M: Memory> Ring<M> {
             return None;
         }
         Some(Delivery {
-            receipt: Receipt { slot: i, gen: g1 },
+            receipt: Receipt {
+                queue: self.p.identity,
+                slot: i,
+                gen: g1,
+                id,
+            },
             id,
-            receives: before.saturating_add(1),
+            receives,
             deadline_ms: deadline,
             sent_ms,
         })
@@ -259,19 +267,29 @@ impl<M: Memory> Ring<M> {
 
     /// A lease we just took turned out to hold a corrupt message.
     pub(super) fn quarantine_held(&self, i: u32, gen: u64, now: u64) {
-        if let View::AtRest {
+        if let View::Valid {
             s,
-            c,
             st: St::Leased,
             gen: g,
             ..
         } = self.read(i)
         {
             if g == gen {
-                let _ = self.transition(i, s, c, St::Dead, now, |w, _| {
-                    w.reason.store(DeadReason::Corrupt.code(), Relaxed);
-                });
+                let _ = self.cas(i, s, dead_code(DeadReason::Corrupt.code()), now);
             }
+        }
+    }
+
+    /// Deliveries of the message in slot `i`, whose state word `s` is an
+    /// expired lease: `aux` counts that lease if its holder wrote it, and
+    /// if the holder died before, the lease still counts.
+    pub(super) fn receives_of_lease(&self, i: u32, s: u64) -> u32 {
+        let a = self.w(i).aux.load(Acquire);
+        let r = aux_receives(a);
+        if aux_is_for(a, gen_of(s)) {
+            r
+        } else {
+            r.saturating_add(1)
         }
     }
 
@@ -280,35 +298,27 @@ impl<M: Memory> Ring<M> {
         &self,
         i: u32,
         s: u64,
-        c: u64,
         now: u64,
         vt: u64,
         buf: &mut Vec<u8>,
     ) -> Option<Delivery> {
-        if self.w(i).receives.load(Relaxed) >= self.p.max_receives {
-            self.dead_letter(i, s, c, now);
+        let before = self.receives_of_lease(i, s);
+        if before >= self.p.max_receives {
+            self.dead_letter(i, s, now);
             return None;
         }
-        self.lease(i, s, c, now, vt, buf)
+        self.lease(i, s, before, now, vt, buf)
     }
 
     /// An expired claim: WRITING -> ABANDONED; straight on to FREE if the
-    /// claimer is gone.
+    /// claimer is gone (or was never named).
     /// Returns whether the claim was abandoned by this call.
-    pub(super) fn abandon(&self, i: u32, s: u64, c: u64, now: u64) -> bool {
-        let pid = (self.w(i).owner.load(Relaxed) >> 32) as u32;
-        let Ok((g1, ())) = self.transition(i, s, c, St::Abandoned, now, |_, _| ()) else {
+    pub(super) fn abandon(&self, i: u32, s: u64, now: u64) -> bool {
+        let Ok(g1) = self.transition(i, s, St::Abandoned, now) else {
             return false;
         };
-        if !(self.p.is_alive)(pid) {
-            let _ = self.transition(
-                i,
-                pack_state(g1, St::Abandoned),
-                pack_clock(now, g1),
-                St::Free,
-                now,
-                |_, _| (),
-            );
+        if !self.claimer_lives(i, g1) {
+            let _ = self.transition(i, pack_state(St::Abandoned, g1, now), St::Free, now);
         }
         true
     }

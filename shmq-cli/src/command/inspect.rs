@@ -19,8 +19,7 @@ pub struct Args {
     pub path: PathBuf,
     /// Only slots in this state: free, writing, ready, leased, dead,
     /// abandoned, or a recover class (visible, delayed, leased-live,
-    /// leased-dead, lease-expired, claim-expired, pending, pending-stale,
-    /// corrupt).
+    /// leased-dead, lease-expired, claim-expired, corrupt).
     #[arg(long, value_parser = parse_filter)]
     pub state: Option<String>,
     /// Include free slots (without --state, they are left out).
@@ -30,8 +29,8 @@ pub struct Args {
     #[arg(long, default_value_t = 1000)]
     pub limit: usize,
     /// One JSON object per slot and line; keys in this order: slot, state,
-    /// class, pending, gen, id, receives, len, time_unix_ms,
-    /// time_from_now_ms, sent_unix_ms, owner_pid, owner_alive, reason.
+    /// class, gen, id, receives, len, time_unix_ms, time_from_now_ms,
+    /// sent_unix_ms, holder, holder_alive, reason.
     #[arg(long)]
     pub json: bool,
 }
@@ -56,7 +55,6 @@ fn parse_filter(s: &str) -> Result<String, String> {
 fn matches(filter: Option<&str>, all: bool, info: &SlotInfo, class: Class) -> bool {
     match filter {
         None => all || class != Class::Free,
-        Some("pending") => info.pending,
         Some(f) => info.state.is_some_and(|st| st.name() == f) || class.name() == f,
     }
 }
@@ -64,8 +62,8 @@ fn matches(filter: Option<&str>, all: bool, info: &SlotInfo, class: Class) -> bo
 /// Whether the owner word means something for this state.
 fn has_owner(info: &SlotInfo) -> bool {
     matches!(info.state, Some(St::Writing | St::Leased | St::Abandoned))
-        && info.owner_current
-        && info.owner_pid != 0
+        && info.holder_current
+        && info.holder != 0
 }
 
 pub fn run(a: Args) -> Result<(), Failure> {
@@ -114,12 +112,12 @@ pub fn run(a: Args) -> Result<(), Failure> {
                 relative(info.time_ms, now)
             };
             let mut owner = if has_owner(info) {
-                let alive = if pid_alive(info.owner_pid) {
+                let alive = if pid_alive(info.holder) {
                     "alive"
                 } else {
                     "gone"
                 };
-                format!("pid {} ({alive})", info.owner_pid)
+                format!("pid {} ({alive})", info.holder)
             } else {
                 "-".into()
             };
@@ -171,7 +169,6 @@ fn to_json(info: &SlotInfo, class: Class, now: u64) -> Value {
         "slot": info.slot,
         "state": state_name(info),
         "class": class.name(),
-        "pending": info.pending,
         "gen": info.gen,
         "id": info.id,
         "receives": info.receives,
@@ -179,8 +176,8 @@ fn to_json(info: &SlotInfo, class: Class, now: u64) -> Value {
         "time_unix_ms": mono_to_unix_ms(info.time_ms),
         "time_from_now_ms": info.time_ms as i64 - now as i64,
         "sent_unix_ms": (info.sent_ms != 0).then(|| mono_to_unix_ms(info.sent_ms)),
-        "owner_pid": if has_owner(info) { Some(info.owner_pid) } else { None },
-        "owner_alive": has_owner(info).then(|| pid_alive(info.owner_pid)),
+        "holder": if has_owner(info) { Some(info.holder) } else { None },
+        "holder_alive": has_owner(info).then(|| pid_alive(info.holder)),
         "reason": (info.state == Some(St::Dead)).then(|| reason(info.reason).name()),
     })
 }

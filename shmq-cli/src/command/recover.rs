@@ -20,15 +20,14 @@ const PROGRESS_FROM_SLOTS: u32 = 1 << 22;
 pub const AFTER_HELP: &str = "\
 Every slot is classified as free, visible, delayed, leased-live,
 leased-dead (its holder process is gone), lease-expired, writing,
-claim-expired, abandoned, dead, pending (a transition in flight),
-pending-stale (its actor died mid-transition) or corrupt. Acked messages
-are free slots.
+claim-expired, abandoned, dead or corrupt. Acked messages are free
+slots.
 
 Without --apply nothing changes (but write access is needed). With --apply,
 recover returns leases of dead holders and expired leases to visible (or
 dead-letters them at max receives), abandons expired claims and frees them
-once their sender is gone, aborts stale transitions, and quarantines
-corrupt slots as dead (reason corrupt). It never deletes a message.
+once their sender is gone, and quarantines corrupt slots as dead (reason
+corrupt). It never deletes a message.
 
 recover is safe while other processes use the queue: it takes no lock and
 needs no exclusive access. Each repair is one of the queue's own lock-free
@@ -156,8 +155,8 @@ fn finding_text(out: &mut impl Write, f: &Finding, first: bool) -> io::Result<()
     if first {
         writeln!(out, "findings:")?;
     }
-    let pid = if f.owner_pid != 0 {
-        format!(", pid {}", f.owner_pid)
+    let pid = if f.holder != 0 {
+        format!(", holder {}", f.holder)
     } else {
         String::new()
     };
@@ -206,7 +205,7 @@ fn finding_json(f: &Finding) -> Value {
         "class": f.class.name(),
         "id": f.id,
         "receives": f.receives,
-        "owner_pid": f.owner_pid,
+        "holder": f.holder,
         "action": f.action,
         "repairable": f.repairable,
         "done": f.done,
