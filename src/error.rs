@@ -105,7 +105,7 @@ pub enum Error {
     ClaimExpired,
     /// Another process kept changing the same word; the operation gave up.
     Contended,
-    /// A receipt names a slot the queue does not have.
+    /// A receipt is another queue's, or names a slot the queue does not have.
     BadReceipt,
     /// The queue file was removed or replaced since this handle opened it;
     /// nothing was sent (see [`Queue::is_orphaned`](crate::Queue::is_orphaned)).
@@ -130,9 +130,15 @@ impl fmt::Display for Error {
                 write!(f, "{} does not exist; create the queue first", path.display())
             }
             Error::NotAQueue { path } => write!(f, "{} is not a shmq queue file (bad magic bytes)", path.display()),
+            Error::Incompatible { path, found, supported } if found < supported => write!(
+                f,
+                "{} has format version {found}, which this build (format {supported}) no longer reads; \
+                 drain it with the shmq that created it, remove it, and create the queue again",
+                path.display()
+            ),
             Error::Incompatible { path, found, supported } => write!(
                 f,
-                "{} has format version {found}, this build reads version {supported}; use a matching shmq",
+                "{} has format version {found}, newer than this build reads ({supported}); use a newer shmq",
                 path.display()
             ),
             Error::NotInitialised { path } => write!(
@@ -173,7 +179,7 @@ impl fmt::Display for Error {
                 "send stalled past the claim timeout and was abandoned; the message was not sent, send it again"
             ),
             Error::Contended => write!(f, "gave up after repeated interference on one slot; retry"),
-            Error::BadReceipt => write!(f, "the receipt names a slot this queue does not have"),
+            Error::BadReceipt => write!(f, "the receipt is not one of this queue's (another queue's, or a slot it does not have)"),
             Error::Orphaned => write!(
                 f,
                 "the queue file was removed or replaced since this handle opened it; nothing was sent: open the queue again"
@@ -324,7 +330,7 @@ impl From<Error> for io::Error {
     }
 }
 
-/// A string that is not a receipt (`SLOT:GEN`, as a receipt's `Display`
+/// A string that is not a receipt (`QUEUE-SLOT-GEN-ID`, as a receipt's `Display`
 /// writes it).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ParseReceiptError {
@@ -336,7 +342,7 @@ impl fmt::Display for ParseReceiptError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{:?} is not a receipt ({}); a receipt reads SLOT:GEN, as printed by a receive",
+            "{:?} is not a receipt ({}); a receipt reads QUEUE-SLOT-GEN-ID (hexadecimal), as printed by a receive",
             self.input, self.what
         )
     }

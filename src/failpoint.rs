@@ -14,16 +14,17 @@
 /// Every crash point the library defines, in protocol order.
 pub const FAILPOINTS: &[&str] = &[
     "create.before_link",
+    "send.before_owner",
     "send.after_claim",
     "send.mid_payload",
     "send.before_publish",
     "receive.after_lease",
-    "ack.inside",
-    "nack.inside",
-    "deadletter.inside",
-    "redrive.inside",
-    "purge.inside",
-    "recover.inside",
+    "ack.before",
+    "nack.before",
+    "deadletter.before",
+    "redrive.before",
+    "purge.before",
+    "recover.before",
 ];
 
 #[cfg(all(feature = "failpoints", not(loom)))]

@@ -269,8 +269,7 @@ fn peek_slot<M: Memory>(mem: &M, slot_size: u32, i: u32, buf: &mut Vec<u8>) -> O
     let w = mem.slot(i);
     let s1 = load_acquire(&w.state);
     let info = info(mem, i);
-    if info.corrupt || !matches!(info.state, Some(St::Ready | St::Leased | St::Dead))
-    {
+    if info.corrupt || !matches!(info.state, Some(St::Ready | St::Leased | St::Dead)) {
         return None;
     }
     let len = info.len as usize;

@@ -814,7 +814,8 @@ impl Queue {
         };
         for i in 0..config.slots {
             let w = mem.slot(i);
-            w.state.store(crate::slot::pack_state(St::Free, 0, 0), Relaxed);
+            w.state
+                .store(crate::slot::pack_state(St::Free, 0, 0), Relaxed);
         }
         let [a, b] = boot_id();
         mem.shared().boot_id[0].store(a, Relaxed);

@@ -429,6 +429,7 @@ mod tests {
                 visibility_ms: VT,
                 claim_ms: 2000,
                 checksums: true,
+                identity: 1,
                 pid,
                 is_alive: alive,
                 wake: crate::ring::no_wake,

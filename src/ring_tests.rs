@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::layout::HeapMemory;
-use crate::slot::{pack_clock, pack_state, St, TAG_MASK};
+use crate::slot::{pack_aux, pack_state, St};
 
 const VT: u64 = 1000;
 
@@ -15,6 +15,7 @@ fn params(max_receives: u32) -> Params {
         visibility_ms: VT,
         claim_ms: 500,
         checksums: true,
+        identity: 0x5157,
         pid: 4242,
         is_alive: |pid| pid == 4242,
         wake: crate::ring::no_wake,
@@ -245,9 +246,8 @@ fn a_crashed_claim_is_abandoned_and_reclaimed_once_its_owner_is_gone() {
     let r = ring(2);
     // A sender with pid 7 (dead) claims slot 0 and dies before publishing.
     let w = r.memory().slot(0);
-    w.clock.store(pack_clock(500, 1), Relaxed);
-    w.owner.store(owner_word(7, 1), Relaxed);
-    w.state.store(pack_state(1, St::Writing), Relaxed);
+    w.aux.store(pack_aux(0, 7, 1), Relaxed);
+    w.state.store(pack_state(St::Writing, 1, 500), Relaxed);
     r.shared().fill.store(1, Relaxed);
     r.send(b"other", 0, 0).unwrap();
     let (d, _) = recv(&r, 0).expect("the hole stops nothing");
@@ -266,9 +266,8 @@ fn an_abandoned_claim_of_a_live_owner_is_kept_until_the_owner_gives_up() {
     let r = ring(2);
     // We (pid 4242, alive) claim slot 0 by hand and stall.
     let w = r.memory().slot(0);
-    w.clock.store(pack_clock(500, 1), Relaxed);
-    w.owner.store(owner_word(4242, 1), Relaxed);
-    w.state.store(pack_state(1, St::Writing), Relaxed);
+    w.aux.store(pack_aux(0, 4242, 1), Relaxed);
+    w.state.store(pack_state(St::Writing, 1, 500), Relaxed);
     assert!(recv(&r, 501).is_none());
     assert_eq!(
         state_of(&r, 0),
@@ -277,30 +276,44 @@ fn an_abandoned_claim_of_a_live_owner_is_kept_until_the_owner_gives_up() {
     );
     assert!(recv(&r, 5000).is_none());
     assert_eq!(state_of(&r, 0), Some(St::Abandoned));
-    // The zombie resumes: its publish (reserve against its claim clock) fails.
-    let s = pack_state(1, St::Writing);
-    assert!(r
-        .transition(0, s, pack_clock(500, 1), St::Ready, 600, |_, _| ())
-        .is_err());
+    // The zombie resumes: its publish (a CAS from its claim's word) fails.
+    let s = pack_state(St::Writing, 1, 500);
+    assert!(r.transition(0, s, St::Ready, 600).is_err());
     r.release_abandoned(0, 1, 600);
     assert_eq!(state_of(&r, 0), Some(St::Free));
 }
 
 #[test]
-fn a_pending_reservation_is_aborted_after_grace() {
+fn a_claim_whose_claimer_died_before_naming_itself_is_reclaimed() {
     let r = ring(2);
-    r.send(b"m", 0, 0).unwrap();
-    // A receiver reserves the lease (clock tagged gen+1) and dies before commit.
-    let info = r.info(0);
+    // A sender claimed slot 0 and died before its `aux` CAS: `aux` is still
+    // the previous message's (its tag names an older generation).
     let w = r.memory().slot(0);
-    w.clock.store(pack_clock(VT, info.gen + 1), Relaxed);
-    assert!(r.info(0).pending);
-    assert!(recv(&r, VT + GRACE_MS).is_none(), "not before time + GRACE");
-    // The abort happens on one sweep pass, the lease on the next.
-    let got = recv(&r, VT + GRACE_MS + 1).or_else(|| recv(&r, VT + GRACE_MS + 2));
-    let (d, p) = got.expect("message delivered after the abort");
-    assert_eq!(p, b"m");
-    r.ack(d.receipt, VT + GRACE_MS + 2).unwrap();
+    w.aux.store(pack_aux(2, 4242, 0), Relaxed);
+    w.state.store(pack_state(St::Writing, 1, 500), Relaxed);
+    assert!(recv(&r, 501).is_none());
+    assert_eq!(
+        state_of(&r, 0),
+        Some(St::Free),
+        "no claimer named: it wrote nothing, the slot is reused at once"
+    );
+}
+
+#[test]
+fn a_lease_whose_holder_died_before_naming_itself_still_counts() {
+    let r = Ring::new(HeapMemory::new(1, 64), params(2));
+    r.send(b"m", 0, 0).unwrap();
+    // A receiver leased the message and died before its `aux` CAS.
+    let w = r.memory().slot(0);
+    let s = w.state.load(Relaxed);
+    w.state.store(
+        pack_state(St::Leased, crate::slot::gen_of(s) + 1, VT),
+        Relaxed,
+    );
+    let (d, _) = recv(&r, VT).expect("redelivered after the deadline");
+    assert_eq!(d.receives, 2, "the crashed lease counts as a delivery");
+    r.nack(d.receipt, 0, VT).unwrap();
+    assert_eq!(state_of(&r, 0), Some(St::Dead), "max receives 2 reached");
 }
 
 #[test]
@@ -329,27 +342,52 @@ fn corrupt_words_are_quarantined_not_delivered() {
 
 #[test]
 fn any_bytes_in_the_words_never_panic() {
-    // A cheap exhaustive-ish pass: every state byte, several clock tags.
-    for st in 0..=255u64 {
-        for tag in [0u64, 1, 2, TAG_MASK] {
-            let r = ring(2);
-            let w = r.memory().slot(0);
-            w.state.store((1 << 8) | st, Relaxed);
-            w.clock.store(pack_clock(0, tag), Relaxed);
-            w.len.store(u32::MAX, Relaxed);
-            r.shared().fill.store(u64::MAX - 1, Relaxed);
-            r.shared().rcur.store(u64::MAX - 5, Relaxed);
-            r.shared().sweep_cursor.store(u64::MAX, Relaxed);
-            let _ = recv(&r, 10_000);
-            let _ = r.send(b"x", 0, 10_000);
-            let _ = recv(&r, 10_000);
-            let _ = r.repair(0, 20_000, true);
-            let _ = r.ack(Receipt { slot: 0, gen: 1 }, 0);
-            let _ = r.ack(Receipt { slot: 9, gen: 1 }, 0);
-            let mut buf = Vec::new();
-            let _ = r.peek(0, &mut buf);
+    // A cheap exhaustive-ish pass: every state code with several
+    // generations and times, and garbage in `aux`.
+    for code in 0..16u64 {
+        for (gen, time) in [(0, 0), (1, 5), (0xFFFFF, u64::MAX), (3, 1 << 39)] {
+            for aux in [0, u64::MAX, 0x1234_5678_9abc_def0] {
+                let r = ring(2);
+                let w = r.memory().slot(0);
+                w.state.store(crate::slot::pack(code, gen, time), Relaxed);
+                w.aux.store(aux, Relaxed);
+                w.len.store(u32::MAX, Relaxed);
+                r.shared().fill.store(u64::MAX - 1, Relaxed);
+                r.shared().rcur.store(u64::MAX - 5, Relaxed);
+                r.shared().sweep_cursor.store(u64::MAX, Relaxed);
+                let _ = recv(&r, 10_000);
+                let _ = r.send(b"x", 0, 10_000);
+                let _ = recv(&r, 10_000);
+                let _ = r.repair(0, 20_000, true);
+                let _ = r.ack(receipt(0, 1, 0), 0);
+                let _ = r.ack(receipt(9, 1, 0), 0);
+                let mut buf = Vec::new();
+                let _ = r.peek(0, &mut buf);
+            }
         }
     }
+}
+
+fn receipt(slot: u32, gen: u64, id: u64) -> Receipt {
+    Receipt {
+        queue: 0x5157,
+        slot,
+        gen,
+        id,
+    }
+}
+
+#[test]
+fn a_time_no_transition_writes_is_quarantined() {
+    let r = ring(2);
+    r.send(b"m", 0, 0).unwrap();
+    let w = r.memory().slot(0);
+    let s = w.state.load(Relaxed);
+    // READY, visible in 2^39 ms (17 years): stuck for good if trusted.
+    w.state.store(crate::slot::with_time(s, 1 << 39), Relaxed);
+    assert!(recv(&r, 1).is_none());
+    assert_eq!(state_of(&r, 0), Some(St::Dead));
+    assert_eq!(DeadReason::from_code(r.info(0).reason), DeadReason::Corrupt);
 }
 
 #[test]
@@ -373,9 +411,8 @@ fn peek_reads_without_leasing() {
 fn receiver_walks_past_a_stalled_claim(r: &Ring<HeapMemory>) -> u64 {
     let skips = r.shared().skips.load(Relaxed);
     let w = r.memory().slot(0);
-    w.clock.store(pack_clock(500, 1), Relaxed);
-    w.owner.store(owner_word(4242, 1), Relaxed);
-    w.state.store(pack_state(1, St::Writing), Relaxed);
+    w.aux.store(pack_aux(0, 4242, 1), Relaxed);
+    w.state.store(pack_state(St::Writing, 1, 500), Relaxed);
     r.shared().fill.store(1, Relaxed);
     let mut buf = Vec::new();
     assert!(r.try_receive(0, VT, &mut buf, false, 0).is_none());
@@ -399,15 +436,8 @@ fn receiver_walks_past_a_stalled_claim(r: &Ring<HeapMemory>) -> u64 {
     w.len.store(3, Relaxed);
     w.crc.store(crate::ring::message_crc(0, b"old"), Relaxed);
     crate::ring::write_payload(r.memory().payload(0), b"old");
-    r.transition(
-        0,
-        pack_state(1, St::Writing),
-        pack_clock(500, 1),
-        St::Ready,
-        0,
-        |_, _| (),
-    )
-    .unwrap();
+    r.transition(0, pack_state(St::Writing, 1, 500), St::Ready, 0)
+        .unwrap();
     skips
 }
 
@@ -460,7 +490,7 @@ fn a_slot_turned_ready_by_a_stranger_fails_its_checksum() {
     let r = ring(2);
     // Never used: id 0, length 0, payload 0, crc 0. A hostile writer makes it READY.
     let w = r.memory().slot(1);
-    w.state.store(pack_state(0, St::Ready), Relaxed);
+    w.state.store(pack_state(St::Ready, 0, 0), Relaxed);
     r.shared().fill.store(2, Relaxed);
     assert!(recv(&r, 0).is_none(), "no phantom empty message");
     assert_eq!(state_of(&r, 1), Some(St::Dead));
@@ -599,9 +629,8 @@ fn every_way_of_freeing_a_slot_credits_the_full_hint() {
     let s = w.state.load(Relaxed);
     let g1 = next_gen(gen_of(s));
     // A sender claims the slot by hand and dies (owner pid 7 is not alive).
-    w.clock.store(pack_clock(2 + VT, g1), Relaxed);
-    w.owner.store(owner_word(7, g1), Relaxed);
-    w.state.store(pack_state(g1, St::Writing), Relaxed);
+    w.aux.store(pack_aux(0, 7, g1), Relaxed);
+    w.state.store(pack_state(St::Writing, g1, 2 + VT), Relaxed);
     let _ = recv(&r, 2 + 2 * VT); // the other slot's lease expires and is taken
     r.shared()
         .full_hint
@@ -706,7 +735,6 @@ fn send_many_cut_short_leaves_no_claim_behind() {
     for i in 0..4 {
         let info = r.info(i);
         assert_eq!(info.state, Some(St::Ready), "slot {i}: {info:?}");
-        assert!(!info.pending);
     }
 }
 
@@ -718,9 +746,9 @@ fn receive_many_takes_consecutive_ready_messages_and_advances_rcur_once() {
         .unwrap();
     // Ticket 2's message is leased elsewhere (by the sweep, say).
     let w = r.memory().slot(2);
-    let (s, c) = (w.state.load(Relaxed), w.clock.load(Relaxed));
+    let s = w.state.load(Relaxed);
     let mut buf = Vec::new();
-    let held = r.lease(2, s, c, 1, VT, &mut buf).unwrap();
+    let held = r.lease(2, s, r.aux(2), 0, 1, VT, &mut buf).unwrap();
     let (mut bufs, mut got) = (Vec::new(), Vec::new());
     assert_eq!(r.receive_many(1, VT, &mut bufs, &mut got, 8), 2);
     assert_eq!(r.shared().rcur.load(Relaxed), 2);
@@ -769,9 +797,9 @@ fn stepping_over_a_message_another_receiver_leased_counts_no_skip() {
     r.send(b"a", 0, 1).unwrap();
     r.send(b"b", 0, 1).unwrap();
     let w = r.memory().slot(0);
-    let (s, c) = (w.state.load(Relaxed), w.clock.load(Relaxed));
+    let s = w.state.load(Relaxed);
     let mut buf = Vec::new();
-    r.lease(0, s, c, 1, VT, &mut buf).unwrap();
+    r.lease(0, s, r.aux(0), 0, 1, VT, &mut buf).unwrap();
     let skips = r.shared().skips.load(Relaxed);
     let d = r.try_receive(1, VT, &mut buf, false, 0).unwrap();
     assert_eq!((d.id, buf.as_slice()), (1, &b"b"[..]));

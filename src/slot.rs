@@ -143,6 +143,11 @@ pub(crate) const fn next_gen(gen: u64) -> u64 {
     (gen + 1) & GEN_MASK
 }
 
+#[inline]
+pub(crate) const fn prev_gen(gen: u64) -> u64 {
+    gen.wrapping_sub(1) & GEN_MASK
+}
+
 /// The same state word with another time (an extend; the reboot reset).
 #[inline]
 pub(crate) const fn with_time(state: u64, time_ms: u64) -> u64 {
@@ -174,7 +179,7 @@ pub(crate) const fn aux_holder(aux: u64) -> u32 {
 /// Whether `aux` was written for generation `gen`.
 #[inline]
 pub(crate) const fn aux_is_for(aux: u64, gen: u64) -> bool {
-    aux & TAG_MASK == gen & TAG_MASK
+    aux & TAG_MASK == gen & GEN_MASK
 }
 
 /// One slot's state word, read once and classified.
@@ -224,10 +229,7 @@ mod tests {
             let s = pack_state(st, GEN_MASK, 77);
             match View::classify(s) {
                 View::Valid {
-                    st: got,
-                    gen,
-                    time,
-                    ..
+                    st: got, gen, time, ..
                 } => assert_eq!((got, gen, time), (st, GEN_MASK, 77)),
                 v => panic!("{v:?}"),
             }

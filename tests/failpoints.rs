@@ -148,6 +148,12 @@ struct Case {
 
 const CASES: &[Case] = &[
     Case {
+        point: "send.before_owner",
+        op: "send",
+        skips: &[0, 2],
+        max_receives: 5,
+    },
+    Case {
         point: "send.after_claim",
         op: "send",
         skips: &[0, 2],
@@ -172,37 +178,37 @@ const CASES: &[Case] = &[
         max_receives: 5,
     },
     Case {
-        point: "ack.inside",
+        point: "ack.before",
         op: "ack",
         skips: &[0, 2],
         max_receives: 5,
     },
     Case {
-        point: "nack.inside",
+        point: "nack.before",
         op: "nack",
         skips: &[0, 2],
         max_receives: 5,
     },
     Case {
-        point: "deadletter.inside",
+        point: "deadletter.before",
         op: "deadletter",
         skips: &[0, 2],
         max_receives: 1,
     },
     Case {
-        point: "redrive.inside",
+        point: "redrive.before",
         op: "redrive",
         skips: &[0, 2],
         max_receives: 1,
     },
     Case {
-        point: "purge.inside",
+        point: "purge.before",
         op: "purge",
         skips: &[0, 2],
         max_receives: 1,
     },
     Case {
-        point: "recover.inside",
+        point: "recover.before",
         op: "recover",
         skips: &[0, 3, 7],
         max_receives: 5,
@@ -359,6 +365,11 @@ fn run_case(case: &Case, skip: u64) {
 }
 
 #[test]
+fn crash_at_send_before_owner() {
+    run_point("send.before_owner");
+}
+
+#[test]
 fn crash_at_send_after_claim() {
     run_point("send.after_claim");
 }
@@ -375,28 +386,28 @@ fn crash_at_receive_after_lease() {
     run_point("receive.after_lease");
 }
 #[test]
-fn crash_inside_ack() {
-    run_point("ack.inside");
+fn crash_before_ack() {
+    run_point("ack.before");
 }
 #[test]
-fn crash_inside_nack() {
-    run_point("nack.inside");
+fn crash_before_nack() {
+    run_point("nack.before");
 }
 #[test]
-fn crash_inside_dead_lettering() {
-    run_point("deadletter.inside");
+fn crash_before_dead_lettering() {
+    run_point("deadletter.before");
 }
 #[test]
-fn crash_inside_redrive() {
-    run_point("redrive.inside");
+fn crash_before_redrive() {
+    run_point("redrive.before");
 }
 #[test]
-fn crash_inside_purge() {
-    run_point("purge.inside");
+fn crash_before_purge() {
+    run_point("purge.before");
 }
 #[test]
 fn crash_inside_recover() {
-    run_point("recover.inside");
+    run_point("recover.before");
 }
 
 /// Points covered out of points listed: every name in `FAILPOINTS` has a
@@ -513,7 +524,7 @@ fn zombie_trials(trials: u64, claim_ms: u64) -> Zombies {
         let hole = (0..SLOTS)
             .find(|&i| {
                 let s = q.slot_info(i).unwrap();
-                s.state == Some(St::Writing) && s.owner_pid == pid
+                s.state == Some(St::Writing) && s.holder == pid
             })
             .expect("the zombie's claimed slot");
 
@@ -704,4 +715,93 @@ fn a_forced_hole_that_is_purged_and_reused_is_safe_from_its_zombie() {
     assert_eq!(q.purge_all(100).unwrap(), 1);
     let s = q.stats();
     assert_eq!(s.free, s.capacity, "{s:?}");
+}
+
+/// A sender stopped between its claim and naming itself as the claimer
+/// (`send.before_owner`): its claim names nobody, so once it expires the
+/// slot is freed at once and reused. When the sender resumes, its `aux`
+/// CAS (from the value it read before its claim) fails or finds the slot
+/// moved on, and it writes nothing into the slot: every message sent
+/// meanwhile is delivered intact, and the sender's own message is
+/// delivered exactly when its send said `Ok` (it may find another slot).
+#[test]
+fn a_sender_stopped_before_naming_itself_writes_nothing_into_the_reused_slot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let q = Queue::create(
+        dir.join("q"),
+        &Config::default()
+            .slots(SLOTS)
+            .slot_size(128)
+            .claim_timeout(ms(100)),
+    )
+    .unwrap();
+    let log = dir.join("zombie.out");
+    let mut kid = spawn(
+        "zombie",
+        &[
+            ("T_DIR", dir.display().to_string()),
+            ("T_KEY", "zombie.unnamed".into()),
+            ("SHMQ_FAILPOINT", "send.before_owner".into()),
+            ("SHMQ_FAILPOINT_ACTION", "stop".into()),
+        ],
+        &log,
+    );
+    let pid = kid.id();
+    wait_stopped(pid, &log);
+    let hole = (0..SLOTS)
+        .find(|&i| q.slot_info(i).unwrap().state == Some(St::Writing))
+        .expect("the stopped sender's claim");
+    assert!(
+        !q.slot_info(hole).unwrap().holder_current,
+        "its claimer is not named yet"
+    );
+    let deadline = q.slot_info(hole).unwrap().time_ms;
+    assert!(wait_until(ms(5000), ms(5), || now_ms() > deadline));
+    recover::apply(&q, now_ms(), false);
+    assert_eq!(
+        q.slot_info(hole).unwrap().state,
+        Some(St::Free),
+        "a claim that names nobody is freed once it expires"
+    );
+    // Fill every slot, the old hole included.
+    let mut sent = BTreeMap::new();
+    for k in 0..SLOTS {
+        let key = format!("fill.{k}");
+        let id = q.send(&make_payload(&key)).unwrap();
+        sent.insert(id, key);
+    }
+    assert_eq!(q.slot_info(hole).unwrap().state, Some(St::Ready));
+    // SAFETY: kill(2) on our own stopped, unreaped child.
+    unsafe { libc::kill(pid as libc::pid_t, libc::SIGCONT) };
+    assert!(kid.wait().unwrap().success(), "{}", tail(&log, 3000));
+    let said = read_journal(&dir.join("zombie.unnamed.log"));
+    let zombie_ok = said
+        .first()
+        .and_then(|r| r.first())
+        .is_some_and(|w| w == "OK");
+    let mut buf = Vec::new();
+    let mut problems = Vec::new();
+    let mut zombie_delivered = 0;
+    while let Some(d) = q.try_receive_into(&mut buf, None) {
+        match check_payload(&buf) {
+            Some(key) if key == "zombie.unnamed" => zombie_delivered += 1,
+            Some(key) => {
+                if sent.remove(&d.id).as_ref() != Some(&key) {
+                    problems.push(format!("id {} delivered {key}", d.id));
+                }
+            }
+            None => problems.push(format!("id {} delivered damaged", d.id)),
+        }
+        q.ack(d.receipt).unwrap();
+    }
+    for (id, key) in &sent {
+        problems.push(format!("id {id} ({key}) not delivered"));
+    }
+    assert!(problems.is_empty(), "zombie said {said:?}: {problems:#?}");
+    assert_eq!(
+        zombie_delivered,
+        usize::from(zombie_ok),
+        "the zombie's message is delivered exactly when its send said Ok: {said:?}"
+    );
 }

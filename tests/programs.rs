@@ -162,7 +162,7 @@ fn question_mark_works_with_boxed_io_and_shmq_errors() {
     assert_eq!(described, "too large");
     // Receipts parse with a real error type.
     let bad = "7".parse::<Receipt>().unwrap_err();
-    assert!(bad.to_string().contains("SLOT:GEN"), "{bad}");
+    assert!(bad.to_string().contains("QUEUE-SLOT-GEN-ID"), "{bad}");
     let _: &dyn StdError = &bad;
 }
 

@@ -115,12 +115,26 @@ fn patched_header_bytes_give_typed_errors() {
     assert!(matches!(Queue::open(&path), Err(Error::NotAQueue { .. })));
     reset(&path);
 
-    patch(&path, 8, &2u32.to_le_bytes());
+    patch(&path, 8, &1u32.to_le_bytes());
+    let e = Queue::open(&path).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::Incompatible {
+                found: 1,
+                supported: 2,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(e.to_string().contains("drain it"), "says what to do: {e}");
+    patch(&path, 8, &3u32.to_le_bytes());
     assert!(matches!(
         Queue::open(&path),
         Err(Error::Incompatible {
-            found: 2,
-            supported: 1,
+            found: 3,
+            supported: 2,
             ..
         })
     ));
@@ -184,9 +198,10 @@ fn patched_slot_words_are_quarantined_and_never_delivered() {
         q.send(m).unwrap();
     }
     let stride = 64 + 64;
-    // slot 0: state byte 0x77; slot 1: len 10 000; slot 2: a payload byte; slot 3 intact.
-    patch(&path, SLOT0, &[0x77]);
-    patch(&path, SLOT0 + stride + 32, &10_000u32.to_le_bytes());
+    // slot 0: state code 0xF (no state); slot 1: len 10 000; slot 2: a
+    // payload byte; slot 3 intact.
+    patch(&path, SLOT0, &[0x7F]);
+    patch(&path, SLOT0 + stride + 24, &10_000u32.to_le_bytes());
     patch(&path, SLOT0 + 2 * stride + 64, b"T");
     let got: Vec<Vec<u8>> = std::iter::from_fn(|| q.try_receive())
         .map(|l| l.payload().to_vec())

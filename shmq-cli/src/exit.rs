@@ -147,7 +147,7 @@ fn message(e: &shmq::Error) -> String {
             "the message is {len} bytes, longer than the queue's slot size of {max} bytes; send a smaller one, or create a queue with a larger --slot-size"
         ),
         E::LeaseLost => "lease lost: the message was acked, given back, or its lease expired; if nobody acked it, it is (or will be) delivered again: receive it anew".into(),
-        E::BadReceipt => "the receipt names a slot this queue does not have; use a receipt that `shmq recv` printed for this queue".into(),
+        E::BadReceipt => "the receipt is not one of this queue's (another queue's, or a slot it does not have); use a receipt that `shmq recv` printed for this queue".into(),
         E::NoSuchMessage { id } => format!(
             "no dead message has id {id}; `shmq dlq list PATH` shows the dead messages and their ids"
         ),

@@ -247,7 +247,14 @@ fn a_stale_receipt_exits_7() {
     assert!(err.contains("lease lost"), "{err}");
     fails(&["nack", q.p(), &receipt], 7);
     fails(&["extend", q.p(), &receipt, "--timeout", "1m"], 7);
-    fails(&["ack", q.p(), "99:1"], 3);
+    // Another queue's receipt (its identity differs): refused, not taken
+    // for this queue's lease.
+    let other = create(4, &[]);
+    ok(&["send", other.p(), "m"]);
+    let theirs = receipt_of(&shmq(&["recv", other.p()]));
+    let err = fails(&["ack", q.p(), &theirs], 3);
+    assert!(err.contains("receipt"), "{err}");
+    ok(&["ack", other.p(), &theirs]);
 }
 
 #[test]
@@ -301,10 +308,13 @@ fn durations_are_compound_and_decimal_and_ranges_are_errors() {
         ),
         (vec!["send", q.p(), "x", "--delay", "12h1ms"], "0 ..= 12h"),
         (
-            vec!["extend", q.p(), "0:1", "--timeout", "13h"],
+            vec!["extend", q.p(), "1-0-1-0", "--timeout", "13h"],
             "1ms ..= 12h",
         ),
-        (vec!["nack", q.p(), "0:1", "--delay", "1d"], "unknown unit"),
+        (
+            vec!["nack", q.p(), "1-0-1-0", "--delay", "1d"],
+            "unknown unit",
+        ),
         (vec!["recv", q.p(), "--wait", "5"], "has no unit"),
         (
             vec!["create", q.p(), "--slots", "0", "--slot-size", "64"],
@@ -472,7 +482,7 @@ fn recover_exits_8_while_there_is_something_to_repair() {
     assert_eq!(summary["counts"]["free"], 14);
     assert_eq!(summary["to_repair"], 1);
     assert_eq!(summary["repaired"], 0);
-    assert_eq!(finding["owner_pid"], pid);
+    assert_eq!(finding["holder"], pid);
     assert_eq!(finding["class"], "leased-dead");
     assert_eq!(finding["repairable"], true);
     assert_eq!(finding["done"], Value::Array(vec![]));

@@ -103,7 +103,7 @@ impl<M: Memory> Ring<M> {
     pub fn nack(&self, rc: Receipt, delay_ms: u64, now: u64) -> Result<Nacked> {
         for _ in 0..CAS_RETRIES {
             let s = self.held(rc)?;
-            if self.receives_of_lease(rc.slot, s) >= self.p.max_receives {
+            if Self::receives_of_lease(self.aux(rc.slot), s) >= self.p.max_receives {
                 if self.dead_letter(rc.slot, s, now) {
                     return Ok(Nacked::DeadLettered);
                 }

@@ -38,7 +38,7 @@ use crate::failpoint::failpoint;
 use crate::layout::{Memory, SlotWords};
 use crate::slot::{
     aux_holder, aux_is_for, aux_receives, dead_code, gen_of, next_gen, pack, pack_aux, pack_state,
-    time_of, with_time, St, View,
+    prev_gen, time_of, with_time, St, View,
 };
 use crate::sync::{
     dekker_load, dekker_load32, fence, spin_hint, AtomicU32, AtomicU64, Ordering::*,
@@ -314,7 +314,6 @@ enum Pass {
 /// (unit tests, loom models).
 pub fn no_wake(_: &AtomicU32) {}
 
-
 /// The core. See the module docs.
 pub struct Ring<M> {
     mem: M,
@@ -451,17 +450,20 @@ impl<M: Memory> Ring<M> {
         self.cas(i, s, to.code(), time)
     }
 
-    /// Write slot `i`'s `aux` word for generation `gen` (a transition this
-    /// actor just made): `receives` and `holder`. A CAS from the value
-    /// read, retried while the state word still carries `gen`: a stale
-    /// actor's late CAS (one that read `aux` before this transition) fails
-    /// against ours, and ours retries past it. Returns whether the state
-    /// word still carries `gen` after our CAS: false means the transition
-    /// is no longer ours (a claimer then writes nothing into the slot).
-    fn set_aux(&self, i: u32, gen: u64, receives: u32, holder: u32) -> bool {
+    /// Write slot `i`'s `aux` word for generation `gen`, a transition this
+    /// actor just made: `receives` and `holder`. A CAS from `seen`, the
+    /// value this actor read before its transition CAS: if `aux` changed
+    /// since, and the state word no longer carries `gen`, the slot moved on
+    /// while we stalled and we write nothing (so a stalled actor's late CAS
+    /// never lands on a later transition's `aux`); if the state word still
+    /// carries `gen`, the change was a stale actor's and we retry past it.
+    /// Returns whether the state word still carries `gen` after our CAS:
+    /// false means the transition is no longer ours (a claimer then writes
+    /// nothing into the slot).
+    fn set_aux(&self, i: u32, gen: u64, seen: u64, receives: u32, holder: u32) -> bool {
         let w = self.w(i);
         let new = pack_aux(receives, holder, gen);
-        let mut a = w.aux.load(Acquire);
+        let mut a = seen;
         for _ in 0..CAS_RETRIES {
             // Mutant (design.md §10): a plain store, which a stalled actor's
             // late write can land on top of.
@@ -469,33 +471,31 @@ impl<M: Memory> Ring<M> {
             {
                 let _ = a;
                 w.aux.store(new, Release);
-                return true;
+                return gen_of(w.state.load(SeqCst)) == gen;
             }
             // SYNC POINT: Release pairs with the Acquire load of `aux` by
             // whoever judges this lease or claim (the sweep, `recover`).
             #[cfg(not(shmq_mutation = "aux_store"))]
             match w.aux.compare_exchange(a, new, AcqRel, Acquire) {
                 // The word may have moved on while we stalled before the
-                // CAS: then what we wrote describes nothing (its tag is a
-                // past generation) and the current owner's own CAS retries
-                // past it.
+                // CAS (nobody wrote `aux` meanwhile): then what we wrote
+                // describes nothing (its tag is a past generation) and the
+                // current owner's own CAS retries past it.
                 Ok(_) => return gen_of(w.state.load(SeqCst)) == gen,
                 Err(x) => a = x,
             }
-            if gen_of(w.state.load(Acquire)) != gen {
+            if gen_of(w.state.load(SeqCst)) != gen {
                 return false;
             }
         }
         false
     }
 
-    /// Slot `i`'s receive count before the transition from a state of
-    /// generation `gen`: `aux` names the last lease (or the claim) that
-    /// wrote it. If the holder of generation `gen`'s lease died before its
-    /// `aux` CAS, that delivery is not counted: a message may be delivered
-    /// once more than `max_receives` per such crash (never fewer).
-    fn receives(&self, i: u32) -> u32 {
-        aux_receives(self.w(i).aux.load(Acquire))
+    /// Slot `i`'s `aux` word, read before a transition (the `seen` of
+    /// [`set_aux`](Self::set_aux)). SYNC POINT: Acquire pairs with the
+    /// Release of the last `aux` CAS.
+    fn aux(&self, i: u32) -> u64 {
+        self.w(i).aux.load(Acquire)
     }
 
     /// Quarantine a slot whose state word is corrupt: DEAD with reason

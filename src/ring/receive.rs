@@ -221,8 +221,8 @@ impl<M: Memory> Ring<M> {
             if bufs.len() <= at {
                 bufs.resize_with(at + 1, Vec::new);
             }
-            let before = self.receives(i);
-            let Some(d) = self.lease(i, s, before, now, vt, &mut bufs[at]) else {
+            let seen = self.aux(i);
+            let Some(d) = self.lease(i, s, seen, aux_receives(seen), now, vt, &mut bufs[at]) else {
                 break;
             };
             foreign |= d.id != r + k;

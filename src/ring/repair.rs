@@ -42,7 +42,7 @@ impl<M: Memory> Ring<M> {
             // from ABANDONED, itself one on from the claim: `aux` names the
             // claimer for `gen - 2`. Regression test: tests/failpoints.rs,
             // a_forced_hole_that_is_purged_and_reused_*.
-            if reason == DeadReason::Recovered.code() && self.claimer_lives(i, gen.wrapping_sub(1)) {
+            if reason == DeadReason::Recovered.code() && self.claimer_lives(i, prev_gen(gen)) {
                 return Ok(false);
             }
             if to == St::Ready {
@@ -52,9 +52,10 @@ impl<M: Memory> Ring<M> {
             }
             // A redriven message starts its receive count again: `aux` is
             // written (receives 0, no holder) for the new generation.
+            let seen = self.aux(i);
             if let Ok(g1) = self.transition(i, s, to, now) {
                 if to == St::Ready {
-                    self.set_aux(i, g1, 0, 0);
+                    self.set_aux(i, g1, seen, 0, 0);
                     self.signal_return();
                     self.mem.shared().redriven.fetch_add(1, Relaxed);
                 }
@@ -77,8 +78,7 @@ impl<M: Memory> Ring<M> {
         let w = self.w(i);
         let s1 = w.state.load(Acquire);
         let info = self.info(i);
-        if info.corrupt || !matches!(info.state, Some(St::Ready | St::Leased | St::Dead))
-        {
+        if info.corrupt || !matches!(info.state, Some(St::Ready | St::Leased | St::Dead)) {
             return None;
         }
         let len = info.len as usize;
@@ -119,12 +119,12 @@ impl<M: Memory> Ring<M> {
                 gen,
                 ..
             } => {
-                let a = self.w(i).aux.load(Acquire);
+                let a = self.aux(i);
                 let holder_gone = aux_is_for(a, gen) && !(self.p.is_alive)(aux_holder(a));
                 if time > now && !holder_gone {
                     return None;
                 }
-                if self.receives_of_lease(i, s) >= self.p.max_receives {
+                if Self::receives_of_lease(a, s) >= self.p.max_receives {
                     return self.dead_letter(i, s, now).then_some(if time <= now {
                         "dead-lettered expired lease at max receives"
                     } else {
@@ -134,7 +134,7 @@ impl<M: Memory> Ring<M> {
                 let g1 = self.transition(i, s, St::Ready, now).ok()?;
                 // Count the delivery whose holder never wrote `aux`.
                 if !aux_is_for(a, gen) {
-                    self.set_aux(i, g1, aux_receives(a).saturating_add(1), 0);
+                    self.set_aux(i, g1, a, aux_receives(a).saturating_add(1), 0);
                 }
                 self.signal_return();
                 Some(if time <= now {
@@ -210,13 +210,15 @@ pub(crate) fn slot_info(w: &SlotWords, i: u32) -> SlotInfo {
     fence(Acquire);
     let view = View::classify(s);
     let (state, reason, gen) = match view {
-        View::Valid { st, reason, gen, .. } => (Some(st), reason, gen),
+        View::Valid {
+            st, reason, gen, ..
+        } => (Some(st), reason, gen),
         View::Corrupt { .. } => (None, 0, gen_of(s)),
     };
     // A claim's `aux` is written for the claim generation; an abandon bumps
     // the generation once more.
-    let holder_current = aux_is_for(a, gen)
-        || (state == Some(St::Abandoned) && aux_is_for(a, gen.wrapping_sub(1)));
+    let holder_current =
+        aux_is_for(a, gen) || (state == Some(St::Abandoned) && aux_is_for(a, prev_gen(gen)));
     SlotInfo {
         slot: i,
         state,

@@ -198,6 +198,7 @@ impl<M: Memory> Ring<M> {
             View::Valid {
                 s, st: St::Free, ..
             } => {
+                let seen = self.aux(i);
                 let g1 = self
                     .transition(i, s, St::Writing, now + self.p.claim_ms)
                     .ok()?;
@@ -208,7 +209,7 @@ impl<M: Memory> Ring<M> {
                 // slot moved on before our `aux` CAS, it is not ours.
                 // Mutant (design.md §10): a claim that names no claimer.
                 #[cfg(not(shmq_mutation = "claim_no_owner"))]
-                if !self.set_aux(i, g1, 0, self.pid()) {
+                if !self.set_aux(i, g1, seen, 0, self.pid()) {
                     return None;
                 }
                 Some(g1)

@@ -108,8 +108,8 @@ impl<M: Memory> Ring<M> {
                 time,
                 ..
             } if self.visible(i, time, now) && self.on_this_pass(i, pass) => {
-                let before = self.receives(i);
-                self.lease(i, s, before, now, vt, buf)
+                let seen = self.aux(i);
+                self.lease(i, s, seen, aux_receives(seen), now, vt, buf)
             }
             View::Valid {
                 s,
@@ -159,8 +159,8 @@ impl<M: Memory> Ring<M> {
     /// whose claimer is not named (it died, or stalled, before its `aux`
     /// CAS, which precedes every write into the slot) writes nothing more.
     pub(super) fn claimer_lives(&self, i: u32, gen: u64) -> bool {
-        let a = self.w(i).aux.load(Acquire);
-        aux_is_for(a, gen.wrapping_sub(1)) && (self.p.is_alive)(aux_holder(a))
+        let a = self.aux(i);
+        aux_is_for(a, prev_gen(gen)) && (self.p.is_alive)(aux_holder(a))
     }
 
     /// Whether a READY message with clock time `time` is visible to a
@@ -208,6 +208,7 @@ impl<M: Memory> Ring<M> {
         &self,
         i: u32,
         s: u64,
+        seen: u64,
         before: u32,
         now: u64,
         vt: u64,
@@ -219,7 +220,7 @@ impl<M: Memory> Ring<M> {
         let receives = before.saturating_add(1);
         // If the lease is lost before this CAS, the copy's re-check below
         // finds out.
-        self.set_aux(i, g1, receives, self.pid());
+        self.set_aux(i, g1, seen, receives, self.pid());
         if before > 0 {
             self.mem.shared().redelivered.fetch_add(1, Relaxed);
         }
@@ -280,11 +281,10 @@ impl<M: Memory> Ring<M> {
         }
     }
 
-    /// Deliveries of the message in slot `i`, whose state word `s` is an
-    /// expired lease: `aux` counts that lease if its holder wrote it, and
+    /// Deliveries of a message whose state word `s` is a lease, from its
+    /// `aux` word `a`: `aux` counts that lease if its holder wrote it, and
     /// if the holder died before, the lease still counts.
-    pub(super) fn receives_of_lease(&self, i: u32, s: u64) -> u32 {
-        let a = self.w(i).aux.load(Acquire);
+    pub(super) fn receives_of_lease(a: u64, s: u64) -> u32 {
         let r = aux_receives(a);
         if aux_is_for(a, gen_of(s)) {
             r
@@ -302,12 +302,13 @@ impl<M: Memory> Ring<M> {
         vt: u64,
         buf: &mut Vec<u8>,
     ) -> Option<Delivery> {
-        let before = self.receives_of_lease(i, s);
+        let seen = self.aux(i);
+        let before = Self::receives_of_lease(seen, s);
         if before >= self.p.max_receives {
             self.dead_letter(i, s, now);
             return None;
         }
-        self.lease(i, s, before, now, vt, buf)
+        self.lease(i, s, seen, before, now, vt, buf)
     }
 
     /// An expired claim: WRITING -> ABANDONED; straight on to FREE if the

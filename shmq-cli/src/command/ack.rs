@@ -12,7 +12,7 @@ use crate::output;
 pub struct Args {
     /// The queue file.
     pub path: PathBuf,
-    /// The receipt `SLOT:GEN` that `shmq recv` printed.
+    /// The receipt `QUEUE-SLOT-GEN-ID` that `shmq recv` printed.
     pub receipt: Receipt,
     /// Print the result as one JSON object: receipt, acked.
     #[arg(long)]

@@ -14,7 +14,7 @@ use crate::output;
 pub struct Args {
     /// The queue file.
     pub path: PathBuf,
-    /// The receipt `SLOT:GEN` that `shmq recv` printed.
+    /// The receipt `QUEUE-SLOT-GEN-ID` that `shmq recv` printed.
     pub receipt: Receipt,
     /// The new lease length, from now: 1ms ..= 12h.
     #[arg(long, value_parser = duration::lease, value_name = "DURATION")]

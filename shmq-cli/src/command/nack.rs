@@ -15,7 +15,7 @@ use crate::output;
 pub struct Args {
     /// The queue file.
     pub path: PathBuf,
-    /// The receipt `SLOT:GEN` that `shmq recv` printed.
+    /// The receipt `QUEUE-SLOT-GEN-ID` that `shmq recv` printed.
     pub receipt: Receipt,
     /// Make it visible again only after this long: 0 ..= 12h.
     #[arg(long, default_value = "0", value_parser = duration::delay, value_name = "DURATION")]

@@ -23,7 +23,7 @@ use crate::output::{self, RawStdout};
 /// Extra help: the stream forms, the ack rule, and the shell pattern.
 pub const AFTER_HELP: &str = "\
 Output: one message by default, its payload raw on stdout and (without
---ack) its receipt SLOT:GEN on stderr. With --json, one JSON object per
+--ack) its receipt QUEUE-SLOT-GEN-ID on stderr. With --json, one JSON object per
 message and line, keys in this order: id, receipt, receives, len,
 encoding (utf-8 or base64), payload, sent_unix_ms, deadline_unix_ms,
 acked. With --lines, each payload and a newline (a payload that contains

@@ -149,10 +149,13 @@ pub fn create(slots: u32, extra: &[&str]) -> Q {
 /// The receipt `shmq recv` (raw, without --ack) printed on stderr.
 pub fn receipt_of(o: &Output) -> String {
     let r = stderr(o).trim().to_owned();
+    let parts: Vec<&str> = r.split('-').collect();
     assert!(
-        r.split_once(':')
-            .is_some_and(|(a, b)| a.parse::<u32>().is_ok() && b.parse::<u64>().is_ok()),
-        "stderr is not a receipt SLOT:GEN: {r:?}"
+        parts.len() == 4
+            && parts
+                .iter()
+                .all(|p| !p.is_empty() && u64::from_str_radix(p, 16).is_ok()),
+        "stderr is not a receipt QUEUE-SLOT-GEN-ID: {r:?}"
     );
     r
 }
