@@ -19,17 +19,18 @@ cd "$(dirname "$0")/.."
 # model                            file   mutation (a cfg point in src/ring/)
 TABLE="
 two_producers_race_for_one_slot    send   check_then_store
-two_producers_race_for_one_slot    send   no_reread
-publish_against_receive            send   transition_relaxed
 wrap_around_two_slots              send   send_no_step_over
 full_queue_keeps_order             send   full_burns_ticket
+stalled_claimer_against_reuse      send   claim_no_owner
+stalled_claimer_against_reuse      send   aux_no_recheck
 late_ack_against_takeover          lease  no_gen_fence
 extend_against_takeover            lease  extend_no_cas
 ack_against_slot_reuse             lease  no_gen_fence
-stalled_ack_against_abort          lease  commit_store
-dead_letter_against_ack            dead   reason_before_reserve
+stale_receipt_after_generation_wrap lease receipt_no_id
+dead_letter_against_ack            dead   check_then_store
 reject_against_takeover            dead   check_then_store
-redrive_against_receive            dead   commit_relaxed
+redrive_against_receive            dead   transition_relaxed
+redrive_against_receive            dead   redrive_aux_after
 batch_send_against_batch_receive   batch  batch_rewind_last
 batch_send_against_batch_receive   batch  batch_skip_one_more
 full_hint_against_ack              batch  full_hint_no_second_look

@@ -25,6 +25,8 @@ use shmq::Delivery;
 
 /// The pid every model's ring records as owner.
 pub const PID: u32 = 4242;
+/// The identity of every model's queue (receipts carry it).
+pub const QUEUE: u64 = 0x51;
 /// Lease length the models use unless they say otherwise.
 pub const VT: u64 = 10;
 /// Claim timeout of the models' rings.
@@ -51,6 +53,7 @@ pub fn ring_with(
         visibility_ms: VT,
         claim_ms: CLAIM_MS,
         checksums: false,
+        identity: QUEUE,
         pid: PID,
         is_alive,
         wake: shmq::internal::no_wake,

@@ -72,7 +72,7 @@ fn publish_against_receive() {
         }
         let info = r.info(0);
         assert!(
-            !info.corrupt && !info.pending,
+            !info.corrupt,
             "slot left inconsistent: {info:?}"
         );
     });
@@ -223,5 +223,51 @@ fn full_queue_keeps_order() {
             .map(|(id, p)| (id, p.try_into().unwrap()))
             .collect();
         assert_eq!(got, want, "every message once, in send order");
+    });
+}
+
+/// A sender claims the only slot at 1 (claim deadline 11) and may stall
+/// anywhere in its send, before or after naming itself as the claimer in
+/// `aux`; at 20 another process sweeps (abandoning the expired claim, and
+/// freeing it at once if it names no claimer) and sends MSG_B. Whatever
+/// the interleaving, the stalled sender never writes into the slot once it
+/// is someone else's: MSG_B is received intact, and the stalled sender's
+/// MSG_A is received exactly when its send returned `Ok`. Mutants:
+/// `claim_no_owner` (a claim that names nobody, so the slot is reused
+/// while its claimer still writes) and `aux_no_recheck` (the claimer's
+/// `aux` CAS succeeds after the slot moved on, nobody having written `aux`
+/// meanwhile, and the claimer takes the slot for its own).
+#[test]
+fn stalled_claimer_against_reuse() {
+    model_both(|swap| {
+        let r = ring(1, 5);
+        let (rz, ro) = (r.clone(), r.clone());
+        let other = move || {
+            let mut buf = Vec::new();
+            // The sweep at 20 abandons the expired claim (or finds the
+            // message published, or the slot free).
+            let got = receive(&ro, 20, &mut buf).map(|d| (d, buf));
+            (got, ro.send(MSG_B, 0, 20))
+        };
+        let (zombie, (early, sent_b)) = race(swap, move || rz.send(MSG_A, 0, 1), other);
+        let mut got = Vec::new();
+        if let Some((d, buf)) = early {
+            r.ack(d.receipt, 21).unwrap();
+            got.push(buf);
+        }
+        let mut buf = Vec::new();
+        while let Some(d) = receive(&r, 40, &mut buf) {
+            r.ack(d.receipt, 40).unwrap();
+            got.push(buf.clone());
+        }
+        let a = got.iter().filter(|p| p.as_slice() == MSG_A).count();
+        let b = got.iter().filter(|p| p.as_slice() == MSG_B).count();
+        assert_eq!(
+            a + b,
+            got.len(),
+            "a torn message: {got:?} (zombie {zombie:?}, B {sent_b:?})"
+        );
+        assert_eq!(a, usize::from(zombie.is_ok()), "MSG_A: zombie {zombie:?}, B {sent_b:?}, {:?}", r.info(0));
+        assert_eq!(b, usize::from(sent_b.is_ok()), "MSG_B: send {sent_b:?}");
     });
 }

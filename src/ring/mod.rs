@@ -473,18 +473,59 @@ impl<M: Memory> Ring<M> {
                 w.aux.store(new, Release);
                 return gen_of(w.state.load(SeqCst)) == gen;
             }
-            // SYNC POINT: Release pairs with the Acquire load of `aux` by
-            // whoever judges this lease or claim (the sweep, `recover`).
+            // SYNC POINT (Dekker, §4 "Naming the claimer"): this SeqCst CAS
+            // then the SeqCst load of the state word below, against the
+            // sweep's abandoning CAS of the state word then its SeqCst load
+            // of `aux` (`claimer_lives`): either the sweep sees us named,
+            // or we see the slot abandoned and write nothing into it. The
+            // loom model `stalled_claimer_against_reuse` found a torn
+            // message with Release/Acquire here.
             #[cfg(not(shmq_mutation = "aux_store"))]
-            match w.aux.compare_exchange(a, new, AcqRel, Acquire) {
+            match w.aux.compare_exchange(a, new, SeqCst, Acquire) {
                 // The word may have moved on while we stalled before the
                 // CAS (nobody wrote `aux` meanwhile): then what we wrote
                 // describes nothing (its tag is a past generation) and the
                 // current owner's own CAS retries past it.
-                Ok(_) => return gen_of(w.state.load(SeqCst)) == gen,
+                #[cfg(not(shmq_mutation = "aux_no_recheck"))]
+                Ok(_) => return gen_of(dekker_load(&w.state)) == gen,
+                // Mutant (design.md §10): trust the CAS alone.
+                #[cfg(shmq_mutation = "aux_no_recheck")]
+                Ok(_) => return true,
                 Err(x) => a = x,
             }
             if gen_of(w.state.load(SeqCst)) != gen {
+                return false;
+            }
+        }
+        false
+    }
+
+    /// Write slot `i`'s `aux` word *before* a transition from state word
+    /// `s`, for the generation that transition will produce: for a
+    /// transition after which the next actor must already see the new
+    /// `aux` (a redrive resets the receive count: a receiver leasing the
+    /// redriven message must not count the deliveries before it). A CAS
+    /// from `seen`, retried while the slot still holds `s`; false if it
+    /// moved on (then the transition is not ours to make either). If the
+    /// transition then fails, the `aux` written names a generation that
+    /// whoever changed the slot overwrites with its own CAS.
+    fn set_aux_ahead(&self, i: u32, s: u64, seen: u64, receives: u32, holder: u32) -> bool {
+        self.set_aux_while(i, s, seen, pack_aux(receives, holder, next_gen(gen_of(s))))
+    }
+
+    /// CAS slot `i`'s `aux` word from `seen` to `new`, retried while the
+    /// slot still holds state word `s`; false if it moved on.
+    fn set_aux_while(&self, i: u32, s: u64, seen: u64, new: u64) -> bool {
+        let w = self.w(i);
+        let mut a = seen;
+        for _ in 0..CAS_RETRIES {
+            // SYNC POINT: Release, so the lessee that reads the state word
+            // our transition then writes (Acquire) sees this `aux`.
+            match w.aux.compare_exchange(a, new, AcqRel, Acquire) {
+                Ok(_) => return true,
+                Err(x) => a = x,
+            }
+            if w.state.load(SeqCst) != s {
                 return false;
             }
         }

@@ -51,11 +51,23 @@ impl<M: Memory> Ring<M> {
                 failpoint!("purge.before");
             }
             // A redriven message starts its receive count again: `aux` is
-            // written (receives 0, no holder) for the new generation.
+            // written (receives 0, no holder) for the new generation before
+            // the message is visible (the loom model
+            // `redrive_against_receive` found a receiver counting the old
+            // deliveries when it came after).
             let seen = self.aux(i);
-            if let Ok(g1) = self.transition(i, s, to, now) {
+            #[cfg(not(shmq_mutation = "redrive_aux_after"))]
+            if to == St::Ready && !self.set_aux_ahead(i, s, seen, 0, 0) {
+                continue;
+            }
+            if let Ok(_g1) = self.transition(i, s, to, now) {
+                // Mutant (design.md §10): reset the count after the message
+                // is visible again.
+                #[cfg(shmq_mutation = "redrive_aux_after")]
                 if to == St::Ready {
-                    self.set_aux(i, g1, seen, 0, 0);
+                    self.set_aux(i, _g1, seen, 0, 0);
+                }
+                if to == St::Ready {
                     self.signal_return();
                     self.mem.shared().redriven.fetch_add(1, Relaxed);
                 }
@@ -131,11 +143,14 @@ impl<M: Memory> Ring<M> {
                         "dead-lettered lease of a dead process at max receives"
                     });
                 }
-                let g1 = self.transition(i, s, St::Ready, now).ok()?;
-                // Count the delivery whose holder never wrote `aux`.
-                if !aux_is_for(a, gen) {
-                    self.set_aux(i, g1, a, aux_receives(a).saturating_add(1), 0);
+                // Count the delivery whose holder never wrote `aux`, before
+                // the message is visible again: complete the holder's write.
+                if !aux_is_for(a, gen)
+                    && !self.set_aux_while(i, s, a, pack_aux(aux_receives(a).saturating_add(1), 0, gen))
+                {
+                    return None;
                 }
+                self.transition(i, s, St::Ready, now).ok()?;
                 self.signal_return();
                 Some(if time <= now {
                     "returned expired lease to visible"

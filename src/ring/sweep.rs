@@ -159,7 +159,8 @@ impl<M: Memory> Ring<M> {
     /// whose claimer is not named (it died, or stalled, before its `aux`
     /// CAS, which precedes every write into the slot) writes nothing more.
     pub(super) fn claimer_lives(&self, i: u32, gen: u64) -> bool {
-        let a = self.aux(i);
+        // SYNC POINT: the load half of the Dekker pair in `set_aux`.
+        let a = dekker_load(&self.w(i).aux);
         aux_is_for(a, prev_gen(gen)) && (self.p.is_alive)(aux_holder(a))
     }
 
