@@ -30,7 +30,19 @@ use crate::sync::{AtomicU32, AtomicU64};
 
 pub(crate) const MAGIC: [u8; 8] = *b"SHMQ\x00FMQ";
 pub(crate) const FORMAT_VERSION: u32 = 2;
-pub(crate) const HEADER_LEN: usize = 4096;
+/// Where the durability words will live (a line of their own, zero until
+/// the durability issue uses them; docs/design.md §2).
+pub(crate) const OFF_DURABILITY: usize = 1024;
+/// Where the dead-letter queue's name will live (zero until used).
+pub(crate) const OFF_DEAD_LETTER_QUEUE: usize = 2048;
+/// The process registration table: `REGISTRY_ENTRIES` entries of
+/// `REGISTRY_ENTRY_WORDS` 8-byte words (docs/design.md §7.4).
+pub(crate) const OFF_REGISTRY: usize = 4096;
+pub(crate) const REGISTRY_ENTRIES: usize = 1024;
+pub(crate) const REGISTRY_ENTRY_WORDS: usize = 4;
+pub(crate) const REGISTRY_WORDS: usize = REGISTRY_ENTRIES * REGISTRY_ENTRY_WORDS;
+/// Bytes before slot 0: the header page and the registration table.
+pub(crate) const HEADER_LEN: usize = OFF_REGISTRY + REGISTRY_WORDS * 8;
 
 pub(crate) const OFF_MAGIC: usize = 0;
 pub(crate) const OFF_VERSION: usize = 8;
@@ -165,7 +177,9 @@ const _: () = {
     assert!(OFF_SHARED + offset_of!(Shared, full_hint) == 768);
     assert!(OFF_SHARED + offset_of!(Shared, skips) == 776);
     assert!(OFF_SHARED + offset_of!(Shared, room) == 784);
-    assert!(OFF_SHARED + size_of::<Shared>() <= HEADER_LEN);
+    assert!(OFF_SHARED + size_of::<Shared>() <= OFF_DURABILITY);
+    assert!(OFF_DURABILITY < OFF_DEAD_LETTER_QUEUE && OFF_DEAD_LETTER_QUEUE + 512 <= OFF_REGISTRY);
+    assert!(HEADER_LEN == 36864 && HEADER_LEN % 4096 == 0);
     assert!(align_of::<Shared>() == 8);
 };
 
@@ -181,6 +195,8 @@ pub trait Memory {
     fn slot(&self, i: u32) -> &SlotWords;
     /// Slot `i`'s payload, as 8-byte words; `i < slot_count()`.
     fn payload(&self, i: u32) -> &[AtomicU64];
+    /// The process registration table's words (`REGISTRY_WORDS` of them).
+    fn registry(&self) -> &[AtomicU64];
 }
 
 fn zero_shared() -> Shared {
@@ -225,9 +241,17 @@ impl SlotWords {
     }
 }
 
+/// The heap memory's registration table: the file's size, except under loom,
+/// where every atomic is an object the model tracks (four entries).
+#[cfg(not(loom))]
+const HEAP_REGISTRY_WORDS: usize = REGISTRY_WORDS;
+#[cfg(loom)]
+const HEAP_REGISTRY_WORDS: usize = 4 * REGISTRY_ENTRY_WORDS;
+
 /// The core's words on the heap: what loom models and unit tests run on.
 pub struct HeapMemory {
     shared: Shared,
+    registry: Vec<AtomicU64>,
     slots: Vec<SlotWords>,
     payload: Vec<AtomicU64>,
     words_per_slot: usize,
@@ -239,6 +263,9 @@ impl HeapMemory {
         let words_per_slot = (slot_size as usize).div_ceil(8);
         HeapMemory {
             shared: zero_shared(),
+            registry: (0..HEAP_REGISTRY_WORDS)
+                .map(|_| AtomicU64::new(0))
+                .collect(),
             slots: (0..slots).map(|_| SlotWords::free()).collect(),
             payload: (0..slots as usize * words_per_slot)
                 .map(|_| AtomicU64::new(0))
@@ -261,5 +288,8 @@ impl Memory for HeapMemory {
     fn payload(&self, i: u32) -> &[AtomicU64] {
         let at = i as usize * self.words_per_slot;
         &self.payload[at..at + self.words_per_slot]
+    }
+    fn registry(&self) -> &[AtomicU64] {
+        &self.registry
     }
 }

@@ -431,6 +431,16 @@ impl Memory for MapMemory {
             std::slice::from_raw_parts(self.map.as_mut_ptr().add(off) as *const AtomicU64, words)
         }
     }
+    fn registry(&self) -> &[AtomicU64] {
+        // SAFETY: as in `payload`: the table lies inside the header, which
+        // `open` checked the mapping covers; 8-aligned; atomics.
+        unsafe {
+            std::slice::from_raw_parts(
+                self.map.as_mut_ptr().add(OFF_REGISTRY) as *const AtomicU64,
+                REGISTRY_WORDS,
+            )
+        }
+    }
 }
 
 /// A queue file, mapped. `Send + Sync`: threads share one `Queue` and compete

@@ -24,6 +24,9 @@
 
 mod support;
 
+/// Where slot 0 starts: after the header page and the process registration
+/// table (`HEADER_LEN`, docs/design.md §2).
+const SLOT0: usize = 36864;
 use std::collections::BTreeMap;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -91,11 +94,12 @@ fn hostile(dir: &Path, mut rng: Rng) {
             0..=3 => 128 + 8 * rng.below(49) as usize,
             // A slot's control words.
             4..=8 => {
-                4096 + rng.below(u64::from(SLOTS)) as usize * stride + 8 * rng.below(8) as usize
+                SLOT0 + rng.below(u64::from(SLOTS)) as usize * stride + 8 * rng.below(8) as usize
             }
             // A payload word.
             _ => {
-                4096 + rng.below(u64::from(SLOTS)) as usize * stride
+                SLOT0
+                    + rng.below(u64::from(SLOTS)) as usize * stride
                     + 64
                     + 8 * rng.below(SLOT_SIZE as u64 / 8) as usize
             }

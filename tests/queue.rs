@@ -28,7 +28,9 @@ fn read_at(path: &Path, off: u64, len: usize) -> Vec<u8> {
     b
 }
 
-const SLOT0: u64 = 4096;
+/// Where slot 0 starts: after the header page and the process
+/// registration table (`HEADER_LEN`, docs/design.md §2).
+const SLOT0: u64 = 36864;
 
 #[test]
 fn create_refuses_an_existing_file_and_open_reads_the_config() {

@@ -26,10 +26,7 @@ fn dead_letter_against_ack() {
 
         assert!(taken.is_none(), "delivered beyond max receives: {taken:?}");
         let info = r.info(0);
-        assert!(
-            !info.corrupt,
-            "slot left inconsistent: {info:?}"
-        );
+        assert!(!info.corrupt, "slot left inconsistent: {info:?}");
         match (&acked, info.state) {
             (Ok(()), Some(St::Free)) => assert_eq!(info.reason, 0, "a freed slot with a reason"),
             // Reason 1: max receives reached (design.md §3).
@@ -93,10 +90,7 @@ fn reject_against_takeover() {
             move || receive(&rr, 30, &mut Vec::new()),
         );
         let info = r.info(0);
-        assert!(
-            !info.corrupt,
-            "slot left inconsistent: {info:?}"
-        );
+        assert!(!info.corrupt, "slot left inconsistent: {info:?}");
         match (&rejected, &taken, info.state) {
             // Reason 4: rejected by its consumer (design.md §3).
             (Ok(()), None, Some(St::Dead)) => assert_eq!(info.reason, 4, "wrong reason"),

@@ -69,10 +69,7 @@ fn extend_against_takeover() {
         let (extended, (taken, buf)) = race(swap, move || r2.extend(rc, 100, 5), receiver(&r, 20));
 
         let info = r.info(0);
-        assert!(
-            !info.corrupt,
-            "slot left inconsistent: {info:?}"
-        );
+        assert!(!info.corrupt, "slot left inconsistent: {info:?}");
         match (extended, taken) {
             (Ok(deadline), None) => {
                 assert_eq!(deadline, 105);

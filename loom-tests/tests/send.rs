@@ -71,10 +71,7 @@ fn publish_against_receive() {
             }
         }
         let info = r.info(0);
-        assert!(
-            !info.corrupt,
-            "slot left inconsistent: {info:?}"
-        );
+        assert!(!info.corrupt, "slot left inconsistent: {info:?}");
     });
 }
 
@@ -267,7 +264,12 @@ fn stalled_claimer_against_reuse() {
             got.len(),
             "a torn message: {got:?} (zombie {zombie:?}, B {sent_b:?})"
         );
-        assert_eq!(a, usize::from(zombie.is_ok()), "MSG_A: zombie {zombie:?}, B {sent_b:?}, {:?}", r.info(0));
+        assert_eq!(
+            a,
+            usize::from(zombie.is_ok()),
+            "MSG_A: zombie {zombie:?}, B {sent_b:?}, {:?}",
+            r.info(0)
+        );
         assert_eq!(b, usize::from(sent_b.is_ok()), "MSG_B: send {sent_b:?}");
     });
 }

@@ -146,7 +146,12 @@ impl<M: Memory> Ring<M> {
                 // Count the delivery whose holder never wrote `aux`, before
                 // the message is visible again: complete the holder's write.
                 if !aux_is_for(a, gen)
-                    && !self.set_aux_while(i, s, a, pack_aux(aux_receives(a).saturating_add(1), 0, gen))
+                    && !self.set_aux_while(
+                        i,
+                        s,
+                        a,
+                        pack_aux(aux_receives(a).saturating_add(1), 0, gen),
+                    )
                 {
                     return None;
                 }
