@@ -16,7 +16,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# model                            file   mutation (a cfg point in src/ring/)
+# model                            file   mutation (a cfg point in src/ring/ or src/registry.rs)
 TABLE="
 two_producers_race_for_one_slot    send   check_then_store
 wrap_around_two_slots              send   send_no_step_over
@@ -36,6 +36,10 @@ batch_send_against_batch_receive   batch  batch_skip_one_more
 full_hint_against_ack              batch  full_hint_no_second_look
 room_wait_against_ack              batch  room_no_wake
 batch_send_against_batch_receive   batch  no_skip_mark
+two_registrations_race_for_one_entry       registry  claim_check_then_store
+freeing_a_dead_entry_against_its_reuse     registry  free_store
+a_registration_in_progress_is_not_judged   registry  no_tag_check
+reboot_reset_against_a_new_registration    registry  reset_any_boot
 "
 
 export LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-2}"

@@ -76,6 +76,7 @@ mod open;
 mod queue;
 #[cfg(not(loom))]
 pub mod recover;
+mod registry;
 mod ring;
 mod slot;
 mod sync;
@@ -111,6 +112,12 @@ pub mod internal {
     pub use crate::layout::{HeapMemory, Memory};
     #[cfg(not(loom))]
     pub use crate::queue::MapMemory;
+    pub use crate::registry::{
+        boot_tag, new_table, register, reset_all, unregister, verdict, Identity, Verdict,
+        VerdictCache, CACHE_MS, ENTRIES, ENTRY_WORDS, TABLE_WORDS,
+    };
+    #[cfg(not(loom))]
+    pub use crate::registry::{fork_epoch, os_probe, Registration};
     pub use crate::ring::{no_wake, Params, Ring, SlotInfo};
     pub use crate::slot::St;
 }
