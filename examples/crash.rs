@@ -1,13 +1,14 @@
-//! A consumer killed mid-work: its messages come back after the visibility
-//! timeout and another consumer finishes them.
+//! A consumer killed mid-work: its messages come back at once and another
+//! consumer finishes them.
 //!
 //! `cargo run --release --example crash` (add `--quick` for a short run).
 //!
 //! Consumer A leases a batch of jobs and is SIGKILLed while it holds them:
-//! no ack, no nack, no cleanup. Nothing tells the queue; its leases simply
-//! run out. Consumer B, working through the rest, receives A's jobs once
-//! their visibility timeout has passed (delivery 2) and acks them. The
-//! summary checks every job: acked, none lost.
+//! no ack, no nack, no cleanup. Its leases name its process (a registration
+//! in the queue file); the next sweep of a receiver finds that process gone
+//! and returns the jobs without waiting for their visibility timeout.
+//! Consumer B, working through the rest, receives A's jobs (delivery 2) and
+//! acks them. The summary checks every job: acked, none lost.
 
 mod common;
 
@@ -27,7 +28,7 @@ fn main() -> Res {
             "worker" => serve(&name, &dir, "jobs.q", true, |job| {
                 if job.receives() > 1 {
                     println!(
-                        "  [{name}] message {}: delivery {}, its earlier lease ran out; done",
+                        "  [{name}] message {}: delivery {}, its earlier holder is gone; done",
                         job.id(),
                         job.receives()
                     );
@@ -112,7 +113,7 @@ fn run() -> Res {
     let s = q.stats();
     println!(
         "SIGKILL consumer A (pid {pid}) while it holds {} leases. In flight: {} ({} of them the dead consumer's: \
-         the queue cannot know, their leases must run out); acked so far: {}",
+         the next sweep finds their holder gone and returns them); acked so far: {}",
         held.len(),
         s.in_flight,
         held.len(),

@@ -448,7 +448,7 @@ impl Demo {
         let pid = self.procs.kill("warehouse-3")?;
         let killed = Instant::now();
         self.say(format!(
-            "  SIGKILL warehouse-3 (pid {pid}) holding message {}; its lease runs out in {} ms",
+            "  SIGKILL warehouse-3 (pid {pid}) holding message {}; the next sweep finds it gone (its lease would run out in {} ms)",
             held.id,
             held.deadline.saturating_sub(shmq::now_ms())
         ))?;

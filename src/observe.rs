@@ -73,6 +73,10 @@ pub struct QueueView {
     path: PathBuf,
     config: Config,
     identity: u64,
+    /// Verdicts on registered holders (process memory), and this process's
+    /// identity they are judged from (§7.4).
+    cache: crate::registry::VerdictCache,
+    me: crate::registry::Identity,
     _file: File,
 }
 
@@ -140,6 +144,8 @@ impl QueueView {
             path: path.to_path_buf(),
             config,
             identity: header.identity,
+            cache: crate::registry::VerdictCache::new(crate::registry::ENTRIES),
+            me: crate::registry::Identity::current(),
             _file: file,
         })
     }
@@ -174,6 +180,29 @@ impl QueueView {
     #[doc(hidden)]
     pub fn params(&self) -> &Params {
         &self.params
+    }
+
+    /// Whether the process holder `h` names may still be alive (0, no
+    /// holder: nothing is known, so yes). Judged as the queue judges it
+    /// (design.md §7.4), without freeing anything: the view is read-only.
+    #[doc(hidden)]
+    pub fn holder_alive(&self, h: u32, now: u64) -> bool {
+        h == 0
+            || crate::registry::verdict_read_only(
+                self.mem.registry(),
+                h,
+                &self.me,
+                crate::registry::os_probe,
+                now,
+                &self.cache,
+            ) != crate::registry::Verdict::Dead
+    }
+
+    /// The pid of the process holder `h` names, while its registration
+    /// stands.
+    #[doc(hidden)]
+    pub fn holder_pid(&self, h: u32) -> Option<u32> {
+        crate::registry::holder_pid(self.mem.registry(), h)
     }
 
     /// A snapshot of slot `i`; `None` if there is no such slot.

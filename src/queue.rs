@@ -443,6 +443,10 @@ impl Memory for MapMemory {
     }
 }
 
+/// How long an opener waits for another opener's reset after a reboot
+/// (or for whoever else holds a lock on the file) before it fails.
+const BOOT_LOCK_WAIT: Duration = Duration::from_secs(5);
+
 /// A queue file, mapped. `Send + Sync`: threads share one `Queue` and compete
 /// exactly as processes do.
 #[derive(Clone)]
@@ -469,6 +473,15 @@ struct Inner {
     /// The async receivers and senders waiting on this handle (asynk.rs).
     #[cfg(feature = "tokio")]
     waiters: crate::asynk::Waiters,
+}
+
+impl Drop for Inner {
+    /// The last clone of a handle closes: its registration ends (§7.4), so
+    /// a claim or lease still naming it (none can be in use: leases hold a
+    /// clone) is judged gone at once.
+    fn drop(&mut self) {
+        self.ring.release_registration();
+    }
 }
 
 impl std::fmt::Debug for Queue {
@@ -869,7 +882,7 @@ impl Queue {
         let params = params_of(&config, identity, futex_wake_all);
         Queue {
             inner: Arc::new(Inner {
-                ring: Ring::new(mem, params),
+                ring: Ring::with_registry(mem, params),
                 path: path.to_path_buf(),
                 file,
                 config,
@@ -1008,9 +1021,16 @@ impl Queue {
         }
     }
 
-    /// After a reboot the clock words are meaningless: reset them (§7).
+    /// After a reboot the times in the slots are meaningless and every
+    /// registration is of a dead process: reset them (§7).
     fn check_boot(&self) -> Result<()> {
         let host = boot_id();
+        // A boot id this process cannot read (no /proc in a sandbox) says
+        // nothing about a reboot: resetting on it would revoke every live
+        // lease of the processes that can read it.
+        if host == [0, 0] {
+            return Ok(());
+        }
         let sh = self.inner.ring.shared();
         let same =
             || sh.boot_id[0].load(Acquire) == host[0] && sh.boot_id[1].load(Acquire) == host[1];
@@ -1018,17 +1038,32 @@ impl Queue {
             return Ok(());
         }
         let fd = self.inner.file.as_raw_fd();
-        // SAFETY: a valid fd we own; flock takes a kernel lock (not in the
-        // mapping) that the kernel drops if we die.
-        if unsafe { libc::flock(fd, libc::LOCK_EX) } != 0 {
-            return Err(Error::Io {
-                op: "lock",
-                path: self.inner.path.clone(),
-                source: io::Error::last_os_error(),
-            });
+        // One opener resets; the others wait for it, a bounded time: a lock
+        // someone else holds on the file (a backup tool, say) must not
+        // hang every open.
+        let start = Instant::now();
+        loop {
+            // SAFETY: a valid fd we own; flock takes a kernel lock (not in
+            // the mapping) that the kernel drops if we die.
+            if unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+                break;
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::WouldBlock || start.elapsed() > BOOT_LOCK_WAIT {
+                return Err(Error::Io {
+                    op: "lock the file to reset it after a reboot (another process holds a lock on it)",
+                    path: self.inner.path.clone(),
+                    source: e,
+                });
+            }
+            std::thread::sleep(Duration::from_millis(5));
         }
         if !same() {
             self.inner.ring.reset_clocks();
+            crate::registry::reset_all(
+                self.inner.ring.memory().registry(),
+                crate::registry::boot_tag(host),
+            );
             sh.boot_id[0].store(host[0], Release);
             sh.boot_id[1].store(host[1], Release);
         }
@@ -1062,12 +1097,14 @@ impl Queue {
         &self.inner.ring
     }
 
-    /// Record `pid` instead of this process as the owner of the claims and
-    /// leases this handle (and its clones) takes. `recover` returns a lease
-    /// whose owner is gone; a short-lived helper (such as `shmq recv` run
-    /// from a script) names the long-lived process that really holds the work.
-    pub fn set_owner_pid(&self, pid: u32) {
-        self.inner.ring.set_pid(pid);
+    /// Take leases that name no holder (this handle and its clones). A
+    /// lease normally names this process, so that it comes back at once if
+    /// the process dies (design.md §7.4); a short-lived tool whose leases
+    /// outlive it (such as `shmq recv` run from a script, whose caller does
+    /// the work) takes anonymous leases instead, which come back when their
+    /// visibility timeout passes.
+    pub fn set_anonymous_leases(&self, on: bool) {
+        self.inner.ring.set_anonymous_leases(on);
     }
 
     /// How many times a blocking receive polls before it parks (default 200).

@@ -124,7 +124,7 @@ impl std::fmt::Display for Class {
 /// Classify one slot snapshot at clock time `now` (host clock ms).
 /// `p` gives the slot size, max receives and the liveness check.
 #[doc(hidden)]
-pub fn classify(info: &SlotInfo, now: u64, p: &Params) -> Class {
+pub fn classify(info: &SlotInfo, now: u64, p: &Params, alive: impl Fn(u32) -> bool) -> Class {
     let Some(st) = info.state else {
         return Class::Corrupt;
     };
@@ -149,7 +149,7 @@ pub fn classify(info: &SlotInfo, now: u64, p: &Params) -> Class {
         St::Ready if info.time_ms <= now => Class::Visible,
         St::Ready => Class::Delayed,
         St::Leased if info.time_ms <= now => Class::LeaseExpired,
-        St::Leased if holder_gone(info, p) => Class::LeasedDead,
+        St::Leased if holder_gone(info, &alive) => Class::LeasedDead,
         St::Leased => Class::LeasedLive,
         St::Dead => Class::Dead,
         St::Abandoned => Class::Abandoned,
@@ -158,8 +158,8 @@ pub fn classify(info: &SlotInfo, now: u64, p: &Params) -> Class {
 
 /// Whether the slot's owner word names this generation's holder and that
 /// process is gone. An owner we cannot attribute is presumed alive.
-fn holder_gone(info: &SlotInfo, p: &Params) -> bool {
-    info.holder_current && info.holder != 0 && !(p.is_alive)(info.holder)
+fn holder_gone(info: &SlotInfo, alive: impl Fn(u32) -> bool) -> bool {
+    info.holder_current && info.holder != 0 && !alive(info.holder)
 }
 
 /// What recover does about a slot of class `class`: `Some((action, true))`
@@ -170,6 +170,7 @@ fn plan(
     info: &SlotInfo,
     p: &Params,
     force_abandoned: bool,
+    alive: impl Fn(u32) -> bool,
 ) -> Option<(&'static str, bool)> {
     Some(match class {
         Class::LeasedDead => ("return to visible: its holder process is gone", true),
@@ -181,7 +182,7 @@ fn plan(
             "abandon the expired claim (and free it if the sender is gone)",
             true,
         ),
-        Class::Abandoned if !info.holder_current || !(p.is_alive)(info.holder) => {
+        Class::Abandoned if !info.holder_current || info.holder == 0 || !alive(info.holder) => {
             ("free the slot: the abandoned claim's sender is gone", true)
         }
         Class::Abandoned if force_abandoned => (
@@ -364,9 +365,10 @@ fn pass<M: Memory>(
     };
     for i in 0..n {
         let info = ring.info(i);
-        let class = classify(&info, now, p);
+        let alive = |h| ring.holder_alive(h, now);
+        let class = classify(&info, now, p, alive);
         report.counts[class.index()] += 1;
-        let planned = plan(class, &info, p, options.force_abandoned);
+        let planned = plan(class, &info, p, options.force_abandoned, alive);
         let mut done = Vec::new();
         if options.apply {
             for _ in 0..MAX_STEPS {

@@ -438,6 +438,45 @@ pub fn verdict<P>(
 where
     P: Fn(u32, u64) -> Verdict,
 {
+    verdict_with(words, holder, me, probe, now_ms, cache, true)
+}
+
+/// [`verdict`] without freeing anything: for a read-only mapping (the
+/// tool's inspecting verbs), where a CAS would fault.
+pub fn verdict_read_only<P>(
+    words: &[AtomicU64],
+    holder: u32,
+    me: &Identity,
+    probe: P,
+    now_ms: u64,
+    cache: &VerdictCache,
+) -> Verdict
+where
+    P: Fn(u32, u64) -> Verdict,
+{
+    verdict_with(words, holder, me, probe, now_ms, cache, false)
+}
+
+/// The pid of the process holder `holder` names, while its registration
+/// stands (`None` once it was freed, or for 0).
+pub fn holder_pid(words: &[AtomicU64], holder: u32) -> Option<u32> {
+    let i = index_of(holder, entries(words))?;
+    let w0 = entry(words, i)[0].load(Acquire);
+    names(w0, holder).then(|| pid_of(w0))
+}
+
+fn verdict_with<P>(
+    words: &[AtomicU64],
+    holder: u32,
+    me: &Identity,
+    probe: P,
+    now_ms: u64,
+    cache: &VerdictCache,
+    free_dead: bool,
+) -> Verdict
+where
+    P: Fn(u32, u64) -> Verdict,
+{
     let Some(i) = index_of(holder, entries(words)) else {
         return Verdict::Unknown;
     };
@@ -450,7 +489,7 @@ where
         }
         let gen = gen_of(w0);
         if let Some(v) = cache.get(i, gen, now_ms) {
-            if v == Verdict::Dead {
+            if v == Verdict::Dead && free_dead {
                 // Freed already, unless a writer restored the word.
                 let _ = free(e, w0);
             }
@@ -472,7 +511,7 @@ where
                 v
             }
         };
-        if v == Verdict::Dead {
+        if v == Verdict::Dead && free_dead {
             let _ = free(e, en.w0);
         }
         return v;

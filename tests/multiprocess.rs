@@ -218,8 +218,12 @@ fn producer_and_consumer_processes_deliver_every_message_and_ack_each_once() {
     assert_eq!((st.sent, st.acked, st.free), (3 * PER, 3 * PER, 128));
 }
 
+/// A consumer SIGKILLed holding a lease with a 30 s visibility timeout:
+/// its lease names its process (a registration in the file), which the
+/// next sweep finds gone, so the message comes back long before the
+/// deadline (design.md §7.4), and the dead consumer's receipt is stale.
 #[test]
-fn a_killed_consumers_lease_is_redelivered_after_its_deadline_and_its_receipt_is_stale() {
+fn a_killed_consumers_lease_comes_back_at_once_and_its_receipt_is_stale() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("q");
     let q = Queue::create(
@@ -227,7 +231,7 @@ fn a_killed_consumers_lease_is_redelivered_after_its_deadline_and_its_receipt_is
         &Config::default()
             .slots(8)
             .slot_size(64)
-            .visibility_timeout(Duration::from_millis(300)),
+            .visibility_timeout(Duration::from_secs(30)),
     )
     .unwrap();
     let id = q.send(b"important").unwrap();
@@ -237,15 +241,25 @@ fn a_killed_consumers_lease_is_redelivered_after_its_deadline_and_its_receipt_is
     assert_eq!(parts[1].parse::<u64>().unwrap(), id);
     let (receipt, deadline): (Receipt, u64) =
         (parts[2].parse().unwrap(), parts[3].parse().unwrap());
+    // While the holder lives, its lease stays its own: receives that sweep
+    // the ring (several laps of the 200 ms sweep interval) get nothing.
+    let live = std::time::Instant::now();
+    while live.elapsed() < Duration::from_millis(800) {
+        assert!(
+            q.try_receive().is_none(),
+            "a live holder's lease came back early"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
     holder.kill().unwrap(); // SIGKILL
     holder.wait().unwrap();
 
     let again = q
-        .receive(Duration::from_secs(10))
-        .expect("redelivered after the deadline");
+        .receive(Duration::from_secs(20))
+        .expect("redelivered once its holder is gone");
     assert!(
-        shmq::now_ms() >= deadline,
-        "not before the dead consumer's deadline"
+        shmq::now_ms() < deadline,
+        "returned early, not at the dead consumer's deadline"
     );
     assert_eq!(
         (again.id(), again.receives(), again.payload()),

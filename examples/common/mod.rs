@@ -278,6 +278,12 @@ impl Procs {
     pub fn kill(&mut self, name: &str) -> Res<u32> {
         let mut kid = self.take(name)?;
         let pid = kid.child.id();
+        // From here on the consumer acts no more: a lease it held may be
+        // given to another consumer at once (the audit's overlap rule).
+        KILLED
+            .lock()
+            .map_err(|_| "a poisoned lock")?
+            .insert(name.to_owned(), shmq::now_ms());
         // SAFETY: kill(2) with a pid we spawned and have not reaped yet (so
         // it cannot have been reused) and a valid signal number.
         if unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) } != 0 {
@@ -353,13 +359,25 @@ pub struct Delivered {
     pub held: bool,
 }
 
+/// The consumers this process killed, and when (clock ms, just before the
+/// SIGKILL): their leases are over from then on, since the queue returns a
+/// dead holder's leases at once.
+static KILLED: std::sync::Mutex<BTreeMap<String, u64>> = std::sync::Mutex::new(BTreeMap::new());
+
 impl Delivered {
     /// When the lease was over at the latest: the ack or nack if it went
-    /// through, else its deadline.
+    /// through, else its deadline, or its consumer's death if that came
+    /// first.
     pub fn lease_end(&self) -> u64 {
         match self.end {
             Some(('A' | 'N' | 'X', t)) => t,
-            _ => self.deadline,
+            _ => {
+                let killed = KILLED
+                    .lock()
+                    .ok()
+                    .and_then(|k| k.get(&self.worker).copied());
+                killed.map_or(self.deadline, |t| t.min(self.deadline))
+            }
         }
     }
 }

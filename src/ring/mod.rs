@@ -301,6 +301,21 @@ pub struct Params {
 #[derive(Debug, PartialEq, Eq)]
 struct Raced;
 
+/// How a ring names its process in `aux` and judges the holders other
+/// processes named (docs/design.md §7.4).
+enum Holders {
+    /// A fixed holder (`Params::pid`) judged by `Params::is_alive`: loom
+    /// models and unit tests, which run without a registration table.
+    Fixed,
+    /// The queue file's process registration table.
+    #[cfg(not(loom))]
+    Registry {
+        reg: crate::registry::Registration,
+        cache: crate::registry::VerdictCache,
+        me: crate::registry::Identity,
+    },
+}
+
 /// Which path examines a slot (§5.2, §5.3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Pass {
@@ -331,9 +346,15 @@ pub struct Ring<M> {
     /// line transfer. A wrong guess (another sender took tickets) only
     /// makes the CAS fail and return the real value (§5.1).
     fill_next: AtomicU64,
-    /// The pid recorded as owner of claims and leases (process memory;
-    /// starts as `Params::pid`, changed by [`Ring::set_pid`]).
+    /// The holder recorded for claims and leases when there is no
+    /// registration table in use (loom models, unit tests): `Params::pid`.
     pid: std::sync::atomic::AtomicU32,
+    /// How this process names itself in `aux` and judges the holders
+    /// others name (§7.4).
+    holders: Holders,
+    /// Leases name no holder (0): for short-lived tools whose leases
+    /// outlive them (§7.4).
+    anonymous_leases: std::sync::atomic::AtomicBool,
     /// Deliveries this process's sweep made (process memory; for tests of
     /// the main path's order, `Ring::sweep_deliveries`).
     swept: AtomicU64,
@@ -347,13 +368,105 @@ impl<M: Memory> Ring<M> {
         Ring {
             n,
             p,
-            sweep_interval_ms: (p.visibility_ms / 4).clamp(10, 1000),
+            // At most 200 ms: a dead holder's leases come back within about
+            // one interval and one lap, whatever the visibility timeout
+            // (§5.3, dead holders).
+            sweep_interval_ms: (p.visibility_ms / 4).clamp(10, 200),
             mem,
             fill_seen: AtomicU64::new(0),
             fill_next: AtomicU64::new(0),
             pid: std::sync::atomic::AtomicU32::new(p.pid),
+            holders: Holders::Fixed,
+            anonymous_leases: std::sync::atomic::AtomicBool::new(false),
             swept: AtomicU64::new(0),
         }
+    }
+
+    /// A core over a queue file's memory, naming this process through the
+    /// file's registration table (§7.4) instead of `Params::pid`.
+    #[cfg(not(loom))]
+    pub fn with_registry(mem: M, p: Params) -> Ring<M> {
+        let mut r = Ring::new(mem, p);
+        r.holders = Holders::Registry {
+            reg: crate::registry::Registration::new(),
+            cache: crate::registry::VerdictCache::new(crate::registry::ENTRIES),
+            me: crate::registry::Identity::current(),
+        };
+        r
+    }
+
+    /// This process's holder for a claim: its registration (made on first
+    /// use, and again in a forked child), or `Params::pid` without a table.
+    /// 0 when the table is full: the claim names nobody.
+    fn claimer(&self) -> u32 {
+        match &self.holders {
+            Holders::Fixed => self.pid(),
+            #[cfg(not(loom))]
+            Holders::Registry { reg, .. } => reg.holder(
+                self.mem.registry(),
+                crate::registry::Identity::current,
+                crate::registry::os_probe,
+            ),
+        }
+    }
+
+    /// This process's holder for a lease: as for a claim, or 0 when leases
+    /// are anonymous.
+    fn lessee(&self) -> u32 {
+        if self
+            .anonymous_leases
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            0
+        } else {
+            self.claimer()
+        }
+    }
+
+    /// Whether holder `h` is known to be gone: a registration judged dead
+    /// (its process exited, its pid was reused, it is from another boot, or
+    /// it was released). 0 (no holder) is never gone: nothing is known.
+    fn holder_gone(&self, h: u32, now: u64) -> bool {
+        if h == 0 {
+            return false;
+        }
+        match &self.holders {
+            Holders::Fixed => !(self.p.is_alive)(h),
+            #[cfg(not(loom))]
+            Holders::Registry { cache, me, .. } => {
+                crate::registry::verdict(
+                    self.mem.registry(),
+                    h,
+                    me,
+                    crate::registry::os_probe,
+                    now,
+                    cache,
+                ) == crate::registry::Verdict::Dead
+            }
+        }
+    }
+
+    /// Whether holder `h` may be alive, as `recover` and the tool judge
+    /// it (the negation of [`holder_gone`](Self::holder_gone), public).
+    pub fn holder_alive(&self, h: u32, now: u64) -> bool {
+        !self.holder_gone(h, now)
+    }
+
+    /// End this process's registration (the last handle closing): its
+    /// leases and claims then name a holder that is gone.
+    pub fn release_registration(&self) {
+        #[cfg(not(loom))]
+        if let Holders::Registry { reg, .. } = &self.holders {
+            reg.release(self.mem.registry());
+        }
+    }
+
+    /// Leases taken through this ring name no holder (`shmq recv` from a
+    /// script: the process that works on the message is its caller, which
+    /// shmq cannot name; a wrapper such as `timeout` would be named instead).
+    pub fn set_anonymous_leases(&self, on: bool) {
+        self.anonymous_leases
+            .store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The memory the core runs on.
@@ -371,7 +484,8 @@ impl<M: Memory> Ring<M> {
         self.n
     }
 
-    /// Record `pid` as the owner of what this ring claims and leases.
+    /// Record `pid` as the holder of what this ring claims and leases
+    /// (without a registration table: models and tests).
     pub fn set_pid(&self, pid: u32) {
         // Process memory, read only by this process's own operations: no
         // ordering with anything in the mapping.

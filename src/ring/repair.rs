@@ -42,7 +42,7 @@ impl<M: Memory> Ring<M> {
             // from ABANDONED, itself one on from the claim: `aux` names the
             // claimer for `gen - 2`. Regression test: tests/failpoints.rs,
             // a_forced_hole_that_is_purged_and_reused_*.
-            if reason == DeadReason::Recovered.code() && self.claimer_lives(i, prev_gen(gen)) {
+            if reason == DeadReason::Recovered.code() && self.claimer_lives(i, prev_gen(gen), now) {
                 return Ok(false);
             }
             if to == St::Ready {
@@ -132,7 +132,7 @@ impl<M: Memory> Ring<M> {
                 ..
             } => {
                 let a = self.aux(i);
-                let holder_gone = aux_is_for(a, gen) && !(self.p.is_alive)(aux_holder(a));
+                let holder_gone = aux_is_for(a, gen) && self.holder_gone(aux_holder(a), now);
                 if time > now && !holder_gone {
                     return None;
                 }
@@ -175,7 +175,7 @@ impl<M: Memory> Ring<M> {
                 gen,
                 ..
             } => {
-                if !self.claimer_lives(i, gen) {
+                if !self.claimer_lives(i, gen, now) {
                     self.transition(i, s, St::Free, now)
                         .ok()
                         .map(|_| "reclaimed abandoned claim")

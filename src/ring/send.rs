@@ -198,6 +198,9 @@ impl<M: Memory> Ring<M> {
             View::Valid {
                 s, st: St::Free, ..
             } => {
+                // Before the claim: a first use registers this process
+                // (system calls), which must not stretch the claim.
+                let me = self.claimer();
                 let seen = self.aux(i);
                 let g1 = self
                     .transition(i, s, St::Writing, now + self.p.claim_ms)
@@ -209,7 +212,7 @@ impl<M: Memory> Ring<M> {
                 // slot moved on before our `aux` CAS, it is not ours.
                 // Mutant (design.md §10): a claim that names no claimer.
                 #[cfg(not(shmq_mutation = "claim_no_owner"))]
-                if !self.set_aux(i, g1, seen, 0, self.pid()) {
+                if !self.set_aux(i, g1, seen, 0, me) {
                     return None;
                 }
                 Some(g1)
@@ -502,7 +505,7 @@ impl<M: Memory> Ring<M> {
         } = self.read(i)
         {
             let a = self.w(i).aux.load(Acquire);
-            if gen == next_gen(claim_gen) && aux_is_for(a, claim_gen) && aux_holder(a) == self.pid()
+            if gen == next_gen(claim_gen) && aux_is_for(a, claim_gen) && aux_holder(a) == self.claimer()
             {
                 let _ = self.transition(i, s, St::Free, now);
             }

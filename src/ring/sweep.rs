@@ -117,6 +117,14 @@ impl<M: Memory> Ring<M> {
                 time,
                 ..
             } if sweeping && time <= now => self.expire(i, s, now, vt, buf),
+            // A lease whose holder is gone comes back at once, whatever
+            // its deadline (§5.3, dead holders).
+            View::Valid {
+                s,
+                st: St::Leased,
+                gen,
+                ..
+            } if sweeping && self.lease_holder_gone(i, gen, now) => self.expire(i, s, now, vt, buf),
             View::Valid {
                 s,
                 st: St::Writing,
@@ -132,7 +140,7 @@ impl<M: Memory> Ring<M> {
                 gen,
                 ..
             } if sweeping => {
-                if !self.claimer_lives(i, gen) {
+                if !self.claimer_lives(i, gen, now) {
                     let _ = self.transition(i, s, St::Free, now);
                 }
                 None
@@ -153,15 +161,25 @@ impl<M: Memory> Ring<M> {
         }
     }
 
+    /// Whether the lease of generation `gen` in slot `i` names a holder
+    /// that is gone (its registration judged dead, §7.4). A lease that names
+    /// nobody (its holder died before its `aux` CAS, or took it anonymously)
+    /// waits for its deadline.
+    pub(super) fn lease_holder_gone(&self, i: u32, gen: u64, now: u64) -> bool {
+        let a = self.aux(i);
+        aux_is_for(a, gen) && self.holder_gone(aux_holder(a), now)
+    }
+
     /// Whether the claim of an ABANDONED slot (generation `gen`, one past
     /// its claim) names a claimer that still lives: then its late writes
     /// could still land in the slot, which must not be reused (§7). A claim
     /// whose claimer is not named (it died, or stalled, before its `aux`
     /// CAS, which precedes every write into the slot) writes nothing more.
-    pub(super) fn claimer_lives(&self, i: u32, gen: u64) -> bool {
+    pub(super) fn claimer_lives(&self, i: u32, gen: u64, now: u64) -> bool {
         // SYNC POINT: the load half of the Dekker pair in `set_aux`.
         let a = dekker_load(&self.w(i).aux);
-        aux_is_for(a, prev_gen(gen)) && (self.p.is_alive)(aux_holder(a))
+        let h = aux_holder(a);
+        aux_is_for(a, prev_gen(gen)) && h != 0 && !self.holder_gone(h, now)
     }
 
     /// Whether a READY message with clock time `time` is visible to a
@@ -216,12 +234,13 @@ impl<M: Memory> Ring<M> {
         buf: &mut Vec<u8>,
     ) -> Option<Delivery> {
         let deadline = now + vt;
+        let me = self.lessee();
         let g1 = self.transition(i, s, St::Leased, deadline).ok()?;
         failpoint!("receive.after_lease");
         let receives = before.saturating_add(1);
         // If the lease is lost before this CAS, the copy's re-check below
         // finds out.
-        self.set_aux(i, g1, seen, receives, self.pid());
+        self.set_aux(i, g1, seen, receives, me);
         if before > 0 {
             self.mem.shared().redelivered.fetch_add(1, Relaxed);
         }
@@ -319,7 +338,7 @@ impl<M: Memory> Ring<M> {
         let Ok(g1) = self.transition(i, s, St::Abandoned, now) else {
             return false;
         };
-        if !self.claimer_lives(i, g1) {
+        if !self.claimer_lives(i, g1, now) {
             let _ = self.transition(i, pack_state(St::Abandoned, g1, now), St::Free, now);
         }
         true

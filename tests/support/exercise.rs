@@ -32,11 +32,8 @@ pub fn baseline(dir: &Path) -> Vec<u8> {
     }
     q.send_delayed(&b"delayed an hour"[..], Duration::from_secs(3600))
         .expect("send");
-    // A pid that is certainly gone: a child we reaped.
-    let mut kid = std::process::Command::new("true").spawn().expect("true");
-    let gone = kid.id();
-    kid.wait().expect("wait");
-    q.set_owner_pid(gone);
+    // The lease names this handle's registration, which ends when the
+    // handle is dropped below: a lease of a process that is gone.
     let leased = q.try_receive_into(&mut Vec::new(), None).expect("slot 0");
     assert_eq!(leased.receipt.slot, 0);
     let d = q.try_receive_into(&mut Vec::new(), None).expect("slot 1");

@@ -5,7 +5,7 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 
 use serde_json::{json, Value};
-use shmq::internal::{pid_alive, SlotInfo, St};
+use shmq::internal::{SlotInfo, St};
 use shmq::recover::{classify, Class};
 use shmq::{now_ms, DeadReason};
 
@@ -30,7 +30,7 @@ pub struct Args {
     pub limit: usize,
     /// One JSON object per slot and line; keys in this order: slot, state,
     /// class, gen, id, receives, len, time_unix_ms, time_from_now_ms,
-    /// sent_unix_ms, holder, holder_alive, reason.
+    /// sent_unix_ms, holder, holder_pid, holder_alive, reason.
     #[arg(long)]
     pub json: bool,
 }
@@ -74,7 +74,7 @@ pub fn run(a: Args) -> Result<(), Failure> {
     let mut more = 0u64;
     for i in 0..q.config().slots {
         let Some(info) = q.slot_info(i) else { break };
-        let class = classify(&info, now, params);
+        let class = classify(&info, now, params, |h| q.holder_alive(h, now));
         if !matches(a.state.as_deref(), a.all, &info, class) {
             continue;
         }
@@ -87,7 +87,7 @@ pub fn run(a: Args) -> Result<(), Failure> {
     let mut out = Out::new();
     if a.json {
         for (i, c) in &rows {
-            out.json(&to_json(i, *c, now))?;
+            out.json(&to_json(&q, i, *c, now))?;
         }
     } else {
         writeln!(
@@ -112,12 +112,15 @@ pub fn run(a: Args) -> Result<(), Failure> {
                 relative(info.time_ms, now)
             };
             let mut owner = if has_owner(info) {
-                let alive = if pid_alive(info.holder) {
+                let alive = if q.holder_alive(info.holder, now) {
                     "alive"
                 } else {
                     "gone"
                 };
-                format!("pid {} ({alive})", info.holder)
+                match q.holder_pid(info.holder) {
+                    Some(pid) => format!("pid {pid} ({alive})"),
+                    None => format!("holder {:x} ({alive})", info.holder),
+                }
             } else {
                 "-".into()
             };
@@ -164,7 +167,7 @@ fn reason(code: u32) -> DeadReason {
     }
 }
 
-fn to_json(info: &SlotInfo, class: Class, now: u64) -> Value {
+fn to_json(q: &shmq::QueueView, info: &SlotInfo, class: Class, now: u64) -> Value {
     json!({
         "slot": info.slot,
         "state": state_name(info),
@@ -177,7 +180,8 @@ fn to_json(info: &SlotInfo, class: Class, now: u64) -> Value {
         "time_from_now_ms": info.time_ms as i64 - now as i64,
         "sent_unix_ms": (info.sent_ms != 0).then(|| mono_to_unix_ms(info.sent_ms)),
         "holder": if has_owner(info) { Some(info.holder) } else { None },
-        "holder_alive": has_owner(info).then(|| pid_alive(info.holder)),
+        "holder_pid": if has_owner(info) { q.holder_pid(info.holder) } else { None },
+        "holder_alive": has_owner(info).then(|| q.holder_alive(info.holder, now)),
         "reason": (info.state == Some(St::Dead)).then(|| reason(info.reason).name()),
     })
 }

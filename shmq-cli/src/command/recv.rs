@@ -166,10 +166,10 @@ pub fn run(a: Args) -> Result<(), Failure> {
     }
     let q = output::open(&a.path)?;
     if !a.ack {
-        // The leases outlive us: the caller holds them.
-        // SAFETY: getppid has no preconditions and cannot fail.
-        let parent = unsafe { libc::getppid() };
-        q.set_owner_pid(parent as u32);
+        // The leases outlive us: our caller holds them, and shmq cannot
+        // name it (a parent may be a wrapper such as `timeout` or `xargs`).
+        // They come back when their visibility timeout passes.
+        q.set_anonymous_leases(true);
     }
     if a.follow {
         stop_on_signals(&q);
