@@ -464,9 +464,37 @@ fn child() {
             q.try_receive().unwrap().ack().unwrap();
         }
         "worker-until-sigterm" => worker_until_sigterm(q),
+        "daemon" => daemonize_and_hold(q),
         other => panic!("unknown role {other}"),
     }
     std::process::exit(0);
+}
+
+/// A daemon as users write one: open the queue, fork, let the parent exit,
+/// and work in the child with the handle it inherited. The child takes a
+/// lease, reports its pid and the lease, and holds it until killed.
+fn daemonize_and_hold(q: Queue) {
+    // SAFETY: fork(2); the child only uses the queue, writes to stdout and
+    // parks (this process runs one test thread).
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid > 0 {
+        // The parent: exits at once, as a daemon's launcher does. Its handle
+        // is dropped here, which ends its registration.
+        drop(q);
+        std::process::exit(0);
+    }
+    let lease = q
+        .receive(Duration::from_secs(30))
+        .expect("a message to hold");
+    // Straight to the descriptor: std's stdout lock may have been held by
+    // another thread of the parent when it forked.
+    let line = format!("HELD {} {}\n", std::process::id(), lease.receipt());
+    // SAFETY: write(2) of a valid buffer to descriptor 1.
+    unsafe { libc::write(1, line.as_ptr().cast(), line.len()) };
+    loop {
+        std::thread::park();
+    }
 }
 
 /// A worker as the examples write it: a signal thread shuts the queue
@@ -538,4 +566,64 @@ fn a_handle_whose_file_was_removed_or_replaced_refuses_to_send() {
     std::fs::remove_file(&path).unwrap();
     assert!(new.is_orphaned());
     assert_eq!(new.send("x"), Err(SendError::Orphaned));
+}
+
+/// A daemon forks after `open` and its parent exits (issue 9, item 1): the
+/// child's lease must name the child, not the parent. Named after the
+/// parent, it would be judged gone as soon as the parent exits and given to
+/// another consumer while the child still works on it. It stays the
+/// child's while the child lives, and comes back once the child dies.
+#[test]
+fn a_daemon_that_forks_after_open_keeps_its_leases_until_it_dies() {
+    use std::io::BufRead;
+    let (_d, path) = tmp("daemon");
+    let q = Queue::create(
+        &path,
+        &Config::default()
+            .slots(4)
+            .slot_size(64)
+            .visibility_timeout(Duration::from_secs(30)),
+    )
+    .unwrap();
+    q.send(b"job").unwrap();
+    let mut launcher = spawn("daemon", &path);
+    let held = std::io::BufReader::new(launcher.stdout.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+        // The line may follow libtest's "test child ... " on one line.
+        .find_map(|l| l.find("HELD ").map(|at| l[at..].to_owned()))
+        .expect("the daemon's report");
+    assert!(launcher.wait().unwrap().success(), "the launcher exits");
+    let parts: Vec<&str> = held.split(' ').collect();
+    let daemon: i32 = parts[1].parse().unwrap();
+    // Whatever happens below, the daemon does not outlive the test.
+    struct Reap(i32);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            // SAFETY: kill(2) of the daemon this test started.
+            unsafe { libc::kill(self.0, libc::SIGKILL) };
+        }
+    }
+    let _reap = Reap(daemon);
+    let receipt: shmq::Receipt = parts[2].parse().unwrap();
+    // The launcher is gone; the daemon holds the lease. Several sweep laps
+    // (200 ms apart at most) must leave it alone.
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_millis(800) {
+        assert!(
+            q.try_receive().is_none(),
+            "the daemon's lease was judged by its exited parent"
+        );
+        thread::sleep(Duration::from_millis(5));
+    }
+    // SAFETY: kill(2) of the daemon this test started (its pid was
+    // reported by the daemon itself; it is our grandchild, not reaped by
+    // anyone yet, as it still holds the lease).
+    unsafe { libc::kill(daemon, libc::SIGKILL) };
+    let again = q
+        .receive(Duration::from_secs(20))
+        .expect("the dead daemon's job comes back");
+    assert_eq!(again.payload(), b"job");
+    assert_ne!(again.receipt(), receipt);
+    again.ack().unwrap();
 }

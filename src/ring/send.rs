@@ -505,7 +505,9 @@ impl<M: Memory> Ring<M> {
         } = self.read(i)
         {
             let a = self.w(i).aux.load(Acquire);
-            if gen == next_gen(claim_gen) && aux_is_for(a, claim_gen) && aux_holder(a) == self.claimer()
+            if gen == next_gen(claim_gen)
+                && aux_is_for(a, claim_gen)
+                && aux_holder(a) == self.claimer()
             {
                 let _ = self.transition(i, s, St::Free, now);
             }
