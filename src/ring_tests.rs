@@ -748,7 +748,7 @@ fn receive_many_takes_consecutive_ready_messages_and_advances_rcur_once() {
     let w = r.memory().slot(2);
     let s = w.state.load(Relaxed);
     let mut buf = Vec::new();
-    let held = r.lease(2, s, r.aux(2), 0, 1, VT, &mut buf).unwrap();
+    let held = r.lease(2, s, r.aux(2), 1, VT, &mut buf).unwrap();
     let (mut bufs, mut got) = (Vec::new(), Vec::new());
     assert_eq!(r.receive_many(1, VT, &mut bufs, &mut got, 8), 2);
     assert_eq!(r.shared().rcur.load(Relaxed), 2);
@@ -799,7 +799,7 @@ fn stepping_over_a_message_another_receiver_leased_counts_no_skip() {
     let w = r.memory().slot(0);
     let s = w.state.load(Relaxed);
     let mut buf = Vec::new();
-    r.lease(0, s, r.aux(0), 0, 1, VT, &mut buf).unwrap();
+    r.lease(0, s, r.aux(0), 1, VT, &mut buf).unwrap();
     let skips = r.shared().skips.load(Relaxed);
     let d = r.try_receive(1, VT, &mut buf, false, 0).unwrap();
     assert_eq!((d.id, buf.as_slice()), (1, &b"b"[..]));

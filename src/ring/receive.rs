@@ -222,7 +222,7 @@ impl<M: Memory> Ring<M> {
                 bufs.resize_with(at + 1, Vec::new);
             }
             let seen = self.aux(i);
-            let Some(d) = self.lease(i, s, seen, aux_receives(seen), now, vt, &mut bufs[at]) else {
+            let Some(d) = self.lease(i, s, seen, now, vt, &mut bufs[at]) else {
                 break;
             };
             foreign |= d.id != r + k;

@@ -109,7 +109,7 @@ impl<M: Memory> Ring<M> {
                 ..
             } if self.visible(i, time, now) && self.on_this_pass(i, pass) => {
                 let seen = self.aux(i);
-                self.lease(i, s, seen, aux_receives(seen), now, vt, buf)
+                self.lease(i, s, seen, now, vt, buf)
             }
             View::Valid {
                 s,
@@ -220,19 +220,23 @@ impl<M: Memory> Ring<M> {
         id < sh.rcur.load(Relaxed) || id >= sh.fill.load(Relaxed)
     }
 
-    /// READY (or expired LEASED) -> LEASED, then name this process as the
-    /// holder in `aux` with the receive count `before + 1`, then copy the
-    /// message out.
+    /// READY (or expired LEASED) `s` -> LEASED, then name this process as
+    /// the holder in `aux` (read as `seen` before) with the receive count
+    /// one higher, then copy the message out.
     pub(super) fn lease(
         &self,
         i: u32,
         s: u64,
         seen: u64,
-        before: u32,
         now: u64,
         vt: u64,
         buf: &mut Vec<u8>,
     ) -> Option<Delivery> {
+        let before = if s & 0xF == St::Leased.code() {
+            Self::receives_of_lease(seen, s)
+        } else {
+            aux_receives(seen)
+        };
         let deadline = now + vt;
         let me = self.lessee();
         let g1 = self.transition(i, s, St::Leased, deadline).ok()?;
@@ -328,7 +332,7 @@ impl<M: Memory> Ring<M> {
             self.dead_letter(i, s, now);
             return None;
         }
-        self.lease(i, s, seen, before, now, vt, buf)
+        self.lease(i, s, seen, now, vt, buf)
     }
 
     /// An expired claim: WRITING -> ABANDONED; straight on to FREE if the

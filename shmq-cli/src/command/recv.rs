@@ -54,9 +54,12 @@ written and acked), after --count messages, or once no message came for
 --wait. Exit 5 when no message at all was received, unless a signal
 ended it.
 
-Without --ack a lease outlives this process; it is recorded as held by the
-process that ran `shmq recv` (its parent, such as the script's shell), so
-`shmq recover --apply` returns it early only once that process is gone.";
+Without --ack a lease outlives this process and names no process: the
+work is done by whoever called `shmq recv` (a script, perhaps through a
+wrapper such as `timeout` or `xargs`), which shmq cannot name. The lease
+comes back when its visibility timeout passes, unless acked, nacked or
+extended with its receipt first. (A library consumer's leases name its
+process and come back at once if it dies.)";
 
 #[derive(clap::Args)]
 pub struct Args {
