@@ -182,7 +182,7 @@ fn plan(
             "abandon the expired claim (and free it if the sender is gone)",
             true,
         ),
-        Class::Abandoned if !info.holder_current || info.holder == 0 || !alive(info.holder) => {
+        Class::Abandoned if !info.holder_current || !alive(info.holder) => {
             ("free the slot: the abandoned claim's sender is gone", true)
         }
         Class::Abandoned if force_abandoned => (

@@ -42,7 +42,12 @@ impl<M: Memory> Ring<M> {
             // from ABANDONED, itself one on from the claim: `aux` names the
             // claimer for `gen - 2`. Regression test: tests/failpoints.rs,
             // a_forced_hole_that_is_purged_and_reused_*.
-            if reason == DeadReason::Recovered.code() && self.claimer_lives(i, prev_gen(gen), now) {
+            // (A claimer named as nobody cannot be judged: purging its
+            // quarantined claim is the operator's call that it is gone.)
+            if reason == DeadReason::Recovered.code()
+                && aux_holder(self.aux(i)) != 0
+                && self.claimer_lives(i, prev_gen(gen), now)
+            {
                 return Ok(false);
             }
             if to == St::Ready {

@@ -178,8 +178,9 @@ impl<M: Memory> Ring<M> {
     pub(super) fn claimer_lives(&self, i: u32, gen: u64, now: u64) -> bool {
         // SYNC POINT: the load half of the Dekker pair in `set_aux`.
         let a = dekker_load(&self.w(i).aux);
-        let h = aux_holder(a);
-        aux_is_for(a, prev_gen(gen)) && h != 0 && !self.holder_gone(h, now)
+        // Named as nobody (holder 0: the table was full) is still named: a
+        // claimer that cannot be judged is presumed alive.
+        aux_is_for(a, prev_gen(gen)) && !self.holder_gone(aux_holder(a), now)
     }
 
     /// Whether a READY message with clock time `time` is visible to a
