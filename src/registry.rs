@@ -39,7 +39,7 @@ pub const ENTRY_WORDS: usize = 4;
 /// Words of a full table (32 KiB).
 pub const TABLE_WORDS: usize = ENTRIES * ENTRY_WORDS;
 /// How long a probed verdict is reused before the process is probed again.
-pub const CACHE_MS: u64 = 100;
+pub const CACHE_MS: u64 = 50;
 
 /// The holder's generation bits (the low 18 bits of the entry generation).
 const GEN18: u32 = 0x3_ffff;

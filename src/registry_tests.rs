@@ -347,7 +347,7 @@ fn a_registration_in_progress_is_unknown() {
 }
 
 #[test]
-fn the_cache_spares_probes_for_100_ms() {
+fn the_cache_spares_probes_for_cache_ms() {
     let t = new_table(8);
     let os = Os::new(&[(50, 500)]);
     let me = id(1, 1);
@@ -359,22 +359,30 @@ fn the_cache_spares_probes_for_100_ms() {
     );
     assert_eq!(os.calls.get(), 1);
     assert_eq!(
-        verdict(&t, h, &me, os.probe(), 1099, &cache),
+        verdict(&t, h, &me, os.probe(), 1000 + CACHE_MS - 1, &cache),
         Verdict::Alive
     );
-    assert_eq!(os.calls.get(), 1, "a verdict 99 ms old is reused");
     assert_eq!(
-        verdict(&t, h, &me, os.probe(), 1100, &cache),
+        os.calls.get(),
+        1,
+        "a verdict younger than CACHE_MS is reused"
+    );
+    assert_eq!(
+        verdict(&t, h, &me, os.probe(), 1000 + CACHE_MS, &cache),
         Verdict::Alive
     );
-    assert_eq!(os.calls.get(), 2, "a verdict 100 ms old is not");
+    assert_eq!(os.calls.get(), 2, "a verdict CACHE_MS old is not");
     // A stale alive verdict is not believed past its age.
     os.kill(50);
+    let probed = 1000 + CACHE_MS;
     assert_eq!(
-        verdict(&t, h, &me, os.probe(), 1150, &cache),
+        verdict(&t, h, &me, os.probe(), probed + CACHE_MS - 1, &cache),
         Verdict::Alive
     );
-    assert_eq!(verdict(&t, h, &me, os.probe(), 1200, &cache), Verdict::Dead);
+    assert_eq!(
+        verdict(&t, h, &me, os.probe(), probed + CACHE_MS, &cache),
+        Verdict::Dead
+    );
     assert_eq!(os.calls.get(), 3);
 }
 

@@ -251,12 +251,14 @@ fn a_killed_consumers_lease_comes_back_at_once_and_its_receipt_is_stale() {
         );
         std::thread::sleep(Duration::from_millis(5));
     }
+    let killed = std::time::Instant::now();
     holder.kill().unwrap(); // SIGKILL
     holder.wait().unwrap();
 
     let again = q
         .receive(Duration::from_secs(20))
         .expect("redelivered once its holder is gone");
+    eprintln!("kill -> redelivery: {:?}", killed.elapsed());
     assert!(
         shmq::now_ms() < deadline,
         "returned early, not at the dead consumer's deadline"

@@ -82,6 +82,10 @@ const HINT_DROP_CREDITS: u64 = 64;
 pub(crate) fn full_hint_at(now: u64) -> u64 {
     (now.wrapping_add(1) & (u64::MAX >> HINT_CREDIT_BITS)) << HINT_CREDIT_BITS
 }
+/// How soon the sweep comes back to a lease it found held, to judge its
+/// holder again: a dead consumer's messages return within about this, one
+/// lap and the verdict cache's age (§7.4).
+pub(crate) const HOLDER_CHECK_MS: u64 = 50;
 /// Slots a receive sweeps when the main path is empty, or periodically.
 pub(crate) const SWEEP_STEP: u64 = 32;
 /// Bound on retries of one CAS against interference (a hostile writer could

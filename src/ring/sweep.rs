@@ -149,8 +149,19 @@ impl<M: Memory> Ring<M> {
                 self.quarantine(i, s, now);
                 None
             }
+            // A live lease: the next lap comes by its deadline, and within
+            // `HOLDER_CHECK_MS` while it is held, to see whether its holder
+            // died (§7.4).
             View::Valid {
-                st: St::Ready | St::Leased | St::Writing,
+                st: St::Leased,
+                time,
+                ..
+            } if sweeping => {
+                self.note_due(time.min(now + HOLDER_CHECK_MS));
+                None
+            }
+            View::Valid {
+                st: St::Ready | St::Writing,
                 time,
                 ..
             } if sweeping => {
