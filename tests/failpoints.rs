@@ -524,7 +524,7 @@ fn zombie_trials(trials: u64, claim_ms: u64) -> Zombies {
         let hole = (0..SLOTS)
             .find(|&i| {
                 let s = q.slot_info(i).unwrap();
-                s.state == Some(St::Writing) && s.holder == pid
+                s.state == Some(St::Writing) && s.holder_current
             })
             .expect("the zombie's claimed slot");
 
