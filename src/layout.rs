@@ -17,9 +17,10 @@
 //!                                            768     8  full_hint
 //!                                            776     8  skips
 //!                                            784     4  room      (futex)
-//!     48     8  created_unix_ms            4096     -  slots
-//!     56     8  file_len
-//!     64     4  header_crc
+//!     48     8  created_unix_ms            1024   128  (durability, reserved)
+//!     56     8  file_len                   2048   512  (dead-letter queue, reserved)
+//!     64     4  header_crc                 4096 32768  registration table
+//!                                          36864     -  slots
 //! ```
 //!
 //! The immutable part (0..128) is read with plain byte copies and validated by
