@@ -115,6 +115,16 @@ pub enum Error {
         /// The id asked for.
         id: u64,
     },
+    /// A dead letter that was quarantined (a corrupt slot, or a claim that
+    /// `recover --force-abandoned` closed) holds no message known to have
+    /// been sent whole: its slot may still show an older, acked message.
+    /// It can be inspected and purged, not redriven.
+    NotRedrivable {
+        /// The dead letter's id, as its slot shows it.
+        id: u64,
+        /// Why it is dead.
+        reason: crate::DeadReason,
+    },
 }
 
 impl fmt::Display for Error {
@@ -185,6 +195,11 @@ impl fmt::Display for Error {
                 "the queue file was removed or replaced since this handle opened it; nothing was sent: open the queue again"
             ),
             Error::NoSuchMessage { id } => write!(f, "no dead message with id {id}"),
+            Error::NotRedrivable { id, reason } => write!(
+                f,
+                "dead message {id} was quarantined ({}): its slot holds no message known to have been sent whole, so it cannot be redriven; inspect it, then purge it",
+                reason.name()
+            ),
         }
     }
 }
@@ -318,6 +333,7 @@ impl From<Error> for io::Error {
             | Error::OutOfRange { .. }
             | Error::TooLarge { .. }
             | Error::BadReceipt
+            | Error::NotRedrivable { .. }
             | Error::ConfigMismatch { .. } => io::ErrorKind::InvalidInput,
             Error::NotAQueue { .. } | Error::Incompatible { .. } | Error::Corrupt { .. } => {
                 io::ErrorKind::InvalidData

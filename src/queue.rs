@@ -1615,7 +1615,8 @@ impl Queue {
     /// # Errors
     ///
     /// [`Error::NoSuchMessage`] if no dead message has this id (it was
-    /// redriven or purged already).
+    /// redriven or purged already); [`Error::NotRedrivable`] if it was
+    /// quarantined (reason `Corrupt` or `Recovered`).
     ///
     /// ```
     /// # let dir = tempfile::tempdir()?;
@@ -1638,6 +1639,8 @@ impl Queue {
     }
 
     /// Redrive up to `limit` dead messages, oldest first. Returns how many.
+    /// Quarantined dead letters (reason `Corrupt` or `Recovered`) are left
+    /// dead: they hold no message known to have been sent whole.
     ///
     /// # Errors
     ///
@@ -1645,12 +1648,15 @@ impl Queue {
     pub fn redrive_all(&self, limit: usize) -> Result<usize> {
         let mut done = 0;
         for d in self.dead_letters().into_iter().take(limit) {
-            if self
+            // Quarantined dead letters are not messages to redrive: skipped.
+            match self
                 .inner
                 .ring
-                .redrive(d.receipt.slot, Some(d.receipt.gen), now_ms())?
+                .redrive(d.receipt.slot, Some(d.receipt.gen), now_ms())
             {
-                done += 1;
+                Ok(true) => done += 1,
+                Ok(false) | Err(Error::NotRedrivable { .. }) => {}
+                Err(e) => return Err(e),
             }
         }
         if done > 0 {

@@ -831,3 +831,45 @@ fn a_batch_receive_that_leases_returned_messages_counts_a_skip() {
     assert_eq!(r.shared().rcur.load(Relaxed), 6);
     assert_eq!(r.shared().skips.load(Relaxed), skips + 1);
 }
+
+#[test]
+fn a_quarantined_slot_is_never_redriven_into_an_acked_message() {
+    // Issue 9, item 4: a quarantine keeps the slot's words, which may be
+    // those of its previous message, acked long ago.
+    let r = ring(2);
+    r.send(b"paid", 0, 0).unwrap();
+    let (d, _) = recv(&r, 0).unwrap();
+    r.ack(d.receipt, 0).unwrap();
+    // A live sender (4242) claims slot 0 and stalls past its claim timeout;
+    // `recover --force-abandoned` quarantines the claim.
+    let w = r.memory().slot(0);
+    let g1 = next_gen(gen_of(w.state.load(Relaxed)));
+    w.aux.store(pack_aux(0, 4242, g1), Relaxed);
+    w.state.store(pack_state(St::Writing, g1, 500), Relaxed);
+    assert_eq!(r.repair(0, 501, true), Some("abandoned expired claim"));
+    assert_eq!(
+        r.repair(0, 501, true),
+        Some("quarantined abandoned claim of a live process")
+    );
+    assert!(matches!(
+        r.redrive(0, None, 600),
+        Err(Error::NotRedrivable {
+            reason: DeadReason::Recovered,
+            ..
+        })
+    ));
+    // A freed slot whose state word a stranger scribbled on is quarantined
+    // as corrupt, with the acked message's words still in it.
+    r.send(b"also paid", 0, 600).unwrap();
+    let (d, _) = recv(&r, 600).unwrap();
+    r.ack(d.receipt, 600).unwrap();
+    r.memory().slot(1).state.store(0x0F, Relaxed);
+    assert!(recv(&r, 700).is_none());
+    assert_eq!(DeadReason::from_code(r.info(1).reason), DeadReason::Corrupt);
+    assert!(matches!(
+        r.redrive(1, None, 700),
+        Err(Error::NotRedrivable { .. })
+    ));
+    assert!(recv(&r, 800).is_none(), "no acked message comes back");
+    assert_eq!(r.shared().acked.load(Relaxed), 2);
+}

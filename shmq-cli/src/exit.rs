@@ -84,7 +84,7 @@ pub fn code_of(e: &shmq::Error) -> Code {
         | E::Incompatible { .. }
         | E::NotInitialised { .. }
         | E::Corrupt { .. } => Code::Corrupt,
-        E::InvalidConfig(_) | E::OutOfRange { .. } => Code::Usage,
+        E::InvalidConfig(_) | E::OutOfRange { .. } | E::NotRedrivable { .. } => Code::Usage,
         E::Full => Code::Full,
         E::LeaseLost => Code::LeaseLost,
         E::TooLarge { .. } => Code::TooLarge,
@@ -150,6 +150,9 @@ fn message(e: &shmq::Error) -> String {
         E::BadReceipt => "the receipt is not one of this queue's (another queue's, or a slot it does not have); use a receipt that `shmq recv` printed for this queue".into(),
         E::NoSuchMessage { id } => format!(
             "no dead message has id {id}; `shmq dlq list PATH` shows the dead messages and their ids"
+        ),
+        E::NotRedrivable { id, .. } => format!(
+            "{e}; `shmq dlq peek PATH --id {id}` shows it, `shmq dlq purge PATH --id {id}` removes it"
         ),
         E::Contended => "another process kept changing the same slot; try again".into(),
         E::ClaimExpired => "the send stalled past the queue's claim timeout and was abandoned; the message was not sent: send it again".into(),

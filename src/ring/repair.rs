@@ -32,6 +32,19 @@ impl<M: Memory> Ring<M> {
             if want.is_some_and(|g| g != gen) {
                 return Ok(false);
             }
+            // A quarantine keeps the slot's words as they were: a corrupt
+            // slot's, or an abandoned claim's, which may still be those of
+            // the slot's previous message, acked long ago. Redriving it
+            // would deliver that message again (issue 9, item 4): such dead
+            // letters are inspected and purged, never redriven.
+            if to == St::Ready
+                && (reason == DeadReason::Corrupt.code() || reason == DeadReason::Recovered.code())
+            {
+                return Err(Error::NotRedrivable {
+                    id: self.w(i).msg_id.load(Relaxed),
+                    reason: DeadReason::from_code(reason),
+                });
+            }
             // A claim that `recover --force-abandoned` quarantined (reason
             // Recovered) still belongs to its stalled sender: if that sender
             // resumes, it writes its message words and payload into the slot
