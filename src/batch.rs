@@ -174,6 +174,9 @@ impl Queue {
                 Ok(r) => {
                     released += 1;
                     requeued_now |= r == crate::Nacked::Requeued && ms == 0;
+                    if r == crate::Nacked::DeadLettered {
+                        self.move_dead_letters(Some(rc.slot));
+                    }
                 }
                 Err(e) => failed.push((rc, e)),
             }

@@ -22,6 +22,8 @@ pub const FAILPOINTS: &[&str] = &[
     "ack.before",
     "nack.before",
     "deadletter.before",
+    "deadletter.before_move",
+    "deadletter.after_move",
     "redrive.before",
     "purge.before",
     "recover.before",

@@ -135,6 +135,23 @@ pub struct Shared {
     _pad5: [AtomicU64; 13],
 }
 
+/// The dead-letter queue a queue names, at `OFF_DEAD_LETTER_QUEUE`
+/// (docs/design.md §5.5): written under a sequence word (odd while being
+/// written), read as a seqlock.
+#[repr(C)]
+pub struct DeadLetterQueueWords {
+    /// 0: never named; odd: being written; even: `identity`, `len` and
+    /// `path` are whole.
+    pub(crate) seq: AtomicU64,
+    /// The dead-letter queue's identity (0: none named).
+    pub(crate) identity: AtomicU64,
+    /// Length of `path` in bytes (at most 256).
+    pub(crate) len: AtomicU64,
+    /// The dead-letter queue's path, relative to this queue's directory
+    /// unless it starts with `/`; UTF-8 bytes, little-endian words.
+    pub(crate) path: [AtomicU64; 32],
+}
+
 /// A slot's control words: one cache line (§2).
 #[repr(C)]
 pub struct SlotWords {
@@ -181,6 +198,7 @@ const _: () = {
     assert!(OFF_SHARED + size_of::<Shared>() <= OFF_DURABILITY);
     assert!(OFF_DURABILITY < OFF_DEAD_LETTER_QUEUE && OFF_DEAD_LETTER_QUEUE + 512 <= OFF_REGISTRY);
     assert!(HEADER_LEN == 36864 && HEADER_LEN % 4096 == 0);
+    assert!(size_of::<DeadLetterQueueWords>() <= 512);
     assert!(align_of::<Shared>() == 8);
 };
 
@@ -198,6 +216,8 @@ pub trait Memory {
     fn payload(&self, i: u32) -> &[AtomicU64];
     /// The process registration table's words (`REGISTRY_WORDS` of them).
     fn registry(&self) -> &[AtomicU64];
+    /// The words naming the dead-letter queue.
+    fn dead_letter_queue(&self) -> &DeadLetterQueueWords;
 }
 
 fn zero_shared() -> Shared {
@@ -252,6 +272,7 @@ const HEAP_REGISTRY_WORDS: usize = 4 * REGISTRY_ENTRY_WORDS;
 /// The core's words on the heap: what loom models and unit tests run on.
 pub struct HeapMemory {
     shared: Shared,
+    dlq: DeadLetterQueueWords,
     registry: Vec<AtomicU64>,
     slots: Vec<SlotWords>,
     payload: Vec<AtomicU64>,
@@ -264,6 +285,12 @@ impl HeapMemory {
         let words_per_slot = (slot_size as usize).div_ceil(8);
         HeapMemory {
             shared: zero_shared(),
+            dlq: DeadLetterQueueWords {
+                seq: AtomicU64::new(0),
+                identity: AtomicU64::new(0),
+                len: AtomicU64::new(0),
+                path: std::array::from_fn(|_| AtomicU64::new(0)),
+            },
             registry: (0..HEAP_REGISTRY_WORDS)
                 .map(|_| AtomicU64::new(0))
                 .collect(),
@@ -292,5 +319,8 @@ impl Memory for HeapMemory {
     }
     fn registry(&self) -> &[AtomicU64] {
         &self.registry
+    }
+    fn dead_letter_queue(&self) -> &DeadLetterQueueWords {
+        &self.dlq
     }
 }

@@ -94,7 +94,9 @@ pub use observe::{is_queue_file, QueueView};
 #[cfg(not(loom))]
 pub use open::OpenOptions;
 #[cfg(not(loom))]
-pub use queue::{Config, DeadLetter, Incoming, Peeked, Queue, Stats, MAX_DELAY, MAX_LEASE};
+pub use queue::{
+    Config, DeadLetter, DeadLetterEnvelope, Incoming, Peeked, Queue, Stats, MAX_DELAY, MAX_LEASE,
+};
 pub use ring::{DeadReason, Delivery, Nacked, Receipt};
 
 // The README's code is compiled (not run: it uses /dev/shm and waits for

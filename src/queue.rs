@@ -26,6 +26,9 @@ use crate::slot::St;
 use crate::sync::{fence, AtomicU32, AtomicU64, Ordering::*};
 use crate::wait::{futex_wait, futex_wake_all};
 
+mod dlq;
+pub use dlq::DeadLetterEnvelope;
+
 /// How a queue is made. Read back from the file by [`Queue::open`].
 ///
 /// Built from [`Config::default`] with named setters:
@@ -431,6 +434,9 @@ impl Memory for MapMemory {
             std::slice::from_raw_parts(self.map.as_mut_ptr().add(off) as *const AtomicU64, words)
         }
     }
+    fn dead_letter_queue(&self) -> &crate::layout::DeadLetterQueueWords {
+        self.at(OFF_DEAD_LETTER_QUEUE)
+    }
     fn registry(&self) -> &[AtomicU64] {
         // SAFETY: as in `payload`: the table lies inside the header, which
         // `open` checked the mapping covers; 8-aligned; atomics.
@@ -470,6 +476,8 @@ struct Inner {
     file_checked_ms: AtomicU64Local,
     /// The path no longer names the mapped file (removed or replaced).
     orphaned: AtomicBool,
+    /// The dead-letter queue this queue names, as last read (§5.5).
+    dlq: dlq::Cache,
     /// The async receivers and senders waiting on this handle (asynk.rs).
     #[cfg(feature = "tokio")]
     waiters: crate::asynk::Waiters,
@@ -892,6 +900,7 @@ impl Queue {
                 file_id: (dev, ino),
                 file_checked_ms: AtomicU64Local::new(now_ms()),
                 orphaned: AtomicBool::new(false),
+                dlq: dlq::Cache::default(),
                 #[cfg(feature = "tokio")]
                 waiters: crate::asynk::Waiters::default(),
             }),
@@ -1382,9 +1391,12 @@ impl Queue {
             c.set(k);
             k % 16 == 0
         });
-        self.inner
+        let d = self
+            .inner
             .ring
-            .try_receive(now_ms(), vt, buf, periodic, budget)
+            .try_receive(now_ms(), vt, buf, periodic, budget);
+        self.move_dead_letters(None);
+        d
     }
 
     fn vt_ms(&self, visibility: Option<Duration>) -> u64 {
@@ -1553,6 +1565,9 @@ impl Queue {
         if r == Nacked::Requeued && ms == 0 {
             self.wake_parked();
         }
+        if r == Nacked::DeadLettered {
+            self.move_dead_letters(Some(receipt.slot));
+        }
         Ok(r)
     }
 
@@ -1579,7 +1594,9 @@ impl Queue {
     ///
     /// As [`ack`](Self::ack).
     pub fn dead_letter(&self, receipt: Receipt) -> Result<()> {
-        self.inner.ring.reject(receipt, now_ms())
+        self.inner.ring.reject(receipt, now_ms())?;
+        self.move_dead_letters(Some(receipt.slot));
+        Ok(())
     }
 
     // ------------------------------------------------------- dead letters

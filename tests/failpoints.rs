@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use shmq::internal::{St, FAILPOINTS};
-use shmq::{now_ms, recover, Config, Nacked, Queue};
+use shmq::{now_ms, recover, Config, DeadLetterEnvelope, Nacked, Queue};
 use support::*;
 
 const VT_MS: u64 = 200;
@@ -58,6 +58,13 @@ fn child() {
     match role.as_str() {
         "op" => op(&dir, &env_str("T_OP")),
         "zombie" => zombie(&dir),
+        "dlq-move" => {
+            // Kill the only message (max receives 1): its move to the
+            // dead-letter queue dies at the armed point.
+            let q = Queue::open(dir.join("q")).expect("open");
+            let lease = q.try_receive().expect("the message");
+            let _ = lease.nack(Duration::ZERO);
+        }
         "create" => {
             // Dies at `create.before_link`: the queue is complete, unnamed.
             let _ = Queue::create(dir.join("q"), &config(3));
@@ -416,8 +423,10 @@ fn crash_inside_recover() {
 #[test]
 fn every_failpoint_has_a_scenario() {
     let mut covered: BTreeSet<&str> = CASES.iter().map(|c| c.point).collect();
-    // Covered by a test of its own, below.
+    // Covered by tests of their own, below.
     covered.insert("create.before_link");
+    covered.insert("deadletter.before_move");
+    covered.insert("deadletter.after_move");
     let listed: BTreeSet<&str> = FAILPOINTS.iter().copied().collect();
     eprintln!(
         "failpoints covered: {} of {} listed",
@@ -804,4 +813,71 @@ fn a_sender_stopped_before_naming_itself_writes_nothing_into_the_reused_slot() {
         usize::from(zombie_ok),
         "the zombie's message is delivered exactly when its send said Ok: {said:?}"
     );
+}
+
+/// A process killed in the middle of moving a dead letter to the
+/// dead-letter queue (design.md §5.5): before its send there, the message
+/// is still dead here; after it, it is in both. Either way the next sweep
+/// here moves it (again): the dead-letter queue holds it once or twice,
+/// with the same source and id, intact, and nothing is lost.
+#[test]
+fn a_move_to_the_dead_letter_queue_killed_at_each_step_loses_nothing() {
+    for (point, copies) in [("deadletter.before_move", 1), ("deadletter.after_move", 2)] {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let q = Queue::create(dir.join("q"), &config(1)).unwrap();
+        let dlq = Queue::create(
+            dir.join("q.dlq"),
+            &Config::default().slots(SLOTS).slot_size(128 + 32),
+        )
+        .unwrap();
+        q.set_dead_letter_queue(&dlq).unwrap();
+        let id = q.send(&make_payload("poison")).unwrap();
+        let log = dir.join("child.out");
+        let mut kid = spawn(
+            "dlq-move",
+            &[
+                ("T_DIR", dir.display().to_string()),
+                ("SHMQ_FAILPOINT", point.into()),
+            ],
+            &log,
+        );
+        let st = kid.wait().unwrap();
+        assert_eq!(
+            st.signal(),
+            Some(libc::SIGABRT),
+            "{point}: the child dies at the point\n{}",
+            tail(&log, 2000)
+        );
+        let (dead_here, there) = (q.stats().dead, dlq.stats().visible);
+        assert_eq!(
+            (dead_here, there),
+            (1, copies - 1),
+            "{point}: after the crash"
+        );
+        // The next sweeps here move it.
+        assert!(
+            wait_until(ms(5000), ms(5), || {
+                let _ = q.try_receive();
+                q.stats().dead == 0
+            }),
+            "{point}: never moved: {:?}",
+            q.stats()
+        );
+        let mut got = Vec::new();
+        while let Some(l) = dlq.try_receive() {
+            let (env, payload) = DeadLetterEnvelope::parse(l.payload()).expect("an envelope");
+            assert_eq!((env.source, env.id), (q.identity(), id), "{point}");
+            assert_eq!(check_payload(payload).as_deref(), Some("poison"), "{point}");
+            got.push(env.id);
+            l.ack().unwrap();
+        }
+        assert_eq!(
+            got.len() as u64,
+            copies,
+            "{point}: copies in the dead-letter queue"
+        );
+        let s = q.stats();
+        assert_eq!(s.free, s.capacity, "{point}: {s:?}");
+    }
 }

@@ -359,6 +359,13 @@ pub struct Ring<M> {
     /// Leases name no holder (0): for short-lived tools whose leases
     /// outlive them (§7.4).
     anonymous_leases: std::sync::atomic::AtomicBool,
+    /// Whether the sweep notes the dead letters it passes for the queue to
+    /// move to its dead-letter queue (§5.5), and the slots it noted
+    /// (process memory).
+    collect_dead: std::sync::atomic::AtomicBool,
+    dead_seen: std::sync::Mutex<Vec<(u32, u64)>>,
+    /// `dead_seen` may be non-empty (checked before taking its lock).
+    dead_noted: std::sync::atomic::AtomicBool,
     /// Deliveries this process's sweep made (process memory; for tests of
     /// the main path's order, `Ring::sweep_deliveries`).
     swept: AtomicU64,
@@ -382,6 +389,9 @@ impl<M: Memory> Ring<M> {
             pid: std::sync::atomic::AtomicU32::new(p.pid),
             holders: Holders::Fixed,
             anonymous_leases: std::sync::atomic::AtomicBool::new(false),
+            collect_dead: std::sync::atomic::AtomicBool::new(false),
+            dead_seen: std::sync::Mutex::new(Vec::new()),
+            dead_noted: std::sync::atomic::AtomicBool::new(false),
             swept: AtomicU64::new(0),
         }
     }
@@ -463,6 +473,40 @@ impl<M: Memory> Ring<M> {
         if let Holders::Registry { reg, .. } = &self.holders {
             reg.release(self.mem.registry());
         }
+    }
+
+    /// Have the sweep note the dead letters it passes (max receives or
+    /// rejected: messages that were sent whole), for [`take_dead`](Self::take_dead).
+    pub fn collect_dead(&self, on: bool) {
+        self.collect_dead
+            .store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The dead letters (slot, generation) the sweep noted since the last
+    /// call, at most 64.
+    pub fn take_dead(&self) -> Vec<(u32, u64)> {
+        self.dead_noted
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        match self.dead_seen.lock() {
+            Ok(mut v) => std::mem::take(&mut *v),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    fn note_dead(&self, i: u32, gen: u64) {
+        if let Ok(mut v) = self.dead_seen.lock() {
+            if v.len() < 64 && !v.contains(&(i, gen)) {
+                v.push((i, gen));
+            }
+        }
+        self.dead_noted
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether the sweep noted dead letters since the last
+    /// [`take_dead`](Self::take_dead) (a hint: one Relaxed load).
+    pub fn has_dead(&self) -> bool {
+        self.dead_noted.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Leases taken through this ring name no holder (`shmq recv` from a

@@ -149,6 +149,20 @@ impl<M: Memory> Ring<M> {
                 self.quarantine(i, s, now);
                 None
             }
+            // A dead letter to move to the dead-letter queue (§5.5).
+            View::Valid {
+                st: St::Dead,
+                reason,
+                gen,
+                ..
+            } if sweeping
+                && (reason == DeadReason::MaxReceives.code()
+                    || reason == DeadReason::Rejected.code())
+                && self.collect_dead.load(std::sync::atomic::Ordering::Relaxed) =>
+            {
+                self.note_dead(i, gen);
+                None
+            }
             // A live lease: the next lap comes by its deadline, and within
             // `HOLDER_CHECK_MS` while it is held, to see whether its holder
             // died (§7.4).
