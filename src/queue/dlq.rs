@@ -46,7 +46,10 @@ impl DeadLetterEnvelope {
     /// original payload; `None` if it is too short or names no reason a
     /// move writes.
     pub fn parse(msg: &[u8]) -> Option<(DeadLetterEnvelope, &[u8])> {
-        let (head, payload) = msg.split_at_checked(ENVELOPE_LEN)?;
+        if msg.len() < ENVELOPE_LEN {
+            return None;
+        }
+        let (head, payload) = msg.split_at(ENVELOPE_LEN);
         let u64_at = |o: usize| u64::from_le_bytes(head[o..o + 8].try_into().unwrap_or([0; 8]));
         let u32_at = |o: usize| u32::from_le_bytes(head[o..o + 4].try_into().unwrap_or([0; 4]));
         let reason = DeadReason::from_code(u32_at(20));
