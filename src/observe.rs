@@ -198,6 +198,14 @@ impl QueueView {
             ) != crate::registry::Verdict::Dead
     }
 
+    /// The path of the dead-letter queue this queue names, if any (see
+    /// [`Queue::set_dead_letter_queue`](crate::Queue::set_dead_letter_queue)).
+    pub fn dead_letter_queue_path(&self) -> Option<PathBuf> {
+        let (identity, name) =
+            crate::queue::read_dead_letter_queue_name(self.mem.dead_letter_queue())?;
+        (identity != 0).then(|| crate::queue::resolve_dead_letter_queue(&self.path, &name))
+    }
+
     /// The pid of the process holder `h` names, while its registration
     /// stands.
     #[doc(hidden)]

@@ -28,6 +28,9 @@ use crate::wait::{futex_wait, futex_wake_all};
 
 mod dlq;
 pub use dlq::DeadLetterEnvelope;
+pub(crate) use dlq::{
+    read_name as read_dead_letter_queue_name, resolve as resolve_dead_letter_queue,
+};
 
 /// How a queue is made. Read back from the file by [`Queue::open`].
 ///

@@ -129,7 +129,8 @@ fn json_is_one_compact_line_with_keys_in_the_documented_order() {
             "checksums",
             "mode",
             "identity",
-            "clocks_current"
+            "clocks_current",
+            "dead_letter_queue"
         ]
     );
     let m = json(&["recv", q.p(), "--json"]);
@@ -568,4 +569,28 @@ fn an_endless_stdin_fails_too_large_without_reading_it_all() {
         assert_eq!(code(&o), 9, "{script}: {}", stderr(&o));
     }
     assert_eq!(q.stat()["sent"], 0);
+}
+
+/// `shmq dlq attach` names (and creates) a dead-letter queue: a message
+/// that dies moves there with its envelope, `shmq stat` names it, and
+/// `shmq dlq redrive --all` brings it back.
+#[test]
+fn an_attached_dead_letter_queue_takes_the_dead_and_gives_them_back() {
+    let q = create(8, &["--max-receives", "1"]);
+    let dlq = q.dir.path().join("test.dlq");
+    let dlq = dlq.to_str().unwrap();
+    ok(&["dlq", "attach", q.p(), dlq]);
+    ok(&["send", q.p(), "poison"]);
+    let receipt = receipt_of(&shmq(&["recv", q.p()]));
+    ok(&["nack", q.p(), &receipt]);
+    assert_eq!(q.stat()["dead"], 0, "moved, not kept");
+    assert_eq!(q.stat()["dead_letter_queue"], dlq);
+    let moved = json(&["stat", dlq, "--json"]);
+    assert_eq!(moved["visible"], 1);
+    let redriven = json(&["dlq", "redrive", q.p(), "--all", "--json"]);
+    assert_eq!(redriven["redriven"], 1);
+    let got = json(&["recv", q.p(), "--json", "--ack"]);
+    assert_eq!(got["payload"], "poison");
+    ok(&["dlq", "detach", q.p()]);
+    assert_eq!(q.stat()["dead_letter_queue"], Value::Null);
 }

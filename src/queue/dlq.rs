@@ -276,6 +276,16 @@ impl Queue {
     /// The dead-letter queue, open (opened on first use and when the name
     /// changes), if one is named and it opens.
     fn dlq(&self) -> Option<Queue> {
+        let seq = self
+            .inner
+            .ring
+            .memory()
+            .dead_letter_queue()
+            .seq
+            .load(Relaxed);
+        if seq != self.inner.dlq.seq.load(LocalOrdering::Relaxed) {
+            self.refresh_dlq();
+        }
         self.inner.dlq.queue.lock().ok()?.clone()
     }
 
@@ -300,12 +310,27 @@ impl Queue {
     /// The named queue's identity and name, read whole (a seqlock read);
     /// `None` if nothing was ever named, or a writer keeps writing.
     fn read_dlq_words(&self) -> Option<(u64, String)> {
-        let w = self.inner.ring.memory().dead_letter_queue();
+        read_name(self.inner.ring.memory().dead_letter_queue())
+    }
+
+    /// Write the words naming the dead-letter queue (a seqlock write).
+    fn write_dlq_words(&self, identity: u64, name: &[u8]) {
+        write_name(self.inner.ring.memory().dead_letter_queue(), identity, name);
+    }
+}
+
+/// The named queue's identity and name, read whole (a seqlock read, with
+/// Relaxed loads and fences only, as a read-only mapping allows); `None` if
+/// nothing was ever named, or a writer keeps writing.
+pub(crate) fn read_name(w: &crate::layout::DeadLetterQueueWords) -> Option<(u64, String)> {
+    {
         for _ in 0..READS {
-            // SYNC POINT: Acquire pairs with the writer's Release store of
-            // the even sequence; the fence before the second load pairs with
-            // its Release fence after the odd one (a seqlock).
-            let s1 = w.seq.load(Acquire);
+            // SYNC POINT: the fence after this load pairs with the writer's
+            // Release store of the even sequence; the fence before the
+            // second load pairs with its Release fence after the odd one (a
+            // seqlock).
+            let s1 = w.seq.load(Relaxed);
+            fence(Acquire);
             if s1 == 0 {
                 return None;
             }
@@ -330,10 +355,11 @@ impl Queue {
         }
         None
     }
+}
 
-    /// Write the words naming the dead-letter queue (a seqlock write).
-    fn write_dlq_words(&self, identity: u64, name: &[u8]) {
-        let w = self.inner.ring.memory().dead_letter_queue();
+/// Write the words naming the dead-letter queue (a seqlock write).
+fn write_name(w: &crate::layout::DeadLetterQueueWords, identity: u64, name: &[u8]) {
+    {
         let mut s = w.seq.load(Acquire);
         // An odd word is another writer's, or a dead writer's: take it
         // over by moving to the next odd value.
@@ -354,7 +380,7 @@ impl Queue {
             }
             word.store(u64::from_le_bytes(b), Relaxed);
         }
-        // SYNC POINT: Release pairs with the reader's Acquire load.
+        // SYNC POINT: Release pairs with the reader's Acquire fence.
         w.seq.store(odd + 1, Release);
     }
 }
@@ -398,7 +424,7 @@ fn relative_name(source: &Path, dlq: &Path) -> Result<String> {
 }
 
 /// The path a stored name names, seen from the queue at `source`.
-fn resolve(source: &Path, name: &str) -> PathBuf {
+pub(crate) fn resolve(source: &Path, name: &str) -> PathBuf {
     let name = Path::new(name);
     if name.is_absolute() {
         return name.to_path_buf();

@@ -23,6 +23,28 @@ pub enum Dlq {
     Redrive(ChangeArgs),
     /// Delete dead messages for good.
     Purge(ChangeArgs),
+    /// Name a dead-letter queue: from now on messages that die here are
+    /// moved there (with a 32-byte envelope: source identity, id, receive
+    /// count, reason, send time) instead of staying here. Its slots must
+    /// hold this queue's plus 32 bytes; created so if it does not exist.
+    Attach(AttachArgs),
+    /// Stop moving dead messages to a dead-letter queue.
+    Detach(DetachArgs),
+}
+
+#[derive(clap::Args)]
+pub struct AttachArgs {
+    /// The queue file.
+    pub path: PathBuf,
+    /// The dead-letter queue file (created with this queue's slot count
+    /// and slot size + 32 if it does not exist).
+    pub dlq: PathBuf,
+}
+
+#[derive(clap::Args)]
+pub struct DetachArgs {
+    /// The queue file.
+    pub path: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -80,7 +102,27 @@ pub fn run(cmd: Dlq) -> Result<(), Failure> {
         Dlq::Peek(a) => peek(a),
         Dlq::Redrive(a) => change(a, true),
         Dlq::Purge(a) => change(a, false),
+        Dlq::Attach(a) => attach(a),
+        Dlq::Detach(a) => {
+            output::open(&a.path)?.clear_dead_letter_queue();
+            Ok(())
+        }
     }
+}
+
+fn attach(a: AttachArgs) -> Result<(), Failure> {
+    let q = output::open(&a.path)?;
+    let cfg = q.config();
+    let want = shmq::Config::default()
+        .slots(cfg.slots)
+        .slot_size(cfg.slot_size + shmq::DeadLetterEnvelope::LEN as u32);
+    let dlq = match shmq::Queue::open(&a.dlq) {
+        Ok(d) => d,
+        Err(shmq::Error::NotFound { .. }) => shmq::Queue::create(&a.dlq, &want)?,
+        Err(e) => return Err(e.into()),
+    };
+    q.set_dead_letter_queue(&dlq)?;
+    Ok(())
 }
 
 fn list(a: ListArgs) -> Result<(), Failure> {
@@ -164,7 +206,9 @@ fn change(a: ChangeArgs, redrive: bool) -> Result<(), Failure> {
         None => {
             let limit = a.limit.unwrap_or(usize::MAX);
             if redrive {
-                q.redrive_all(limit)?
+                // Dead here, then those moved to the dead-letter queue.
+                let here = q.redrive_all(limit)?;
+                here + q.redrive_from_dead_letter_queue(limit - here)?
             } else {
                 q.purge_all(limit)?
             }

@@ -17,7 +17,8 @@ pub const AFTER_HELP: &str = "\
 expired_leases, delayed, in_flight, dead, free, writing, abandoned, other,
 sent, acked, redelivered, dead_lettered, redriven, oldest_visible_age_ms,
 oldest_unfinished_age_ms, visibility_timeout_ms, max_receives,
-claim_timeout_ms, checksums, mode, identity, clocks_current.
+claim_timeout_ms, checksums, mode, identity, clocks_current,
+dead_letter_queue (its path, or null).
 
 Each slot is judged now, as a receive would judge it: a lease past its
 deadline counts as visible (expired_leases of them; dead at max receives),
@@ -100,6 +101,10 @@ fn text(q: &QueueView, st: &Stats) -> String {
     } else {
         "clocks        stale (the host rebooted; a writer's open resets them)\n"
     };
+    let dlq = q
+        .dead_letter_queue_path()
+        .map(|p| format!("dead letters  moved to {}\n", p.display()))
+        .unwrap_or_default();
     format!(
         "queue         {}\n\
          capacity      {} slots of {} bytes\n\
@@ -113,7 +118,7 @@ fn text(q: &QueueView, st: &Stats) -> String {
          other         {}\n\
          counters      sent {}, acked {}, redelivered {}, dead-lettered {}, redriven {}\n\
          config        visibility {}, max receives {}, claim timeout {}, checksums {}, mode {:04o}\n\
-         {stale}",
+         {dlq}{stale}",
         q.path().display(),
         st.capacity,
         c.slot_size,
@@ -167,6 +172,7 @@ fn to_json(q: &QueueView, st: &Stats) -> Value {
         "mode": format!("{:04o}", c.mode),
         "identity": format!("{:016x}", q.identity()),
         "clocks_current": q.clocks_current(),
+        "dead_letter_queue": q.dead_letter_queue_path().map(|p| p.display().to_string()),
     })
 }
 
