@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 #[test]
 fn create_send_recv_ack_round_trip() {
@@ -587,6 +587,11 @@ fn an_attached_dead_letter_queue_takes_the_dead_and_gives_them_back() {
     assert_eq!(q.stat()["dead_letter_queue"], dlq);
     let moved = json(&["stat", dlq, "--json"]);
     assert_eq!(moved["visible"], 1);
+    let listed = json(&["dlq", "list", q.p(), "--json"]);
+    assert_eq!(
+        (&listed["payload"], &listed["moved"], &listed["reason"]),
+        (&json!("poison"), &json!(true), &json!("max-receives"))
+    );
     let redriven = json(&["dlq", "redrive", q.p(), "--all", "--json"]);
     assert_eq!(redriven["redriven"], 1);
     let got = json(&["recv", q.p(), "--json", "--ack"]);

@@ -15,7 +15,8 @@ use crate::output::{self, Out};
 #[derive(Subcommand)]
 pub enum Dlq {
     /// List dead messages, oldest id first: id, receives, reason, when it
-    /// died, and the start of the payload.
+    /// died, and the start of the payload; then those moved to the
+    /// dead-letter queue (DIED reads `moved`).
     List(ListArgs),
     /// Show dead messages' payloads; with --id, that payload raw on stdout.
     Peek(PeekArgs),
@@ -56,7 +57,9 @@ pub struct ListArgs {
     pub limit: usize,
     /// One JSON object per dead message and line, payloads in full; keys
     /// in this order: id, receipt, receives, reason, died_unix_ms,
-    /// died_ago_ms, len, encoding (utf-8 or base64), payload.
+    /// died_ago_ms, len, encoding (utf-8 or base64), payload, and for a
+    /// message moved to the dead-letter queue `"moved": true` (its receipt
+    /// and time of death null).
     #[arg(long)]
     pub json: bool,
 }
@@ -125,14 +128,36 @@ fn attach(a: AttachArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Up to `limit` messages the queue at `q` moved to its dead-letter
+/// queue (those visible there, oldest first): (envelope, payload).
+fn moved(q: &shmq::QueueView, limit: usize) -> Vec<(shmq::DeadLetterEnvelope, Vec<u8>)> {
+    let Some(path) = q.dead_letter_queue_path() else {
+        return Vec::new();
+    };
+    let Ok(dlq) = shmq::QueueView::open(&path) else {
+        return Vec::new();
+    };
+    dlq.peek(limit)
+        .into_iter()
+        .filter_map(|m| {
+            let (env, payload) = shmq::DeadLetterEnvelope::parse(&m.payload)?;
+            (env.source == q.identity()).then(|| (env, payload.to_vec()))
+        })
+        .collect()
+}
+
 fn list(a: ListArgs) -> Result<(), Failure> {
     let q = output::view(&a.path)?;
     // At most --limit payloads held, whatever the queue holds.
     let dead = q.dead_letters_up_to(a.limit);
+    let there = moved(&q, a.limit - dead.len());
     let mut out = Out::new();
     if a.json {
         for d in &dead {
             out.json(&to_json(d))?;
+        }
+        for (env, payload) in &there {
+            out.json(&moved_json(env, payload))?;
         }
         return out.finish();
     }
@@ -153,7 +178,37 @@ fn list(a: ListArgs) -> Result<(), Failure> {
             output::escaped(&d.payload, Some(48))
         )?;
     }
+    for (env, payload) in &there {
+        writeln!(
+            out,
+            "{:>10}  {:>4}  {:<12}  {:<12}  {:>6}  {}",
+            env.id,
+            env.receives,
+            env.reason.name(),
+            "moved",
+            payload.len(),
+            output::escaped(payload, Some(48))
+        )?;
+    }
     out.finish()
+}
+
+/// A message moved to the dead-letter queue, as `dlq list --json` shows it:
+/// the keys of a dead letter here, with no receipt and no time of death
+/// (the envelope keeps the send time), and `"moved": true`.
+fn moved_json(env: &shmq::DeadLetterEnvelope, payload: &[u8]) -> Value {
+    let mut m = output::object(json!({
+        "id": env.id,
+        "receipt": Value::Null,
+        "receives": env.receives,
+        "reason": env.reason.name(),
+        "died_unix_ms": Value::Null,
+        "died_ago_ms": Value::Null,
+        "len": payload.len(),
+    }));
+    output::payload_fields(&mut m, payload);
+    m.insert("moved".into(), json!(true));
+    Value::Object(m)
 }
 
 fn peek(a: PeekArgs) -> Result<(), Failure> {
