@@ -27,6 +27,7 @@ late_ack_against_takeover          lease  no_gen_fence
 extend_against_takeover            lease  extend_no_cas
 ack_against_slot_reuse             lease  no_gen_fence
 stale_receipt_after_generation_wrap lease receipt_no_id
+reboot_reset_against_ack           lease  reset_store
 dead_letter_against_ack            dead   check_then_store
 reject_against_takeover            dead   check_then_store
 redrive_against_receive            dead   transition_relaxed

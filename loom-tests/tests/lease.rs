@@ -218,3 +218,25 @@ fn copy_against_takeover_and_reuse() {
         }
     });
 }
+
+/// A reboot reset (every slot's time set to 0, design.md §7) runs while a
+/// holder acks its lease: an opener that misread the boot id, or a reset
+/// racing a process of the new boot. The reset CASes each slot from the
+/// word it read, so whichever comes first, the ack stands: the acked
+/// message never comes back, and no slot is left with a word no
+/// transition writes. Mutant `reset_store`: the reset stores the word it
+/// read with time 0, which can put the acked lease back.
+#[test]
+fn reboot_reset_against_ack() {
+    model_both(|swap| {
+        let (r, rc) = leased(5);
+        let (rh, rr) = (r.clone(), r.clone());
+        let (acked, ()) = race(swap, move || rh.ack(rc, 1), move || rr.reset_clocks());
+        acked.expect("the holder's ack");
+        let info = r.info(0);
+        assert!(!info.corrupt, "{info:?}");
+        assert_eq!(info.state, Some(St::Free), "the acked message came back: {info:?}");
+        let mut buf = Vec::new();
+        assert!(receive(&r, 100, &mut buf).is_none());
+    });
+}

@@ -221,9 +221,13 @@ impl<M: Memory> Ring<M> {
             let s = w.state.load(Acquire);
             if let View::Valid { time, .. } = View::classify(s) {
                 if time != 0 {
+                    #[cfg(not(shmq_mutation = "reset_store"))]
                     let _ = w
                         .state
                         .compare_exchange(s, with_time(s, 0), SeqCst, Relaxed);
+                    // Mutant (design.md §10): a plain store of the word read.
+                    #[cfg(shmq_mutation = "reset_store")]
+                    w.state.store(with_time(s, 0), SeqCst);
                 }
             }
         }
