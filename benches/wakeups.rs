@@ -8,8 +8,15 @@
 //!   the ack that frees a slot (taken just before the ack call) to the
 //!   sender's return with its message sent.
 //!
+//! - `dead`: a consumer process holding a lease with a 30 s visibility
+//!   timeout is SIGKILLed (and reaped, as its parent would); the time from
+//!   the kill to another process's blocked `receive` returning the message.
+//!   The lease names the dead process's registration, which the sweep finds
+//!   gone (design.md §7.4). Target: 250 ms at p99, whatever the visibility
+//!   timeout.
+//!
 //! `cargo bench --bench wakeups` prints p50, p99 and max over the rounds
-//! (`SHMQ_WAKEUP_ROUNDS`, default 200).
+//! (`SHMQ_WAKEUP_ROUNDS`, default 200; `dead` runs at most 100).
 
 use std::sync::mpsc;
 use std::thread;
@@ -113,7 +120,60 @@ fn room_rounds(n: usize) -> Vec<Duration> {
         .collect()
 }
 
+/// The child of a `dead` round: lease the message, say so, hold it.
+fn hold(path: &str) -> ! {
+    use std::io::Write;
+    let q = Queue::open(path).expect("open");
+    let _lease = q.receive(Duration::from_secs(10)).expect("a message");
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "HELD").expect("stdout");
+    out.flush().expect("flush");
+    loop {
+        thread::park();
+    }
+}
+
+fn dead_rounds(n: usize) -> Vec<Duration> {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("d.q");
+    let q = Queue::create(
+        &path,
+        &Config::default()
+            .slots(64)
+            .visibility_timeout(Duration::from_secs(30)),
+    )
+    .expect("create");
+    (0..n)
+        .map(|_| {
+            q.send(b"job").expect("send");
+            let mut kid = std::process::Command::new(std::env::current_exe().expect("exe"))
+                .env("SHMQ_WAKEUP_HOLD", &path)
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn");
+            let mut line = String::new();
+            std::io::BufReader::new(kid.stdout.take().expect("stdout"))
+                .read_line(&mut line)
+                .expect("the child's report");
+            assert_eq!(line.trim(), "HELD");
+            let t = Instant::now();
+            kid.kill().expect("SIGKILL");
+            kid.wait().expect("reap");
+            let lease = q
+                .receive(Duration::from_secs(20))
+                .expect("the dead holder's message");
+            let took = t.elapsed();
+            lease.ack().expect("ack");
+            took
+        })
+        .collect()
+}
+
 fn main() {
+    if let Ok(path) = std::env::var("SHMQ_WAKEUP_HOLD") {
+        hold(&path);
+    }
     // `cargo bench` passes `--bench`; `cargo test --benches` would pass
     // nothing: run a couple of rounds only then.
     let n = if std::env::args().any(|a| a == "--bench") {
@@ -123,4 +183,5 @@ fn main() {
     };
     report("shutdown", shutdown_rounds(n));
     report("room", room_rounds(n));
+    report("dead", dead_rounds(n.min(100)));
 }

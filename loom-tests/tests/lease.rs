@@ -235,7 +235,11 @@ fn reboot_reset_against_ack() {
         acked.expect("the holder's ack");
         let info = r.info(0);
         assert!(!info.corrupt, "{info:?}");
-        assert_eq!(info.state, Some(St::Free), "the acked message came back: {info:?}");
+        assert_eq!(
+            info.state,
+            Some(St::Free),
+            "the acked message came back: {info:?}"
+        );
         let mut buf = Vec::new();
         assert!(receive(&r, 100, &mut buf).is_none());
     });
