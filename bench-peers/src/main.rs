@@ -138,10 +138,22 @@ fn run_once(peer: &str, size: usize, batch: usize, n: usize) -> Duration {
             let msgs = vec![msg.as_slice(); batch];
             let mut ids = Vec::new();
             let mut left = n;
+            // SHMQ_PEERS_NEVER_FULL=1: the producer keeps the queue at most
+            // half full (looking at the O(1) depth estimate every 64
+            // sends), so that no send finds it full: the baseline against
+            // which a queue that is full most of the time is compared.
+            let never_full = std::env::var("SHMQ_PEERS_NEVER_FULL").is_ok_and(|v| v == "1");
+            let mut full = 0u64;
             while left > 0 {
                 let k = left.min(batch);
+                if never_full && left % 64 == 0 {
+                    while q.depth_estimate() > SLOTS as u64 / 2 {
+                        std::hint::spin_loop();
+                    }
+                }
                 if batch == 1 {
                     while q.send(&msg).is_err() {
+                        full += 1;
                         std::hint::spin_loop();
                     }
                 } else {
@@ -150,13 +162,18 @@ fn run_once(peer: &str, size: usize, batch: usize, n: usize) -> Duration {
                         let r = q.send_batch(&msgs[sent..k], &mut ids);
                         sent += ids.len();
                         if r.is_err() {
+                            full += 1;
                             std::hint::spin_loop();
                         }
                     }
                 }
                 left -= k;
             }
-            c.done(t)
+            let took = c.done(t);
+            if std::env::var("SHMQ_PEERS_COUNT_FULL").is_ok_and(|v| v == "1") {
+                eprintln!("full retries {full} of {n} sends");
+            }
+            took
         }
         "shm-ring" => {
             let p = dir.path().join("ring");
