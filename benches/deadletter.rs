@@ -43,7 +43,10 @@ fn deadletter(c: &mut Criterion) {
                     q.send(&msg).expect("send");
                     // A long lease: the nacks below must find it held.
                     let d = q
-                        .try_receive_into(&mut buf, Some(Duration::from_secs(60)))
+                        .try_receive_into(
+                            &mut buf,
+                            Some(shmq::Visibility::new(Duration::from_secs(60)).unwrap()),
+                        )
                         .expect("receive");
                     receipts.push(d.receipt);
                 }
@@ -65,8 +68,11 @@ fn deadletter(c: &mut Criterion) {
                 let before = q.stats().dead_lettered;
                 for _ in 0..N {
                     q.send(&msg).expect("send");
-                    q.try_receive_into(&mut buf, Some(Duration::from_millis(20)))
-                        .expect("receive");
+                    q.try_receive_into(
+                        &mut buf,
+                        Some(shmq::Visibility::new(Duration::from_millis(20)).unwrap()),
+                    )
+                    .expect("receive");
                 }
                 std::thread::sleep(Duration::from_millis(40));
                 let start = Instant::now();

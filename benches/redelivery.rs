@@ -37,8 +37,11 @@ fn redelivery(c: &mut Criterion) {
                         q.send(&msg).expect("send");
                     }
                     for _ in 0..n {
-                        q.try_receive_into(&mut buf, Some(Duration::from_millis(20)))
-                            .expect("first delivery");
+                        q.try_receive_into(
+                            &mut buf,
+                            Some(shmq::Visibility::new(Duration::from_millis(20)).unwrap()),
+                        )
+                        .expect("first delivery");
                     }
                     std::thread::sleep(Duration::from_millis(40));
                     let start = Instant::now();

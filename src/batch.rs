@@ -89,7 +89,7 @@ impl Queue {
         got: &mut Vec<Delivery>,
         max: usize,
         wait: Duration,
-        visibility: Option<Duration>,
+        visibility: Option<crate::Visibility>,
     ) -> usize {
         got.clear();
         if max == 0 {
@@ -105,8 +105,7 @@ impl Queue {
         };
         let Some(d) = first else { return 0 };
         got.push(d);
-        let vt = crate::clock::millis(visibility.unwrap_or(self.config().visibility_timeout))
-            .clamp(1, MAX_TIMEOUT_MS);
+        let vt = self.vt_ms(visibility);
         let now = now_ms();
         while got.len() < max {
             let want = max - got.len();

@@ -95,7 +95,8 @@ pub use observe::{is_queue_file, QueueView};
 pub use open::OpenOptions;
 #[cfg(not(loom))]
 pub use queue::{
-    Config, DeadLetter, DeadLetterEnvelope, Incoming, Peeked, Queue, Stats, MAX_DELAY, MAX_LEASE,
+    Config, DeadLetter, DeadLetterEnvelope, Incoming, Peeked, Queue, Stats, Visibility, MAX_DELAY,
+    MAX_LEASE,
 };
 pub use ring::{DeadReason, Delivery, Nacked, Receipt};
 

@@ -725,6 +725,49 @@ const ORPHAN_CHECK_MS: u64 = 100;
 const ROOM_RECHECK: Duration = Duration::from_millis(100);
 
 /// `d` in milliseconds if it lies in `min_ms ..= max_ms`.
+/// A lease length that overrides the queue's visibility timeout for one
+/// receive: 1 ms ..= 12 h ([`MAX_LEASE`]), checked when it is made, so a
+/// receive never clamps or wraps one.
+///
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// use std::time::Duration;
+/// use shmq::{Config, Queue, Visibility};
+/// let q = Queue::create(dir.path().join("q"), &Config::default())?;
+/// q.send("slow job")?;
+/// let an_hour = Visibility::new(Duration::from_secs(3600))?;
+/// let d = q.try_receive_into(&mut Vec::new(), Some(an_hour)).unwrap();
+/// assert!(Visibility::new(Duration::from_secs(13 * 3600)).is_err(), "over 12 h");
+/// # let _ = d;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Visibility(u64);
+
+impl Visibility {
+    /// `d` as a lease length.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::OutOfRange`], naming the range, for `d` under 1 ms or over
+    /// 12 h.
+    pub fn new(d: Duration) -> Result<Visibility> {
+        checked_ms("visibility timeout", d, 1, MAX_TIMEOUT_MS).map(Visibility)
+    }
+
+    /// The lease length.
+    pub fn get(self) -> Duration {
+        Duration::from_millis(self.0)
+    }
+}
+
+impl TryFrom<Duration> for Visibility {
+    type Error = Error;
+    fn try_from(d: Duration) -> Result<Visibility> {
+        Visibility::new(d)
+    }
+}
+
 fn checked_ms(what: &'static str, d: Duration, min_ms: u64, max_ms: u64) -> Result<u64> {
     match u64::try_from(d.as_millis()) {
         Ok(ms) if (min_ms..=max_ms).contains(&ms) => Ok(ms),
@@ -1402,11 +1445,11 @@ impl Queue {
         d
     }
 
-    fn vt_ms(&self, visibility: Option<Duration>) -> u64 {
-        let d = visibility.unwrap_or(self.inner.config.visibility_timeout);
-        u64::try_from(d.as_millis())
-            .unwrap_or(u64::MAX)
-            .clamp(1, MAX_TIMEOUT_MS)
+    /// The lease length of a receive: the override, or the queue's
+    /// visibility timeout (checked against the same range when the queue
+    /// was opened).
+    pub(crate) fn vt_ms(&self, visibility: Option<Visibility>) -> u64 {
+        visibility.map_or_else(|| millis(self.inner.config.visibility_timeout), |v| v.0)
     }
 
     /// Lease one visible message, if there is one, without waiting.
@@ -1474,12 +1517,12 @@ impl Queue {
 
     /// Like [`try_receive`](Self::try_receive), with the payload copied into
     /// `buf` (no allocation once `buf` has the capacity) and an optional lease
-    /// length instead of the queue's visibility timeout (clamped to
-    /// 1 ms ..= 12 h).
+    /// length instead of the queue's visibility timeout (a [`Visibility`],
+    /// in range by construction).
     pub fn try_receive_into(
         &self,
         buf: &mut Vec<u8>,
-        visibility: Option<Duration>,
+        visibility: Option<Visibility>,
     ) -> Option<Delivery> {
         self.try_once(self.vt_ms(visibility), buf, SWEEP_STEP)
     }
@@ -1491,7 +1534,7 @@ impl Queue {
         &self,
         buf: &mut Vec<u8>,
         wait: Duration,
-        visibility: Option<Duration>,
+        visibility: Option<Visibility>,
     ) -> Option<Delivery> {
         let vt = self.vt_ms(visibility);
         let start = Instant::now();

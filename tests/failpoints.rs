@@ -265,7 +265,7 @@ fn run_case(case: &Case, skip: u64) {
             let mut deadline = 0;
             for _ in 0..3 {
                 deadline = q
-                    .try_receive_into(&mut buf, Some(ms(1)))
+                    .try_receive_into(&mut buf, Some(shmq::Visibility::new(ms(1)).unwrap()))
                     .unwrap()
                     .deadline_ms;
             }

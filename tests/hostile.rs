@@ -347,7 +347,9 @@ fn run(secs: u64, label: &str) -> String {
     // Whether the kept lease came back while the rest were received.
     let mut redelivered = false;
     let delivered_all = wait_until(ms(5000), ms(1), || {
-        while let Some(d) = q.try_receive_into(&mut buf, Some(ms(1))) {
+        while let Some(d) =
+            q.try_receive_into(&mut buf, Some(shmq::Visibility::new(ms(1)).unwrap()))
+        {
             if check_payload(&buf).is_none() {
                 after.push(format!("id {} corrupt after the attack", d.id));
             }

@@ -204,6 +204,24 @@ fn durations_out_of_range_are_refused_never_clamped_or_wrapped() {
     // The refused nack left the lease as it was.
     assert_eq!(q.stats().in_flight, 1);
     assert_eq!(lease.nack(max).unwrap(), Nacked::Requeued);
+    // A receive's own lease length is a `Visibility`, refused out of range
+    // when it is made, so no receive can clamp one.
+    for bad in [
+        Duration::ZERO,
+        Duration::from_micros(999),
+        shmq::MAX_LEASE + Duration::from_millis(1),
+        Duration::MAX,
+    ] {
+        match shmq::Visibility::new(bad) {
+            Err(e @ Error::OutOfRange { .. }) => {
+                assert!(e.to_string().contains("visibility timeout"), "{e}")
+            }
+            other => panic!("{bad:?}: {other:?}"),
+        }
+    }
+    for good in [Duration::from_millis(1), shmq::MAX_LEASE] {
+        assert_eq!(shmq::Visibility::new(good).unwrap().get(), good);
+    }
 }
 
 // ------------------------------------------------------- poison at once

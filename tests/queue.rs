@@ -486,7 +486,7 @@ fn stats_and_peek_count_expired_leases_as_a_receive_would() {
     q.send(b"third").unwrap();
     let mut buf = Vec::new();
     // Two short leases (1 ms), one long one; the holder then stops.
-    let short = Some(Duration::from_millis(1));
+    let short = Some(shmq::Visibility::new(Duration::from_millis(1)).unwrap());
     let a = q.try_receive_into(&mut buf, short).unwrap();
     let b = q.try_receive_into(&mut buf, short).unwrap();
     let _long = q.try_receive().unwrap();
@@ -663,7 +663,10 @@ fn a_lease_lost_during_the_copy_never_delivers_a_torn_payload() {
                 let mut buf = Vec::with_capacity(SIZE);
                 while !stop.load(Ordering::Relaxed) {
                     // A 1 ms lease: shorter than a preempted copy.
-                    if let Some(d) = q.try_receive_into(&mut buf, Some(Duration::from_millis(1))) {
+                    if let Some(d) = q.try_receive_into(
+                        &mut buf,
+                        Some(shmq::Visibility::new(Duration::from_millis(1)).unwrap()),
+                    ) {
                         copies.fetch_add(1, Ordering::Relaxed);
                         if buf.iter().any(|b| *b != buf[0]) {
                             torn.fetch_add(1, Ordering::Relaxed);

@@ -176,7 +176,9 @@ pub async fn run(a: OutArgs, mut stop: Stop) -> Result<(), Fatal> {
     let receiver = {
         let (queue, window, halt, status) =
             (queue.clone(), window.clone(), halt.clone(), status.clone());
-        let (batch, vis) = (a.batch.max(1), a.visibility);
+        let vis = shmq::Visibility::new(a.visibility)
+            .map_err(|e| Fatal::usage(format!("--visibility: {e}")))?;
+        let batch = a.batch.max(1);
         std::thread::Builder::new()
             .name("shmq-bridge-lease".into())
             .spawn(move || {

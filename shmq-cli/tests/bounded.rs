@@ -156,7 +156,10 @@ fn recover_streams_its_findings() {
     }
     let mut buf = Vec::new();
     while q
-        .try_receive_into(&mut buf, Some(Duration::from_millis(1)))
+        .try_receive_into(
+            &mut buf,
+            Some(shmq::Visibility::new(Duration::from_millis(1)).unwrap()),
+        )
         .is_some()
     {}
     poll_until(Duration::from_secs(30), "every lease to expire", || {

@@ -41,7 +41,10 @@ pub fn run(a: Args) -> Result<(), Failure> {
     let mut n = 0u64;
     let mut buf = Vec::new();
     while n < visible {
-        let Some(d) = q.try_receive_into(&mut buf, Some(Duration::from_secs(60))) else {
+        let Some(d) = q.try_receive_into(
+            &mut buf,
+            Some(shmq::Visibility::new(Duration::from_secs(60))?),
+        ) else {
             break;
         };
         match q.ack(d.receipt) {

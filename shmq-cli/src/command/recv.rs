@@ -178,22 +178,21 @@ pub fn run(a: Args) -> Result<(), Failure> {
         stop_on_signals(&q);
     }
     let limit = a.count.unwrap_or(if a.follow { u64::MAX } else { 1 });
+    let vis = a.visibility.map(shmq::Visibility::new).transpose()?;
     let mut payload = Vec::new();
     let mut got = 0u64;
     // A signal ends the loop between messages, even while messages keep
     // coming (a receive after the shutdown may still find one).
     while got < limit && !q.is_shut_down() {
         let d = match (a.follow, a.wait) {
-            (false, None) => q.try_receive_into(&mut payload, a.visibility),
-            (_, Some(w)) if w.is_zero() => q.try_receive_into(&mut payload, a.visibility),
-            (_, Some(w)) => q.receive_into(&mut payload, w, a.visibility),
+            (false, None) => q.try_receive_into(&mut payload, vis),
+            (_, Some(w)) if w.is_zero() => q.try_receive_into(&mut payload, vis),
+            (_, Some(w)) => q.receive_into(&mut payload, w, vis),
             (true, None) => loop {
                 if q.is_shut_down() {
                     break None;
                 }
-                if let Some(d) =
-                    q.receive_into(&mut payload, Duration::from_secs(3600), a.visibility)
-                {
+                if let Some(d) = q.receive_into(&mut payload, Duration::from_secs(3600), vis) {
                     break Some(d);
                 }
             },
