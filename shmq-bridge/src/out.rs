@@ -363,7 +363,9 @@ fn print_status(status: &Status, queue: &Queue, a: &OutArgs, in_flight: usize) {
     extra.insert("lag".into(), json!(st.visible + st.delayed));
     extra.insert(
         "oldest_age_ms".into(),
-        json!(st.oldest_visible_age.map(|d| d.as_millis() as u64)),
+        json!(st
+            .oldest_visible_age
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))),
     );
     extra.insert("queue_dead".into(), json!(st.dead));
     println!("{}", status.report("out", extra));

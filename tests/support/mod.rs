@@ -316,7 +316,10 @@ impl Watchdog {
         std::thread::spawn(move || loop {
             std::thread::sleep(Duration::from_millis(10));
             let t = s.load(Relaxed);
-            if t != 0 && shmq::now_ms().saturating_sub(t) > limit.as_millis() as u64 {
+            if t != 0
+                && shmq::now_ms().saturating_sub(t)
+                    > u64::try_from(limit.as_millis()).unwrap_or(u64::MAX)
+            {
                 let name = names.get(o.load(Relaxed) as usize).unwrap_or(&"?");
                 Journal::create(&journal).log(format_args!(
                     "HANG {name} {}",
