@@ -8,6 +8,9 @@
 # target/torture-reports/). Knobs (environment):
 #
 #   SHMQ_TORTURE_KILLS   kill -9 soak: scheduled SIGKILLs          (10000)
+#   SHMQ_TORTURE_VT_MS   kill -9 soak: visibility timeout, ms        (200)
+#   SHMQ_TORTURE_REBOOT_EVERY  kill -9 soak: kills between simulated
+#                        reboots, on average; 0: none                 (100)
 #   SHMQ_ZOMBIE_TRIALS   hole and zombie: stopped senders           (1000)
 #   SHMQ_FUZZ_CASES      random file damage: cases                (200000)
 #   SHMQ_HOSTILE_SECS    hostile peer: seconds                       (300)

@@ -14,6 +14,15 @@
 //! and leaves with `std::process::exit`, so libtest never reports on it. A
 //! child dies with its parent (PR_SET_PDEATHSIG), so a parent killed by a
 //! timeout leaves no process behind.
+//!
+//! A child may also run one step removed from the test: behind a wrapper
+//! program ([`spawn_via`]: `timeout`, `sh -c`, `env`) or as the forked child
+//! of a launcher that exits at once. Its parent is then the wrapper or the
+//! launcher, which may die first; the test makes itself a subreaper
+//! ([`become_subreaper`]) so that such a child is adopted by the test, not by
+//! init, and the child watches its lineage ([`Lineage`]) and arms its death
+//! signal once the test is its parent. [`kill_marked`] finds and kills every
+//! process of a run by an environment variable they all carry.
 #![allow(dead_code)]
 
 use std::fs::{File, OpenOptions};
@@ -26,6 +35,10 @@ use std::time::{Duration, Instant};
 /// The environment variable that names a child's role.
 pub const ROLE_ENV: &str = "SHMQ_TORTURE_ROLE";
 const PARENT_ENV: &str = "SHMQ_TORTURE_PARENT";
+/// Set in a child started through a wrapper ([`spawn_via`]): its parent is
+/// the wrapper, so [`role`] arms no death signal and checks no parent; the
+/// child uses a [`Lineage`] instead.
+const VIA_ENV: &str = "SHMQ_TORTURE_VIA";
 
 // ------------------------------------------------------------------ random
 
@@ -96,6 +109,9 @@ pub fn env_str(name: &str) -> String {
 /// signal first, so the child never outlives its parent.
 pub fn role() -> Option<String> {
     let role = std::env::var(ROLE_ENV).ok()?;
+    if std::env::var_os(VIA_ENV).is_some() {
+        return Some(role);
+    }
     // SAFETY: PR_SET_PDEATHSIG takes one argument, a valid signal number;
     // SIGKILL is one. It changes only this process's own attributes.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) };
@@ -113,13 +129,43 @@ pub fn role() -> Option<String> {
 /// stdout and stderr appended to `log`.
 pub fn spawn(role: &str, envs: &[(&str, String)], log: &Path) -> Child {
     let exe = std::env::current_exe().expect("the test binary's path");
+    let mut cmd = Command::new(exe);
+    child_command(&mut cmd, role, envs, log);
+    cmd.spawn().expect("spawn a child")
+}
+
+/// Start this test binary as a child in `role` behind `wrapper`, a program
+/// and its first arguments, to which the binary and its arguments are
+/// appended (`["timeout", "1h"]`). The child's parent is the wrapper, unless
+/// the wrapper executes the binary in its own place (`env`). The wrapper
+/// dies with the test (its death signal is armed before it starts); the
+/// child watches its lineage with [`Lineage::new`].
+pub fn spawn_via(wrapper: &[&str], role: &str, envs: &[(&str, String)], log: &Path) -> Child {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let mut cmd = Command::new(wrapper[0]);
+    cmd.args(&wrapper[1..]).arg(exe).env(VIA_ENV, "1");
+    child_command(&mut cmd, role, envs, log);
+    // SAFETY: the closure runs in the forked child before exec and makes one
+    // async-signal-safe system call; PR_SET_PDEATHSIG takes a valid signal
+    // number, and the setting survives the exec of the wrapper.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+            Ok(())
+        })
+    };
+    cmd.spawn()
+        .unwrap_or_else(|e| panic!("spawn a child behind {wrapper:?}: {e}"))
+}
+
+/// The arguments, environment and output of a child in `role`.
+fn child_command(cmd: &mut Command, role: &str, envs: &[(&str, String)], log: &Path) {
     let out = OpenOptions::new()
         .create(true)
         .append(true)
         .open(log)
         .expect("child log");
     let err = out.try_clone().expect("child log");
-    let mut cmd = Command::new(exe);
     // Each child leads its own process group: a child stopped with SIGSTOP
     // (the zombie trials) must not leave the parent's group with a stopped
     // member, which the kernel answers with SIGHUP to the whole group once
@@ -139,7 +185,257 @@ pub fn spawn(role: &str, envs: &[(&str, String)], log: &Path) -> Child {
     for (k, v) in envs {
         cmd.env(k, v);
     }
-    cmd.spawn().expect("spawn a child")
+}
+
+/// Make this process a child subreaper (PR_SET_CHILD_SUBREAPER): a
+/// descendant whose parent dies (a forked worker whose launcher exited, a
+/// worker whose wrapper was killed) becomes this process's child, so the
+/// test can kill it by pid and reap it, and the pid cannot be reused before
+/// it has. A process-wide setting, harmless to the other tests of a binary.
+pub fn become_subreaper() {
+    // SAFETY: PR_SET_CHILD_SUBREAPER takes one argument, 0 or 1; it changes
+    // only this process's own attributes.
+    let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong) };
+    assert_eq!(
+        rc,
+        0,
+        "PR_SET_CHILD_SUBREAPER: {}",
+        std::io::Error::last_os_error()
+    );
+}
+
+/// How a child one step removed from the test (behind a wrapper, or forked
+/// by a launcher) makes sure it never outlives the test. While its parent
+/// is the wrapper or the launcher, that process's death signal covers it:
+/// if the test dies, the wrapper dies and the child is adopted by another
+/// process. Once the test has adopted it (the wrapper or launcher exited),
+/// it arms its own death signal. Adopted by anyone else, it exits. Call
+/// [`Lineage::check`] once per unit of work.
+pub struct Lineage {
+    /// The test's pid.
+    supervisor: i32,
+    /// The wrapper's or the launcher's pid.
+    between: i32,
+    armed: bool,
+}
+
+impl Lineage {
+    /// For a child started by [`spawn_via`]: its parent now is the wrapper,
+    /// or the test itself if the wrapper executed the child in its place.
+    pub fn new() -> Lineage {
+        // SAFETY: getppid has no arguments and cannot fail.
+        let between = unsafe { libc::getppid() };
+        let mut l = Lineage::with(between);
+        l.check();
+        l
+    }
+
+    /// For the child of a `fork()` this process is about to make: made in
+    /// the parent before the fork (it reads the environment), checked in
+    /// the child, whose parent is this process until it exits.
+    pub fn of_fork_child() -> Lineage {
+        Lineage::with(std::process::id() as i32)
+    }
+
+    /// For a child started by [`spawn`], whose death signal [`role`] armed.
+    pub fn armed() -> Lineage {
+        Lineage {
+            supervisor: 0,
+            between: 0,
+            armed: true,
+        }
+    }
+
+    fn with(between: i32) -> Lineage {
+        let supervisor = std::env::var(PARENT_ENV)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("child started without {PARENT_ENV}"));
+        Lineage {
+            supervisor,
+            between,
+            armed: false,
+        }
+    }
+
+    /// Exit (`_exit(1)`) if neither the test nor the wrapper or launcher is
+    /// this process's parent; arm the death signal once the test is. One
+    /// `getppid` until armed, nothing after.
+    pub fn check(&mut self) {
+        if self.armed {
+            return;
+        }
+        // SAFETY: getppid has no arguments and cannot fail.
+        let ppid = unsafe { libc::getppid() };
+        if ppid == self.supervisor {
+            // SAFETY: as in `role`: a valid signal number, this process's own
+            // attribute.
+            unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) };
+            // SAFETY: as above.
+            if unsafe { libc::getppid() } != self.supervisor {
+                // The test died between the two calls.
+                // SAFETY: _exit ends the process at once; nothing is borrowed.
+                unsafe { libc::_exit(1) };
+            }
+            self.armed = true;
+        } else if ppid != self.between {
+            // Adopted by another process than the test: the test is gone.
+            // SAFETY: as above.
+            unsafe { libc::_exit(1) };
+        }
+    }
+}
+
+/// SIGKILL `pid`, a process this one adopted (see [`become_subreaper`]) or
+/// otherwise has as an unreaped child, and reap it. `Ok(())` if the kill
+/// ended it; otherwise how it had ended on its own.
+pub fn kill9_pid(pid: i32) -> Result<(), String> {
+    // SAFETY: kill(2) with our unreaped child's pid, which the kernel cannot
+    // have given to another process yet.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    let st = waitpid(pid)?;
+    if libc::WIFSIGNALED(st) && libc::WTERMSIG(st) == libc::SIGKILL {
+        Ok(())
+    } else {
+        Err(describe_status(st))
+    }
+}
+
+/// Reap the child `pid` (blocking); its wait status.
+fn waitpid(pid: i32) -> Result<i32, String> {
+    loop {
+        let mut st = 0;
+        // SAFETY: waitpid with a valid pointer to an int it writes.
+        let r = unsafe { libc::waitpid(pid, &mut st, 0) };
+        if r == pid {
+            return Ok(st);
+        }
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINTR) {
+            return Err(format!("waitpid({pid}): {e}"));
+        }
+    }
+}
+
+/// A wait status in words.
+pub fn describe_status(st: i32) -> String {
+    if libc::WIFSIGNALED(st) {
+        format!("killed by signal {}", libc::WTERMSIG(st))
+    } else if libc::WIFEXITED(st) {
+        format!("exit code {}", libc::WEXITSTATUS(st))
+    } else {
+        format!("wait status {st:#x}")
+    }
+}
+
+/// State letter and parent pid of `pid`, from `/proc/PID/stat`; `None` if
+/// there is no such process.
+pub fn proc_state(pid: i32) -> Option<(char, i32)> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // `comm` (in parentheses) may hold spaces and parentheses: the fields
+    // after it start after the last ')'.
+    let mut f = s[s.rfind(')')? + 1..].split_whitespace();
+    let state = f.next()?.chars().next()?;
+    let ppid = f.next()?.parse().ok()?;
+    Some((state, ppid))
+}
+
+/// SIGKILL `pid` if it is still a live child of `parent` (a worker behind a
+/// wrapper: not this process's child, so one this process cannot reap and
+/// whose pid the kernel may reuse once the wrapper has). Whether the signal
+/// was sent.
+pub fn kill9_child_of(pid: i32, parent: i32) -> bool {
+    signal_pinned(pid, |p| {
+        proc_state(p).is_some_and(|(state, ppid)| ppid == parent && state != 'Z')
+    })
+}
+
+/// SIGKILL `pid` if `is_it(pid)` holds, without a pid-reuse race: the pid
+/// is pinned by a pidfd first, so if the process `is_it` looked at (in
+/// `/proc`) is another than the one pinned, the pinned one is dead and the
+/// signal fails with ESRCH. On a kernel without pidfds (before 5.3) it
+/// checks and kills, with the race that leaves.
+fn signal_pinned(pid: i32, is_it: impl Fn(i32) -> bool) -> bool {
+    // SAFETY: pidfd_open takes a pid and flags 0 (plain integers) and returns
+    // a new file descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as i32;
+    if fd < 0 {
+        let nosys = std::io::Error::last_os_error().raw_os_error() == Some(libc::ENOSYS);
+        // SAFETY: kill(2) with a pid just checked; see above for the race.
+        return nosys && is_it(pid) && unsafe { libc::kill(pid, libc::SIGKILL) } == 0;
+    }
+    // SAFETY: pidfd_send_signal with the fd just opened, a valid signal, no
+    // siginfo (null is allowed) and flags 0.
+    let sent = is_it(pid)
+        && unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                fd,
+                libc::SIGKILL,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
+        } == 0;
+    // SAFETY: closing the fd we opened, once.
+    unsafe { libc::close(fd) };
+    sent
+}
+
+/// SIGKILL every process whose environment holds `key=value` (every process
+/// a run starts carries it: wrappers, launchers, workers, whoever their
+/// parent is by now), then reap those that end as this process's children.
+/// How many it killed. For the end of a run (which expects 0: everything
+/// was killed in order before) and for a guard that runs on panic; it never
+/// touches another run's processes.
+pub fn kill_marked(key: &str, value: &str) -> usize {
+    let entry = format!("{key}={value}").into_bytes();
+    let me = std::process::id() as i32;
+    let marked = |pid: i32| {
+        std::fs::read(format!("/proc/{pid}/environ"))
+            .is_ok_and(|e| e.split(|&b| b == 0).any(|v| v == entry.as_slice()))
+    };
+    let pids = || -> Vec<i32> {
+        std::fs::read_dir("/proc")
+            .map(|d| {
+                d.flatten()
+                    .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                    .filter(|&pid| pid != me)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut killed: Vec<i32> = Vec::new();
+    // Until no marked process is left: a killed one shows its environment
+    // until it has exited; a wrapper's child may be found after the wrapper.
+    wait_until(Duration::from_secs(10), Duration::from_millis(1), || {
+        let mut any = false;
+        for pid in pids().into_iter().filter(|&p| marked(p)) {
+            any = true;
+            if !killed.contains(&pid) && signal_pinned(pid, marked) {
+                killed.push(pid);
+            }
+        }
+        !any
+    });
+    // Reap what ends as our zombie (a worker whose wrapper died first is
+    // adopted by us); a zombie whose parent is none of ours (init) is that
+    // parent's to reap.
+    for &pid in &killed {
+        wait_until(
+            Duration::from_secs(10),
+            Duration::from_millis(1),
+            || match proc_state(pid) {
+                None => true,
+                Some(('Z', ppid)) if ppid == me => {
+                    let _ = waitpid(pid);
+                    true
+                }
+                Some(('Z', ppid)) => !killed.contains(&ppid),
+                Some(_) => false,
+            },
+        );
+    }
+    killed.len()
 }
 
 /// SIGKILL `child` and reap it. Returns how it ended: `Ok(())` if the kill
