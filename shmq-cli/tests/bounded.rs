@@ -140,6 +140,10 @@ fn peek_and_dead_letters_hold_only_what_they_show() {
     assert_eq!(by_id[0]["id"], EACH - 1);
     let missing = limited(&["dlq", "peek", q.p(), "--id", "999999"]);
     assert_eq!(missing.status.code(), Some(3), "{}", stderr(&missing));
+
+    // Redriving every dead message copies none of their payloads.
+    let redriven = lines(&ok_limited(&["dlq", "redrive", q.p(), "--all", "--json"]));
+    assert_eq!(redriven[0]["redriven"], EACH);
 }
 
 #[test]
