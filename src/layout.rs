@@ -59,6 +59,11 @@ pub(crate) const OFF_FILE_LEN: usize = 56;
 pub(crate) const OFF_HEADER_CRC: usize = 64;
 /// The CRC covers bytes `0..CRC_COVERED` (with the version word as written).
 pub(crate) const CRC_COVERED: usize = 64;
+/// 8 random bytes drawn at creation, folded into the queue's identity so
+/// that two queues created in the same millisecond with the same
+/// configuration still differ (receipts and dead-letter envelopes name a
+/// queue by its identity).
+pub(crate) const OFF_NONCE: usize = 72;
 pub(crate) const OFF_SHARED: usize = 128;
 
 pub(crate) const FLAG_CHECKSUMS: u32 = 1;

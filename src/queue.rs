@@ -527,14 +527,35 @@ pub(crate) struct Header {
     pub identity: u64,
 }
 
-/// The queue's identity: its creation time in Unix milliseconds (high 44
-/// bits, enough until the year 2527) and its header checksum (low 20 bits
-/// folded in). Stable for the file's life, different for a file created again
-/// at the same path.
+/// The queue's identity: its creation time in Unix milliseconds (shifted
+/// up 20 bits), its header checksum and the 8 random bytes drawn at its
+/// creation, folded together. Stable for the file's life, different for a
+/// file created again at the same path, and for two queues created in the
+/// same millisecond with the same configuration.
 fn identity_of(b: &[u8; OFF_SHARED]) -> u64 {
     let created = le64(b, OFF_CREATED_MS);
     let crc = u64::from(le32(b, OFF_HEADER_CRC));
-    (created << 20) ^ crc
+    (created << 20) ^ crc ^ le64(b, OFF_NONCE)
+}
+
+/// 8 bytes from the kernel's random pool (getrandom(2)); where that fails,
+/// the clock's nanoseconds, the pid and a process-wide counter, mixed.
+fn nonce() -> u64 {
+    let mut b = [0u8; 8];
+    // SAFETY: getrandom(2) writes at most `b.len()` bytes into `b`.
+    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
+    if n == 8 {
+        return u64::from_le_bytes(b);
+    }
+    static COUNT: AtomicU64Local = AtomicU64Local::new(0);
+    let t = SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::from(d.subsec_nanos()));
+    let mut x =
+        t ^ (u64::from(std::process::id()) << 32) ^ COUNT.fetch_add(1, LocalOrdering::Relaxed);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
 }
 
 fn le32(b: &[u8], off: usize) -> u32 {
@@ -563,6 +584,7 @@ pub(crate) fn encode_header(cfg: &Config) -> [u8; OFF_SHARED] {
     b[OFF_FILE_LEN..OFF_FILE_LEN + 8].copy_from_slice(&cfg.file_len().to_le_bytes());
     let crc = crc32fast::hash(&b[..CRC_COVERED]);
     b[OFF_HEADER_CRC..OFF_HEADER_CRC + 4].copy_from_slice(&crc.to_le_bytes());
+    b[OFF_NONCE..OFF_NONCE + 8].copy_from_slice(&nonce().to_le_bytes());
     b
 }
 
