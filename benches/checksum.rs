@@ -3,7 +3,8 @@
 //! 64 KiB, under each candidate:
 //!
 //! - `crc32fast+seal`: CRC-32 (IEEE) of the payload by crc32fast, XORed with
-//!   a splitmix64 mix of the id and the length (format 2's checksum).
+//!   a splitmix64 mix of the id and the length: format 2's checksum for
+//!   payloads over 256 bytes (and for all sizes before issue 15).
 //! - `crc32c+seal`: the same with CRC-32C (Castagnoli) by the crc32c crate
 //!   (the SSE4.2 `crc32` instruction on x86_64, chosen at run time; a table
 //!   elsewhere).
@@ -12,11 +13,13 @@
 //!   folded into the CRC, two calls.
 //! - `sse42-inline`: the same value as the previous one, computed by an
 //!   inlined loop of `crc32` instructions (x86_64 with SSE4.2 only): what
-//!   the crate's per-call overhead costs on short payloads.
+//!   the crate's per-call overhead costs on short payloads. Format 2's
+//!   checksum for payloads up to 256 bytes.
 //!
 //! The candidates are copied here (`message_crc` is private to the
 //! library); the effect on a whole send -> receive -> ack is `cargo bench
-//! --bench roundtrip`. Each payload size is one group, so the candidates alternate
+//! --bench roundtrip` (below the noise of a shared VM: BENCHMARKS.md counts
+//! its instructions instead). Each payload size is one group, so the candidates alternate
 //! within a run. The id changes every iteration, as it does in a queue.
 
 use std::hint::black_box;
@@ -55,7 +58,7 @@ fn crc32c_prefixed(id: u64, p: &[u8]) -> u32 {
     crc32c::crc32c_append(crc32c::crc32c(&header(id, p.len() as u32)), p)
 }
 
-/// CRC-32C of id, length and payload, one `crc32` instruction per 8 bytes.
+/// The loop of `crc32c_sse42` in src/ring/mod.rs.
 #[cfg(target_arch = "x86_64")]
 fn sse42_inline(id: u64, p: &[u8]) -> u32 {
     // The intrinsics are safe to call here from Rust 1.86 on, unsafe before.
