@@ -171,7 +171,7 @@ pub struct SlotWords {
     pub(crate) msg_id: AtomicU64,
     /// Payload length in bytes; validated against the slot size on every read.
     pub(crate) len: AtomicU32,
-    /// CRC-32 of the payload (when checksums are on).
+    /// The message checksum (when checksums are on; design.md §8).
     pub(crate) crc: AtomicU32,
     /// Clock time of the send, in ms.
     pub(crate) sent_ms: AtomicU64,

@@ -178,10 +178,11 @@ fn honest(dir: &Path, name: &str, producer: bool, mut rng: Rng) {
         if check_payload(&buf).is_some() {
             count("delivered intact".into());
         } else if buf.is_empty() {
-            // A slot the attacker turned READY whose length and CRC words
-            // are zero (a never-used slot): CRC-32 of no bytes is 0, so
-            // the queue delivers an empty message nobody sent. Counted,
-            // reported; see RELIABILITY.md.
+            // An empty message nobody sent: the attacker forged a READY
+            // slot whose id, length and checksum agree (the checksum
+            // covers the id and the length, so an all-zero slot does not
+            // check out, design.md §8). Counted, reported; see
+            // RELIABILITY.md.
             count("delivered empty (phantom)".into());
         } else {
             count("DELIVERED CORRUPT".into());

@@ -37,7 +37,7 @@ pub struct Args {
     /// Permission bits of the file, in octal (0644 lets others watch it).
     #[arg(long, default_value = "0600", value_parser = parse_mode)]
     pub mode: u32,
-    /// Do not store and check a CRC-32 of each payload.
+    /// Do not store and check a checksum (CRC-32C or CRC-32) of each payload.
     #[arg(long)]
     pub no_checksums: bool,
     /// How long a sender may hold a claimed slot before it is abandoned:
