@@ -255,12 +255,22 @@ fn consume_child() {
         "shmq" => {
             let q = shmq::Queue::open(env("PATH")).expect("open");
             say("ready");
+            // SHMQ_PEERS_WORK=K: K spin pauses of "work" per message, so
+            // that the consumer is the slower side and the queue is full
+            // most of the time (with SHMQ_PEERS_NEVER_FULL unset).
+            let work: u32 = std::env::var("SHMQ_PEERS_WORK")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
             let mut got = 0;
             if batch == 1 {
                 let mut buf = Vec::with_capacity(size);
                 while got < n {
                     if let Some(d) = q.try_receive_into(&mut buf, None) {
                         assert_eq!(buf.len(), size);
+                        for _ in 0..work {
+                            std::hint::spin_loop();
+                        }
                         q.ack(d.receipt).expect("ack");
                         got += 1;
                     }
