@@ -661,22 +661,7 @@ fn a_forced_hole_that_is_purged_and_reused_is_safe_from_its_zombie() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let q = Queue::create(dir.join("q"), &config(5)).unwrap();
-    let log = dir.join("zombie.out");
-    let mut kid = spawn(
-        "zombie",
-        &[
-            ("T_DIR", dir.display().to_string()),
-            ("T_KEY", "zombie.forced".into()),
-            ("SHMQ_FAILPOINT", "send.after_claim".into()),
-            ("SHMQ_FAILPOINT_ACTION", "stop".into()),
-        ],
-        &log,
-    );
-    let pid = kid.id();
-    wait_stopped(pid, &log);
-    let hole = (0..SLOTS)
-        .find(|&i| q.slot_info(i).unwrap().state == Some(St::Writing))
-        .unwrap();
+    let (mut kid, pid, hole) = stopped_sender(&q, dir, "zombie.forced", "send.after_claim");
     let deadline = q.slot_info(hole).unwrap().time_ms;
     assert!(wait_until(ms(5000), ms(5), || now_ms() > deadline));
     recover::apply(&q, now_ms(), true);
@@ -745,22 +730,8 @@ fn a_sender_stopped_before_naming_itself_writes_nothing_into_the_reused_slot() {
             .claim_timeout(ms(100)),
     )
     .unwrap();
+    let (mut kid, pid, hole) = stopped_sender(&q, dir, "zombie.unnamed", "send.before_owner");
     let log = dir.join("zombie.out");
-    let mut kid = spawn(
-        "zombie",
-        &[
-            ("T_DIR", dir.display().to_string()),
-            ("T_KEY", "zombie.unnamed".into()),
-            ("SHMQ_FAILPOINT", "send.before_owner".into()),
-            ("SHMQ_FAILPOINT_ACTION", "stop".into()),
-        ],
-        &log,
-    );
-    let pid = kid.id();
-    wait_stopped(pid, &log);
-    let hole = (0..SLOTS)
-        .find(|&i| q.slot_info(i).unwrap().state == Some(St::Writing))
-        .expect("the stopped sender's claim");
     assert!(
         !q.slot_info(hole).unwrap().holder_current,
         "its claimer is not named yet"
@@ -880,4 +851,31 @@ fn a_move_to_the_dead_letter_queue_killed_at_each_step_loses_nothing() {
         let s = q.stats();
         assert_eq!(s.free, s.capacity, "{point}: {s:?}");
     }
+}
+
+/// Start a sender (journal key `key`) that stops at failpoint `point` with
+/// its claim in place; returns the child, its pid and the claimed slot.
+fn stopped_sender(
+    q: &Queue,
+    dir: &Path,
+    key: &str,
+    point: &str,
+) -> (std::process::Child, u32, u32) {
+    let log = dir.join("zombie.out");
+    let kid = spawn(
+        "zombie",
+        &[
+            ("T_DIR", dir.display().to_string()),
+            ("T_KEY", key.into()),
+            ("SHMQ_FAILPOINT", point.into()),
+            ("SHMQ_FAILPOINT_ACTION", "stop".into()),
+        ],
+        &log,
+    );
+    let pid = kid.id();
+    wait_stopped(pid, &log);
+    let hole = (0..SLOTS)
+        .find(|&i| q.slot_info(i).unwrap().state == Some(St::Writing))
+        .expect("the stopped sender's claim");
+    (kid, pid, hole)
 }

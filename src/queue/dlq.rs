@@ -215,20 +215,10 @@ impl Queue {
     /// receive and after a nack or reject that killed a message; costs one
     /// load of the header's sequence word when no queue is named.
     pub(crate) fn move_dead_letters(&self, slot: Option<u32>) {
-        let seq = self
-            .inner
-            .ring
-            .memory()
-            .dead_letter_queue()
-            .seq
-            .load(Relaxed);
-        if seq != self.inner.dlq.seq.load(LocalOrdering::Relaxed) {
-            self.refresh_dlq();
-        }
-        if seq == 0 || (slot.is_none() && !self.inner.ring.has_dead()) {
+        if self.follow_name() == 0 || (slot.is_none() && !self.inner.ring.has_dead()) {
             return;
         }
-        let Some(dlq) = self.dlq() else {
+        let Some(dlq) = self.opened_dlq() else {
             return;
         };
         let mut buf = Vec::new();
@@ -262,7 +252,7 @@ impl Queue {
             reason,
             sent_unix_ms: crate::clock::wall_time(info.sent_ms)
                 .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+                .map_or(0, millis),
         }
         .write(&payload, buf);
         failpoint!("deadletter.before_move");
@@ -276,6 +266,19 @@ impl Queue {
     /// The dead-letter queue, open (opened on first use and when the name
     /// changes), if one is named and it opens.
     fn dlq(&self) -> Option<Queue> {
+        self.follow_name();
+        self.opened_dlq()
+    }
+
+    /// The dead-letter queue as last opened.
+    fn opened_dlq(&self) -> Option<Queue> {
+        self.inner.dlq.queue.lock().ok()?.clone()
+    }
+
+    /// Load the header's sequence word (one Relaxed load) and, if it moved
+    /// since this handle last read the name, read it again. Returns the
+    /// word: 0 when no dead-letter queue was ever named.
+    fn follow_name(&self) -> u64 {
         let seq = self
             .inner
             .ring
@@ -286,7 +289,7 @@ impl Queue {
         if seq != self.inner.dlq.seq.load(LocalOrdering::Relaxed) {
             self.refresh_dlq();
         }
-        self.inner.dlq.queue.lock().ok()?.clone()
+        seq
     }
 
     /// Read the name again and open the queue it names.
