@@ -1170,6 +1170,9 @@ impl Queue {
         if host == [0, 0] {
             return Ok(());
         }
+        // Mutant (design.md §10, tests/powercut.rs): no reset after a reboot.
+        #[cfg(shmq_mutation = "reboot_no_reset")]
+        return Ok(());
         let sh = self.inner.ring.shared();
         let same =
             || sh.boot_id[0].load(Acquire) == host[0] && sh.boot_id[1].load(Acquire) == host[1];

@@ -371,7 +371,12 @@ fn pass<M: Memory>(
         let planned = plan(class, &info, p, options.force_abandoned, alive);
         let mut done = Vec::new();
         if options.apply {
-            for _ in 0..MAX_STEPS {
+            // Mutant (design.md §10, tests/powercut.rs): one step per pass.
+            #[cfg(shmq_mutation = "recover_one_step")]
+            let steps = 1;
+            #[cfg(not(shmq_mutation = "recover_one_step"))]
+            let steps = MAX_STEPS;
+            for _ in 0..steps {
                 match ring.repair(i, now, options.force_abandoned) {
                     Some(what) => done.push(what),
                     None => break,
