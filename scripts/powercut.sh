@@ -21,7 +21,7 @@ sync_epoch_after        lost            the syncer takes its epoch after the syn
 sync_target_running     lost            a sender counts the sync already running
 receive_no_crc          corrupt         receive checks no checksum
 reboot_no_reset         stuck           open resets no clock after a reboot
-recover_one_step        recover_twice   recover takes one repair step a slot
+recover_budget          recover_twice   a recover pass repairs at most 4 slots
 "
 
 target="${CARGO_TARGET_DIR:-target/powercut}"

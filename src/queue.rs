@@ -1634,6 +1634,11 @@ impl Queue {
         visibility: Option<Visibility>,
     ) -> Option<Delivery> {
         let vt = self.vt_ms(visibility);
+        // A message there already: one clock read in all (the coarse one of
+        // `try_once`); the wait's own clock starts only when it has to.
+        if let Some(d) = self.try_once(vt, buf, SWEEP_STEP) {
+            return Some(d);
+        }
         let start = Instant::now();
         // Spin with exponential backoff between polls (yielding the CPU once
         // the backoff is long), then park.

@@ -36,7 +36,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use shmq::internal::set_sync_hook;
+use shmq::internal::{set_point_hook, set_sync_hook};
 use shmq::{recover, Config, Error, Queue, SendError, Visibility};
 use support::{env_u64, seed, Rng};
 
@@ -110,6 +110,8 @@ struct Sim {
     /// The simulator's own mapping of the queue file: the page cache.
     map: memmap2::MmapRaw,
     clock: AtomicU64,
+    /// How many images this run cuts.
+    wanted: AtomicU64,
     state: Mutex<SimState>,
 }
 
@@ -134,6 +136,7 @@ impl Sim {
         let sim = Arc::new(Sim {
             map,
             clock: AtomicU64::new(1),
+            wanted: AtomicU64::new(0),
             state: Mutex::new(SimState {
                 disk: Vec::new(),
                 since: HashMap::new(),
@@ -178,6 +181,15 @@ impl Sim {
             st.syncs
         };
         std::thread::sleep(Duration::from_micros(20 + mix(n) % 180));
+    }
+
+    /// A snapshot from a failpoint: as [`snapshot`](Self::snapshot), with a
+    /// cut at one in four of them while the image budget lasts.
+    fn snapshot_at_point(&self, k: u64) {
+        let want = self.wanted.load(Relaxed);
+        let have = self.state.lock().unwrap().images.len();
+        let n = usize::from(have < want as usize && (k >> 8) % 4 == 0);
+        self.snapshot(&mut Rng::new(k), n);
     }
 
     /// A snapshot: note each sector's version, and maybe cut the power
@@ -235,11 +247,25 @@ fn run_workload(dir: &Path, images: usize, seed: u64) -> (Vec<Image>, Journal, u
     let path = dir.join("live.q");
     let q = Queue::create(&path, &config()).unwrap();
     let sim = Sim::new(&path);
+    sim.wanted.store(images as u64, Relaxed);
     {
         let sim = sim.clone();
         set_sync_hook(Some(Box::new(move |_p| {
             sim.sync();
             Ok(())
+        })));
+    }
+    // Versions between a transition's steps (a claim not yet published, a
+    // payload half written, a lease before its holder is named): snapshot
+    // at the failpoints too, now and then.
+    {
+        let sim = sim.clone();
+        let calls = AtomicU64::new(seed);
+        set_point_hook(Some(Box::new(move |_point| {
+            let k = mix(calls.fetch_add(1, Relaxed));
+            if k % 8 == 0 {
+                sim.snapshot_at_point(k);
+            }
         })));
     }
     let journal = Mutex::new(Journal::default());
@@ -339,6 +365,7 @@ fn run_workload(dir: &Path, images: usize, seed: u64) -> (Vec<Image>, Journal, u
         });
     });
     set_sync_hook(None);
+    set_point_hook(None);
     let syncs = sim.state.lock().unwrap().syncs;
     let images = std::mem::take(&mut sim.state.lock().unwrap().images);
     (images, journal.into_inner().unwrap(), syncs)

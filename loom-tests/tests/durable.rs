@@ -14,18 +14,18 @@ struct Disk {
     ring: Arc<Ring<HeapMemory>>,
     /// The slots as the last sync read them.
     disk: Mutex<Vec<(Option<St>, u64)>>,
-    /// Sync calls so far; calls numbered below `fail_from` succeed.
+    /// Sync calls so far; the first `fail_first` of them fail.
     calls: AtomicUsize,
-    fail_from: usize,
+    fail_first: usize,
 }
 
 impl Disk {
-    fn new(ring: Arc<Ring<HeapMemory>>, fail_from: usize) -> Arc<Disk> {
+    fn new(ring: Arc<Ring<HeapMemory>>, fail_first: usize) -> Arc<Disk> {
         Arc::new(Disk {
             ring,
             disk: Mutex::new(Vec::new()),
             calls: AtomicUsize::new(0),
-            fail_from,
+            fail_first,
         })
     }
 
@@ -41,7 +41,7 @@ impl Disk {
 
 impl SyncOps for Disk {
     fn sync(&self) -> Result<(), i32> {
-        if self.calls.fetch_add(1, Relaxed) >= self.fail_from {
+        if self.calls.fetch_add(1, Relaxed) < self.fail_first {
             return Err(5);
         }
         let copy = (0..self.ring.slot_count())
@@ -78,21 +78,23 @@ fn durable_send(r: &Ring<HeapMemory>, disk: &Disk, msg: &[u8]) -> Result<u64, i3
 fn durable_senders_wait_for_a_sync_that_saw_them() {
     model_both(|swap| {
         let r = ring(2, 5);
-        let disk = Disk::new(r.clone(), usize::MAX);
+        let disk = Disk::new(r.clone(), 0);
         let (ra, da, rb, db) = (r.clone(), disk.clone(), r.clone(), disk.clone());
+        // Whether the disk held the message right after the wait: checked
+        // after the race (a panic inside a model thread aborts loom).
         let (a, b) = race(
             swap,
             move || {
                 let id = durable_send(&ra, &da, MSG_A).expect("no sync fails");
-                assert!(da.holds(id), "sender A returned before a sync saw {id}");
-                id
+                (id, da.holds(id))
             },
             move || {
                 let id = durable_send(&rb, &db, MSG_B).expect("no sync fails");
-                assert!(db.holds(id), "sender B returned before a sync saw {id}");
-                id
+                (id, db.holds(id))
             },
         );
+        assert!(a.1, "sender A returned before a sync saw {}", a.0);
+        assert!(b.1, "sender B returned before a sync saw {}", b.0);
         assert_ne!(a, b);
         let (syncs, waits, _) = r.sync_counters();
         assert_eq!(waits, 2);
@@ -100,7 +102,8 @@ fn durable_senders_wait_for_a_sync_that_saw_them() {
     });
 }
 
-/// The first sync fails. No durable sender may then return Ok: its
+/// The first sync fails (a later one would succeed). No durable sender
+/// may then return Ok: its
 /// message is not known to be on disk, and a later sync that succeeds
 /// cannot vouch for pages the failed one dropped (§12.3). Killed by
 /// `sync_error_retry` (a failed sync is not recorded; the next one is
@@ -109,7 +112,7 @@ fn durable_senders_wait_for_a_sync_that_saw_them() {
 fn a_failed_sync_fails_every_durable_sender() {
     model_both(|swap| {
         let r = ring(2, 5);
-        let disk = Disk::new(r.clone(), 0);
+        let disk = Disk::new(r.clone(), 1);
         let (ra, da, rb, db) = (r.clone(), disk.clone(), r.clone(), disk.clone());
         let (a, b) = race(
             swap,

@@ -146,7 +146,7 @@ impl Queue {
     /// use shmq::{Config, Queue};
     /// let q = Queue::create(dir.path().join("events.q"), &Config::default())?;
     /// for i in 0..100 {
-    ///     q.send(format!("event {i}"))?;
+    ///     q.send(&format!("event {i}"))?;
     /// }
     /// q.sync()?; // all 100 are on disk now
     /// # Ok::<(), Box<dyn std::error::Error>>(())
