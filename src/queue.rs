@@ -28,7 +28,7 @@ use crate::wait::{futex_wait, futex_wake_all};
 
 mod dlq;
 pub use dlq::DeadLetterEnvelope;
-mod durable;
+pub(crate) mod durable;
 pub(crate) use dlq::{
     read_name as read_dead_letter_queue_name, resolve as resolve_dead_letter_queue,
 };
@@ -957,6 +957,9 @@ impl Queue {
         let map = MmapOptions::new()
             .map_raw(&file)
             .map_err(io_err("mmap", path))?;
+        if config.durable {
+            durable::advise_random(&map);
+        }
         let mem = MapMemory {
             map,
             n: config.slots,
@@ -1096,6 +1099,7 @@ impl Queue {
             & 0o7777;
         if config.durable {
             durable::check_storage(&file, path)?;
+            durable::advise_random(&map);
         }
         let mem = MapMemory {
             map,
