@@ -120,6 +120,11 @@ impl Queue {
     /// returns its id) or not at all, so a dropped future sent nothing and
     /// the message is still the caller's.
     ///
+    /// On a [durable](crate::Config::durable) queue that poll also waits
+    /// for the sync (group commit, a millisecond or so on a disk), blocking
+    /// the executor's thread meanwhile: in a service where that matters,
+    /// send durably from `tokio::task::spawn_blocking`.
+    ///
     /// # Errors
     ///
     /// [`SendError::Full`] only once the handle is

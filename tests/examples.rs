@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use shmq::{Config, Queue};
 
-const EXAMPLES: [&str; 5] = ["checkout", "workers", "poison", "crash", "demo"];
+const EXAMPLES: [&str; 6] = ["checkout", "workers", "poison", "crash", "demo", "durable"];
 /// Far above what any example takes in short mode (the demo: about 10 s).
 const DEADLINE: Duration = Duration::from_secs(120);
 
@@ -187,6 +187,16 @@ fn checkout_every_order_reaches_every_service_or_the_dead_letters() {
     assert_eq!(s.n("analytics_dead"), bad, "only the bad orders die");
     assert_eq!(s.n("analytics_acked"), orders - bad, "flaky orders retried");
     assert_eq!(s.n("acked") + s.n("dead"), s.n("sent"));
+}
+
+#[test]
+fn durable_orders_from_two_processes_share_syncs_and_all_arrive() {
+    let s = run_quick("durable");
+    assert_eq!(s.n("lost"), 0);
+    assert_eq!(s.n("acked"), s.n("sent"));
+    assert_eq!(s.n("durable_waits"), s.n("sent"), "every send waited for a sync");
+    assert!(s.n("syncs") >= 1 && s.n("syncs") <= s.n("sent"));
+    assert_eq!(s.n("batch_syncs"), 1, "one sync() for the batch");
 }
 
 #[test]

@@ -241,6 +241,12 @@ impl Procs {
         self.wait_exit(name)
     }
 
+    /// Wait for child `name` to finish its work and exit successfully, at
+    /// most 10 s.
+    pub fn join(&mut self, name: &str) -> Res {
+        self.wait_exit(name)
+    }
+
     /// Wait for child `name` to exit successfully, at most 10 s.
     fn wait_exit(&mut self, name: &str) -> Res {
         let mut kid = self.take(name)?;
