@@ -234,7 +234,8 @@ impl<M: Memory> Ring<M> {
         let sh = self.mem.shared();
         // A power cut may have kept an older `fill` than the slots it wrote
         // (different pages of the file, §12.5): raise it past every id a
-        // slot holds, so that no later send reuses a message's id.
+        // slot holds, acked ones included, so that no later send reuses an
+        // id (one still in the queue is safe anyway: its slot is busy).
         let mut top = 0u64;
         for i in 0..self.n {
             let w = self.w(i);
