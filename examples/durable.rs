@@ -53,7 +53,10 @@ fn run(dir: &Path) -> Res {
     let cfg = Config::default().slots(16_384).slot_size(256).durable(true);
     let q = match Queue::create(&path, &cfg) {
         Err(e @ Error::VolatileStorage { .. }) => {
-            return Err(format!("{e}\n(give a directory on a disk: cargo run --example durable -- DIR)").into());
+            return Err(format!(
+                "{e}\n(give a directory on a disk: cargo run --example durable -- DIR)"
+            )
+            .into());
         }
         other => other?,
     };
@@ -61,7 +64,11 @@ fn run(dir: &Path) -> Res {
 
     // 1. Handlers here and in a second process, at once.
     let mut procs = Procs::new(dir);
-    procs.start("handlers", "handlers-b", &[HANDLERS_PER_PROCESS.to_string()])?;
+    procs.start(
+        "handlers",
+        "handlers-b",
+        &[HANDLERS_PER_PROCESS.to_string()],
+    )?;
     let mine = handlers(dir, 0)?;
     procs.join("handlers-b")?;
     let total = 2 * HANDLERS_PER_PROCESS * orders_per_handler();

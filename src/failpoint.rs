@@ -35,7 +35,7 @@ pub const FAILPOINTS: &[&str] = &[
 pub(crate) fn hit(name: &str) {
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::OnceLock;
-    if let Some(h) = POINT_HOOK.read().unwrap_or_else(|e| e.into_inner()).clone() {
+    if let Some(h) = POINT_HOOK.get() {
         h(name);
     }
     static ARMED: OnceLock<Option<(String, u64, bool)>> = OnceLock::new();
@@ -72,32 +72,48 @@ macro_rules! failpoint {
 }
 pub(crate) use failpoint;
 
+/// A slot for one process-wide hook: installed, replaced or removed by a
+/// test; read (and the hook cloned out) by whoever calls it.
+#[cfg(all(feature = "failpoints", not(loom)))]
+struct HookSlot<T: ?Sized>(std::sync::RwLock<Option<std::sync::Arc<Box<T>>>>);
+
+#[cfg(all(feature = "failpoints", not(loom)))]
+impl<T: ?Sized> HookSlot<T> {
+    const fn new() -> Self {
+        HookSlot(std::sync::RwLock::new(None))
+    }
+    fn set(&self, hook: Option<Box<T>>) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = hook.map(std::sync::Arc::new);
+    }
+    fn get(&self) -> Option<std::sync::Arc<Box<T>>> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
 /// A function that stands in for `fdatasync` of the queue file at `path`
 /// (tests built with the `failpoints` feature: the power-cut simulator's
 /// "disk", injected sync errors).
 #[cfg(all(feature = "failpoints", not(loom)))]
-pub type SyncHook = Box<dyn Fn(&std::path::Path) -> std::io::Result<()> + Send + Sync>;
+pub type SyncHook = Box<SyncFn>;
+
+/// The function a [`SyncHook`] boxes.
+#[cfg(all(feature = "failpoints", not(loom)))]
+pub type SyncFn = dyn Fn(&std::path::Path) -> std::io::Result<()> + Send + Sync;
 
 #[cfg(all(feature = "failpoints", not(loom)))]
-static SYNC_HOOK: std::sync::RwLock<Option<std::sync::Arc<SyncHook>>> =
-    std::sync::RwLock::new(None);
+static SYNC_HOOK: HookSlot<SyncFn> = HookSlot::new();
 
 /// Install (or, with `None`, remove) the process's sync hook: every sync
 /// of every queue in this process calls it instead of `fdatasync`.
 #[cfg(all(feature = "failpoints", not(loom)))]
 pub fn set_sync_hook(hook: Option<SyncHook>) {
-    let mut h = SYNC_HOOK.write().unwrap_or_else(|e| e.into_inner());
-    *h = hook.map(std::sync::Arc::new);
+    SYNC_HOOK.set(hook);
 }
 
 /// The hook's answer for a sync of `path`, if one is installed.
 #[cfg(all(feature = "failpoints", not(loom)))]
 pub(crate) fn sync_hook(path: &std::path::Path) -> Option<std::io::Result<()>> {
-    let h = SYNC_HOOK
-        .read()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone()?;
-    Some(h(path))
+    SYNC_HOOK.get().map(|h| h(path))
 }
 
 /// A function every failpoint calls with its name, in the thread that
@@ -107,12 +123,10 @@ pub(crate) fn sync_hook(path: &std::path::Path) -> Option<std::io::Result<()>> {
 pub type PointHook = Box<dyn Fn(&str) + Send + Sync>;
 
 #[cfg(all(feature = "failpoints", not(loom)))]
-static POINT_HOOK: std::sync::RwLock<Option<std::sync::Arc<PointHook>>> =
-    std::sync::RwLock::new(None);
+static POINT_HOOK: HookSlot<dyn Fn(&str) + Send + Sync> = HookSlot::new();
 
 /// Install (or, with `None`, remove) the process's failpoint hook.
 #[cfg(all(feature = "failpoints", not(loom)))]
 pub fn set_point_hook(hook: Option<PointHook>) {
-    let mut h = POINT_HOOK.write().unwrap_or_else(|e| e.into_inner());
-    *h = hook.map(std::sync::Arc::new);
+    POINT_HOOK.set(hook);
 }

@@ -194,7 +194,11 @@ fn durable_orders_from_two_processes_share_syncs_and_all_arrive() {
     let s = run_quick("durable");
     assert_eq!(s.n("lost"), 0);
     assert_eq!(s.n("acked"), s.n("sent"));
-    assert_eq!(s.n("durable_waits"), s.n("sent"), "every send waited for a sync");
+    assert_eq!(
+        s.n("durable_waits"),
+        s.n("sent"),
+        "every send waited for a sync"
+    );
     assert!(s.n("syncs") >= 1 && s.n("syncs") <= s.n("sent"));
     assert_eq!(s.n("batch_syncs"), 1, "one sync() for the batch");
 }

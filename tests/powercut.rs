@@ -409,24 +409,8 @@ fn check_image(dir: &Path, n: usize, img: &Image, journal: &Journal, counts: &mu
     std::fs::write(&path, &bytes).unwrap();
     let q = Queue::open(&path).expect("the image opens");
     counts.images += 1;
-    let first = recover::run_queue(
-        &q,
-        shmq::now_ms(),
-        recover::Options {
-            apply: true,
-            force_abandoned: false,
-        },
-        |_| {},
-    );
-    let second = recover::run_queue(
-        &q,
-        shmq::now_ms(),
-        recover::Options {
-            apply: true,
-            force_abandoned: false,
-        },
-        |_| {},
-    );
+    let first = recover::apply(&q, shmq::now_ms(), false);
+    let second = recover::apply(&q, shmq::now_ms(), false);
     counts.repaired += first.repaired() as u64;
     if second.to_repair() > 0 || second.repaired() > 0 {
         counts.recover_twice += 1;
