@@ -12,23 +12,8 @@ use std::time::Duration;
 use shmq::{Config, Error, Queue};
 use support::*;
 
-fn disk_dir() -> tempfile::TempDir {
-    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    assert!(
-        !is_tmpfs(dir.path()),
-        "the build directory is on tmpfs: durable queues need a disk file system"
-    );
-    dir
-}
-
 fn is_tmpfs(p: &Path) -> bool {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
-    // SAFETY: an all-zero statfs is a valid value to be overwritten.
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    // SAFETY: a valid NUL-terminated path and a writable statfs.
-    let rc = unsafe { libc::statfs(c.as_ptr(), &mut st) };
-    rc == 0 && st.f_type as u64 as u32 == 0x0102_1994
+    on_memory_fs(p)
 }
 
 fn durable(slots: u32) -> Config {

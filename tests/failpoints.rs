@@ -893,7 +893,7 @@ fn stopped_sender(
 
 /// A durable queue on disk (under the build's temporary directory).
 fn durable_queue() -> (tempfile::TempDir, Queue) {
-    let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let tmp = disk_dir();
     let q = Queue::create(tmp.path().join("q"), &config(3).durable(true)).unwrap();
     (tmp, q)
 }

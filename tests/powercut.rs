@@ -38,7 +38,7 @@ use std::time::Duration;
 
 use shmq::internal::{set_point_hook, set_sync_hook};
 use shmq::{recover, Config, Error, Queue, SendError, Visibility};
-use support::{env_u64, seed, Rng};
+use support::{disk_dir, env_u64, seed, Rng};
 
 const SECTOR: usize = 512;
 const SLOTS: u32 = 24;
@@ -53,10 +53,6 @@ static TURN: Mutex<()> = Mutex::new(());
 
 fn turn() -> std::sync::MutexGuard<'static, ()> {
     TURN.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn disk_dir() -> tempfile::TempDir {
-    tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap()
 }
 
 // ------------------------------------------------------------- messages

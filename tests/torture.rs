@@ -729,7 +729,7 @@ fn soak(kills: u64, label: &str) -> Report {
         // A durable queue needs a disk file system (tmpfs is refused).
         tempfile::Builder::new()
             .prefix("shmq-torture-")
-            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+            .tempdir_in(disk_parent())
     } else {
         tempfile::Builder::new().prefix("shmq-torture-").tempdir()
     }

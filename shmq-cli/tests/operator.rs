@@ -418,6 +418,7 @@ fn create_shows_progress_only_when_it_is_long() {
 /// `recover --apply`; and tmpfs refused.
 #[test]
 fn a_durable_queue_shows_its_syncs_and_a_failed_sync_until_recover() {
+    // A disk file system: the build directory (durable queues refuse tmpfs).
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let path = dir.path().join("orders.q");
     let p = path.to_str().unwrap();

@@ -636,3 +636,44 @@ impl Watchdog {
         self.since.store(0, std::sync::atomic::Ordering::Relaxed);
     }
 }
+
+// ------------------------------------------------------------ disk dirs
+
+/// Whether `p` is on a file system that keeps files in memory only (tmpfs,
+/// ramfs), where a durable queue is refused.
+pub fn on_memory_fs(p: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(p.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: an all-zero statfs is a valid value to be overwritten.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid NUL-terminated path and a writable statfs.
+    let rc = unsafe { libc::statfs(c.as_ptr(), &mut st) };
+    rc == 0 && matches!(st.f_type as u64 as u32, 0x0102_1994 | 0x8584_58f6)
+}
+
+/// A directory on a disk file system, for durable queues: the build
+/// directory's, else /var/tmp, else the system's temporary directory.
+/// Panics, saying why, if every one is in memory.
+pub fn disk_parent() -> PathBuf {
+    let candidates = [
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")),
+        PathBuf::from("/var/tmp"),
+        std::env::temp_dir(),
+    ];
+    candidates
+        .iter()
+        .find(|c| c.is_dir() && !on_memory_fs(c))
+        .cloned()
+        .unwrap_or_else(|| {
+            panic!(
+                "no disk file system among {candidates:?}: durable queues refuse tmpfs and ramfs"
+            )
+        })
+}
+
+/// A new temporary directory under [`disk_parent`].
+pub fn disk_dir() -> tempfile::TempDir {
+    tempfile::tempdir_in(disk_parent()).expect("a temporary directory on disk")
+}
