@@ -3,7 +3,8 @@
 //! `cargo run --release --example durable [-- DIR]` (add `--quick` for a
 //! short run). DIR must be on a disk file system (ext4, xfs, ...): a
 //! durable queue refuses tmpfs. By default the queues go in
-//! `target/durable-example` under the current directory.
+//! `target/durable-example` under the current directory (or
+//! `/var/tmp/shmq-durable-example` if that is on tmpfs).
 //!
 //! 1. Eight checkout handlers (threads of this process and of a second
 //!    process) each send orders to a durable queue: every `send` returns
@@ -15,7 +16,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -34,13 +35,16 @@ fn main() -> Res {
             other => Err(format!("unknown role {other}").into()),
         };
     }
-    let dir = std::env::args()
-        .skip(1)
-        .find(|a| !a.starts_with("--"))
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("target/durable-example"));
-    std::fs::create_dir_all(&dir)?;
-    run(&dir)
+    match std::env::args().skip(1).find(|a| !a.starts_with("--")) {
+        Some(dir) => run(Path::new(&dir)),
+        // The default: under target/, or /var/tmp where target/ is on tmpfs.
+        None => match run(Path::new("target/durable-example")) {
+            Err(e) if e.to_string().contains("keeps files in memory") => {
+                run(Path::new("/var/tmp/shmq-durable-example"))
+            }
+            other => other,
+        },
+    }
 }
 
 fn orders_per_handler() -> u64 {
@@ -48,6 +52,7 @@ fn orders_per_handler() -> u64 {
 }
 
 fn run(dir: &Path) -> Res {
+    std::fs::create_dir_all(dir)?;
     let path = dir.join("orders.q");
     let _ = std::fs::remove_file(&path);
     let cfg = Config::default().slots(16_384).slot_size(256).durable(true);
