@@ -1410,7 +1410,12 @@ impl Queue {
         if !self.file_ok(now, false) {
             return Err(SendError::Orphaned);
         }
-        self.durable_refuses()?;
+        // One load of the flag for both checks (the path without them is
+        // the one every send of a queue that is not durable takes).
+        let durable = self.inner.config.durable;
+        if durable {
+            self.durable_refuses()?;
+        }
         let id = self
             .inner
             .ring
@@ -1419,7 +1424,10 @@ impl Queue {
         if delay_ms == 0 {
             self.wake_parked();
         }
-        self.sent(id)
+        if durable {
+            return self.durable_wait(id);
+        }
+        Ok(id)
     }
 
     /// After a publish: on a durable queue, wait until a sync covers it.

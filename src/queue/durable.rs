@@ -211,6 +211,7 @@ impl Queue {
     }
 
     /// Before a durable send: refuse if a sync failed (nothing is sent).
+    #[inline(never)]
     pub(crate) fn durable_refuses(&self) -> std::result::Result<(), SendError> {
         if self.inner.config.durable {
             if let Some(errno) = self.inner.ring.sync_failure() {
@@ -222,6 +223,7 @@ impl Queue {
 
     /// After a durable queue's publish of `id` (or of a batch ending with
     /// it): wait until a sync covers it.
+    #[inline(never)]
     pub(crate) fn durable_wait(&self, id: u64) -> std::result::Result<u64, SendError> {
         #[cfg(shmq_mutation = "durable_no_wait")]
         return Ok(id);
