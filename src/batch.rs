@@ -43,7 +43,11 @@ impl Queue {
     /// # Errors
     ///
     /// [`Error::Full`], [`Error::TooLarge`], [`Error::ClaimExpired`] or
-    /// [`Error::Contended`] for the first message that was not sent.
+    /// [`Error::Contended`] for the first message that was not sent. On a
+    /// durable queue the batch shares one sync, and [`Error::SyncFailed`]
+    /// says it failed: `ids` then lists the messages that were sent but are
+    /// not known to be on disk (empty if the queue had recorded a failed
+    /// sync before, and nothing was sent).
     ///
     /// ```
     /// # let dir = tempfile::tempdir()?;
@@ -65,9 +69,17 @@ impl Queue {
             ids.clear();
             return Err(Error::Orphaned);
         }
+        if let Err(crate::SendError::SyncFailed { errno, .. }) = self.durable_refuses() {
+            ids.clear();
+            return Err(self.sync_failed(errno));
+        }
         let outcome = self.ring().send_many(msgs, now, ids);
-        if !ids.is_empty() {
+        if let Some(&last) = ids.last() {
             self.wake_parked();
+            // One durable wait for the batch: the sync covers every publish.
+            if let Err(crate::SendError::SyncFailed { errno, .. }) = self.sent(last) {
+                return Err(self.sync_failed(errno));
+            }
         }
         outcome
     }

@@ -125,6 +125,39 @@ pub enum Error {
         /// Why it is dead.
         reason: crate::DeadReason,
     },
+    /// A sync of the queue file to stable storage failed, now or earlier
+    /// (docs/design.md §12.3). The failure is recorded in the file: durable
+    /// sends and `sync` fail until `shmq recover` rewrites and syncs the
+    /// file.
+    SyncFailed {
+        /// The queue file.
+        path: PathBuf,
+        /// The error `fdatasync` returned (EIO, ENOSPC, ...).
+        errno: i32,
+    },
+    /// A durable queue on a file system that keeps files in memory only
+    /// (tmpfs, ramfs): a reboot or power cut loses it, so durability
+    /// would be a lie.
+    VolatileStorage {
+        /// The queue file.
+        path: PathBuf,
+        /// The file system's name.
+        fs: &'static str,
+    },
+}
+
+/// The name of an errno value, for messages ("EIO (Input/output error)").
+pub(crate) fn errno_text(errno: i32) -> String {
+    let name = match errno {
+        libc::EIO => "EIO",
+        libc::ENOSPC => "ENOSPC",
+        libc::EDQUOT => "EDQUOT",
+        libc::EROFS => "EROFS",
+        libc::EBADF => "EBADF",
+        libc::EINVAL => "EINVAL",
+        _ => "errno",
+    };
+    format!("{name} ({})", io::Error::from_raw_os_error(errno))
 }
 
 impl fmt::Display for Error {
@@ -200,6 +233,18 @@ impl fmt::Display for Error {
                 "dead message {id} was quarantined ({}): its slot holds no message known to have been sent whole, so it cannot be redriven; inspect it, then purge it",
                 reason.name()
             ),
+            Error::SyncFailed { path, errno } => write!(
+                f,
+                "syncing {} to stable storage failed: {}; messages sent since the last good sync may not be on disk, and durable sends fail until `shmq recover {}` rewrites and syncs the file (check the disk and its free space first)",
+                path.display(),
+                errno_text(*errno),
+                path.display()
+            ),
+            Error::VolatileStorage { path, fs } => write!(
+                f,
+                "{} is on {fs}, which keeps files in memory: a durable queue there would not survive a reboot; put it on a disk file system (ext4, xfs, ...) or create it without durable",
+                path.display()
+            ),
         }
     }
 }
@@ -248,6 +293,17 @@ pub enum SendError {
     /// ([`Queue::is_orphaned`](crate::Queue::is_orphaned)): nothing was
     /// sent. Open the queue again.
     Orphaned,
+    /// A durable queue could not make the message durable: a sync of the
+    /// file failed, now or earlier (docs/design.md §12.3).
+    SyncFailed {
+        /// `Some(id)`: the message was sent and may be delivered, but is
+        /// not known to be on disk (sending it again may deliver it twice).
+        /// `None`: the queue had recorded a failed sync, so nothing was
+        /// sent; an operator must run `shmq recover` first.
+        sent: Option<u64>,
+        /// The error `fdatasync` returned.
+        errno: i32,
+    },
 }
 
 impl SendError {
@@ -281,6 +337,16 @@ impl fmt::Display for SendError {
             SendError::ClaimExpired => Error::ClaimExpired.fmt(f),
             SendError::Contended => Error::Contended.fmt(f),
             SendError::Orphaned => Error::Orphaned.fmt(f),
+            SendError::SyncFailed { sent: Some(id), errno } => write!(
+                f,
+                "message {id} was sent but syncing it to stable storage failed: {}; it may be delivered, or lost in a power cut; durable sends fail until `shmq recover` rewrites and syncs the file",
+                errno_text(errno)
+            ),
+            SendError::SyncFailed { sent: None, errno } => write!(
+                f,
+                "nothing was sent: an earlier sync of this durable queue failed ({}); run `shmq recover` on the queue (after checking the disk) to rewrite and sync the file",
+                errno_text(errno)
+            ),
         }
     }
 }
@@ -301,6 +367,11 @@ impl From<SendError> for Error {
             SendError::ClaimExpired => Error::ClaimExpired,
             SendError::Contended => Error::Contended,
             SendError::Orphaned => Error::Orphaned,
+            SendError::SyncFailed { errno, .. } => Error::Io {
+                op: "sync a durable send",
+                path: PathBuf::new(),
+                source: io::Error::from_raw_os_error(errno),
+            },
         }
     }
 }
@@ -315,6 +386,7 @@ impl From<SendError> for io::Error {
             SendError::ClaimExpired => io::ErrorKind::TimedOut,
             SendError::Contended => io::ErrorKind::Interrupted,
             SendError::Orphaned => io::ErrorKind::NotFound,
+            SendError::SyncFailed { errno, .. } => io::Error::from_raw_os_error(errno).kind(),
         };
         io::Error::new(kind, e)
     }
@@ -339,6 +411,8 @@ impl From<Error> for io::Error {
                 io::ErrorKind::InvalidData
             }
             Error::Untrusted { .. } => io::ErrorKind::PermissionDenied,
+            Error::SyncFailed { errno, .. } => io::Error::from_raw_os_error(*errno).kind(),
+            Error::VolatileStorage { .. } => io::ErrorKind::Unsupported,
             Error::ClaimExpired => io::ErrorKind::TimedOut,
             _ => io::ErrorKind::Other,
         };

@@ -27,6 +27,8 @@ pub const FAILPOINTS: &[&str] = &[
     "redrive.before",
     "purge.before",
     "recover.before",
+    "sync.before",
+    "sync.after",
 ];
 
 #[cfg(all(feature = "failpoints", not(loom)))]
@@ -66,3 +68,31 @@ macro_rules! failpoint {
     };
 }
 pub(crate) use failpoint;
+
+/// A function that stands in for `fdatasync` of the queue file at `path`
+/// (tests built with the `failpoints` feature: the power-cut simulator's
+/// "disk", injected sync errors).
+#[cfg(all(feature = "failpoints", not(loom)))]
+pub type SyncHook = Box<dyn Fn(&std::path::Path) -> std::io::Result<()> + Send + Sync>;
+
+#[cfg(all(feature = "failpoints", not(loom)))]
+static SYNC_HOOK: std::sync::RwLock<Option<std::sync::Arc<SyncHook>>> =
+    std::sync::RwLock::new(None);
+
+/// Install (or, with `None`, remove) the process's sync hook: every sync
+/// of every queue in this process calls it instead of `fdatasync`.
+#[cfg(all(feature = "failpoints", not(loom)))]
+pub fn set_sync_hook(hook: Option<SyncHook>) {
+    let mut h = SYNC_HOOK.write().unwrap_or_else(|e| e.into_inner());
+    *h = hook.map(std::sync::Arc::new);
+}
+
+/// The hook's answer for a sync of `path`, if one is installed.
+#[cfg(all(feature = "failpoints", not(loom)))]
+pub(crate) fn sync_hook(path: &std::path::Path) -> Option<std::io::Result<()>> {
+    let h = SYNC_HOOK
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone()?;
+    Some(h(path))
+}

@@ -17,7 +17,7 @@
 //!                                            768     8  full_hint
 //!                                            776     8  skips
 //!                                            784     4  room      (futex)
-//!     48     8  created_unix_ms            1024   128  (durability, reserved)
+//!     48     8  created_unix_ms            1024   128  durability words (§12)
 //!     56     8  file_len                   2048   512  (dead-letter queue, reserved)
 //!     64     4  header_crc                 4096 32768  registration table
 //!                                          36864     -  slots
@@ -31,8 +31,7 @@ use crate::sync::{AtomicU32, AtomicU64};
 
 pub(crate) const MAGIC: [u8; 8] = *b"SHMQ\x00FMQ";
 pub(crate) const FORMAT_VERSION: u32 = 2;
-/// Where the durability words will live (a line of their own, zero until
-/// the durability issue uses them; docs/design.md §2).
+/// Where the durability words live ([`DurabilityWords`], docs/design.md §12).
 pub(crate) const OFF_DURABILITY: usize = 1024;
 /// Where the dead-letter queue's name will live (zero until used).
 pub(crate) const OFF_DEAD_LETTER_QUEUE: usize = 2048;
@@ -67,6 +66,8 @@ pub(crate) const OFF_NONCE: usize = 72;
 pub(crate) const OFF_SHARED: usize = 128;
 
 pub(crate) const FLAG_CHECKSUMS: u32 = 1;
+/// The queue is durable: sends return once on stable storage (§12).
+pub(crate) const FLAG_DURABLE: u32 = 2;
 
 /// Size of a slot's control words.
 pub(crate) const SLOT_HEADER_LEN: usize = 64;
@@ -157,6 +158,45 @@ pub struct DeadLetterQueueWords {
     pub(crate) path: [AtomicU64; 32],
 }
 
+/// The group-commit words at `OFF_DURABILITY` (docs/design.md §12): two
+/// cache lines, written only by durable senders and syncers.
+#[repr(C)]
+pub struct DurabilityWords {
+    /// Epoch of the latest sync begun.
+    pub(crate) begun: AtomicU64,
+    /// Epoch of the latest sync completed; bit 63 (`SYNC_FAILED`): a sync
+    /// failed, sticky until `recover` clears it.
+    pub(crate) done: AtomicU64,
+    /// The syncer's role: `holder << 36 | deadline_s`; 0: nobody.
+    pub(crate) syncer: AtomicU64,
+    /// The errno of the failed sync (informative: `done`'s bit decides).
+    pub(crate) errno: AtomicU64,
+    /// Futex word for durable waiters: `seq << 1 | has_waiters` (§6).
+    pub(crate) wake: AtomicU32,
+    _pad0: AtomicU32,
+    /// Counter: syncs completed.
+    pub(crate) syncs: AtomicU64,
+    /// Counter: durable waits (durable sends and batches, `sync` calls).
+    pub(crate) waits: AtomicU64,
+    _pad1: [AtomicU64; 9],
+}
+
+impl DurabilityWords {
+    pub(crate) fn zero() -> DurabilityWords {
+        DurabilityWords {
+            begun: AtomicU64::new(0),
+            done: AtomicU64::new(0),
+            syncer: AtomicU64::new(0),
+            errno: AtomicU64::new(0),
+            wake: AtomicU32::new(0),
+            _pad0: AtomicU32::new(0),
+            syncs: AtomicU64::new(0),
+            waits: AtomicU64::new(0),
+            _pad1: std::array::from_fn(|_| Default::default()),
+        }
+    }
+}
+
 /// A slot's control words: one cache line (§2).
 #[repr(C)]
 pub struct SlotWords {
@@ -204,6 +244,9 @@ const _: () = {
     assert!(OFF_DURABILITY < OFF_DEAD_LETTER_QUEUE && OFF_DEAD_LETTER_QUEUE + 512 <= OFF_REGISTRY);
     assert!(HEADER_LEN == 36864 && HEADER_LEN % 4096 == 0);
     assert!(size_of::<DeadLetterQueueWords>() <= 512);
+    assert!(size_of::<DurabilityWords>() == 128);
+    assert!(OFF_DURABILITY + offset_of!(DurabilityWords, wake) == 1056);
+    assert!(OFF_DURABILITY + offset_of!(DurabilityWords, syncs) == 1064);
     assert!(align_of::<Shared>() == 8);
 };
 
@@ -223,6 +266,8 @@ pub trait Memory {
     fn registry(&self) -> &[AtomicU64];
     /// The words naming the dead-letter queue.
     fn dead_letter_queue(&self) -> &DeadLetterQueueWords;
+    /// The group-commit words.
+    fn durability(&self) -> &DurabilityWords;
 }
 
 fn zero_shared() -> Shared {
@@ -278,6 +323,7 @@ const HEAP_REGISTRY_WORDS: usize = 4 * REGISTRY_ENTRY_WORDS;
 pub struct HeapMemory {
     shared: Shared,
     dlq: DeadLetterQueueWords,
+    durability: DurabilityWords,
     registry: Vec<AtomicU64>,
     slots: Vec<SlotWords>,
     payload: Vec<AtomicU64>,
@@ -296,6 +342,7 @@ impl HeapMemory {
                 len: AtomicU64::new(0),
                 path: std::array::from_fn(|_| AtomicU64::new(0)),
             },
+            durability: DurabilityWords::zero(),
             registry: (0..HEAP_REGISTRY_WORDS)
                 .map(|_| AtomicU64::new(0))
                 .collect(),
@@ -327,5 +374,8 @@ impl Memory for HeapMemory {
     }
     fn dead_letter_queue(&self) -> &DeadLetterQueueWords {
         &self.dlq
+    }
+    fn durability(&self) -> &DurabilityWords {
+        &self.durability
     }
 }

@@ -112,6 +112,8 @@ struct ReadmeDoctests;
 pub mod internal {
     pub use crate::clock::{boot_id, pid_alive};
     pub use crate::failpoint::FAILPOINTS;
+    #[cfg(all(feature = "failpoints", not(loom)))]
+    pub use crate::failpoint::{set_sync_hook, SyncHook};
     pub use crate::layout::{HeapMemory, Memory};
     #[cfg(not(loom))]
     pub use crate::queue::MapMemory;
@@ -121,6 +123,6 @@ pub mod internal {
     };
     #[cfg(not(loom))]
     pub use crate::registry::{fork_epoch, os_probe, Registration};
-    pub use crate::ring::{no_wake, Params, Ring, SlotInfo};
+    pub use crate::ring::{no_wake, Params, Ring, SlotInfo, SyncOps, SYNC_FAILED};
     pub use crate::slot::St;
 }

@@ -387,6 +387,15 @@ pub(crate) fn stats<M: Memory>(mem: &M, max_receives: u32) -> Stats {
     st.redelivered = load64(&sh.redelivered);
     st.dead_lettered = load64(&sh.dead_lettered);
     st.redriven = load64(&sh.redriven);
+    let d = mem.durability();
+    st.syncs = load64(&d.syncs);
+    st.durable_waits = load64(&d.waits);
+    if load64(&d.done) & crate::ring::SYNC_FAILED != 0 {
+        st.sync_failed = Some(match load64(&d.errno) {
+            e @ 1..=4095 => e as i32,
+            _ => libc::EIO,
+        });
+    }
     let age = |t: u64| Duration::from_millis(now.saturating_sub(t));
     st.oldest_visible_age = oldest.map(age);
     st.oldest_unfinished_age = unfinished.map(age);

@@ -28,6 +28,7 @@ use crate::wait::{futex_wait, futex_wake_all};
 
 mod dlq;
 pub use dlq::DeadLetterEnvelope;
+mod durable;
 pub(crate) use dlq::{
     read_name as read_dead_letter_queue_name, resolve as resolve_dead_letter_queue,
 };
@@ -64,6 +65,9 @@ pub struct Config {
     /// How long a sender may take between claiming a slot and publishing
     /// before its claim is abandoned (the bound on a dead sender's hole).
     pub claim_timeout: Duration,
+    /// Every send returns only once its message is on stable storage
+    /// (docs/design.md §12). Refused on tmpfs.
+    pub durable: bool,
 }
 
 impl Default for Config {
@@ -76,6 +80,7 @@ impl Default for Config {
             mode: 0o600,
             checksums: true,
             claim_timeout: Duration::from_secs(2),
+            durable: false,
         }
     }
 }
@@ -116,6 +121,16 @@ impl Config {
     /// Set the claim timeout, 1 ms ..= 12 h (default 2 s).
     pub fn claim_timeout(mut self, d: Duration) -> Config {
         self.claim_timeout = d;
+        self
+    }
+    /// Make the queue durable (default off): every send returns only once
+    /// its message is on stable storage, and concurrent senders in any
+    /// process share one `fdatasync` (docs/design.md §12). The file must be
+    /// on a disk file system: tmpfs (`/dev/shm`) is refused with
+    /// [`Error::VolatileStorage`]. Without it, [`Queue::sync`] makes what
+    /// was sent so far durable on demand.
+    pub fn durable(mut self, on: bool) -> Config {
+        self.durable = on;
         self
     }
 
@@ -180,6 +195,9 @@ impl Config {
         if self.claim_timeout != wanted.claim_timeout {
             return pair("claim_timeout", &self.claim_timeout, &wanted.claim_timeout);
         }
+        if self.durable != wanted.durable {
+            return pair("durable", &self.durable, &wanted.durable);
+        }
         None
     }
 
@@ -231,6 +249,15 @@ pub struct Stats {
     /// Age of the oldest message no consumer has finished: visible,
     /// delayed or in flight (the age an alert or an autoscaler watches).
     pub oldest_unfinished_age: Option<Duration>,
+    /// Syncs to stable storage completed (durable queues and
+    /// [`Queue::sync`]).
+    pub syncs: u64,
+    /// Durable waits: durable sends and batches and `sync` calls. Against
+    /// `syncs`, how many waits each sync served (group commit).
+    pub durable_waits: u64,
+    /// The errno of a failed sync the queue recorded: durable sends fail
+    /// until `shmq recover` clears it (docs/design.md §12.3).
+    pub sync_failed: Option<i32>,
 }
 
 /// A dead message, read without changing it.
@@ -402,6 +429,16 @@ impl MapMemory {
         MapMemory { map, n, stride }
     }
 
+    /// Write every page of the mapping again without changing it (an
+    /// atomic `fetch_add(0)` on its first word: a write access, so the page
+    /// is dirty and the next sync writes it; docs/design.md §12.3).
+    pub(crate) fn redirty(&self) {
+        for off in (0..self.map.len()).step_by(4096) {
+            let w: &AtomicU64 = self.at(off);
+            w.fetch_add(0, Relaxed);
+        }
+    }
+
     fn at<T>(&self, off: usize) -> &T {
         debug_assert!(off + std::mem::size_of::<T>() <= self.map.len());
         debug_assert_eq!(off % std::mem::align_of::<T>(), 0);
@@ -439,6 +476,9 @@ impl Memory for MapMemory {
     }
     fn dead_letter_queue(&self) -> &crate::layout::DeadLetterQueueWords {
         self.at(OFF_DEAD_LETTER_QUEUE)
+    }
+    fn durability(&self) -> &crate::layout::DurabilityWords {
+        self.at(OFF_DURABILITY)
     }
     fn registry(&self) -> &[AtomicU64] {
         // SAFETY: as in `payload`: the table lies inside the header, which
@@ -570,7 +610,8 @@ pub(crate) fn encode_header(cfg: &Config) -> [u8; OFF_SHARED] {
     let mut b = [0u8; OFF_SHARED];
     b[OFF_MAGIC..OFF_MAGIC + 8].copy_from_slice(&MAGIC);
     b[OFF_VERSION..OFF_VERSION + 4].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
-    let flags = if cfg.checksums { FLAG_CHECKSUMS } else { 0 };
+    let flags =
+        if cfg.checksums { FLAG_CHECKSUMS } else { 0 } | if cfg.durable { FLAG_DURABLE } else { 0 };
     b[OFF_FLAGS..OFF_FLAGS + 4].copy_from_slice(&flags.to_le_bytes());
     b[OFF_SLOT_COUNT..OFF_SLOT_COUNT + 4].copy_from_slice(&cfg.slots.to_le_bytes());
     b[OFF_SLOT_SIZE..OFF_SLOT_SIZE + 4].copy_from_slice(&cfg.slot_size.to_le_bytes());
@@ -614,7 +655,7 @@ pub(crate) fn decode_header(b: &[u8; OFF_SHARED], actual_len: u64) -> Result<Hea
         return Err(HeaderError::Corrupt("header checksum mismatch".into()));
     }
     let flags = le32(b, OFF_FLAGS);
-    if flags & !FLAG_CHECKSUMS != 0 {
+    if flags & !(FLAG_CHECKSUMS | FLAG_DURABLE) != 0 {
         return Err(HeaderError::Corrupt(format!("unknown flags {flags:#x}")));
     }
     let config = Config {
@@ -625,6 +666,7 @@ pub(crate) fn decode_header(b: &[u8; OFF_SHARED], actual_len: u64) -> Result<Hea
         mode: 0,
         checksums: flags & FLAG_CHECKSUMS != 0,
         claim_timeout: Duration::from_millis(le64(b, OFF_CLAIM_MS)),
+        durable: flags & FLAG_DURABLE != 0,
     };
     config
         .validate()
@@ -880,6 +922,9 @@ impl Queue {
         let made = Self::init(path, file, config).and_then(|q| {
             failpoint!("create.before_link");
             link_into_place(&q.inner.file, temp.as_deref(), path)?;
+            if config.durable {
+                durable::sync_dir(path)?;
+            }
             Ok(q)
         });
         if let Some(t) = &temp {
@@ -893,6 +938,9 @@ impl Queue {
         file.set_permissions(std::fs::Permissions::from_mode(config.mode))
             .map_err(io_err("chmod", path))?;
         let len = config.file_len();
+        if config.durable {
+            durable::check_storage(&file, path)?;
+        }
         // SAFETY: a valid open fd; offset 0 and a positive length that fits off_t
         // (at most 4096 + 2^24 * (64 + 16 MiB), far below i64::MAX).
         let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len as libc::off_t) };
@@ -902,6 +950,9 @@ impl Queue {
                 path: path.to_path_buf(),
                 source: io::Error::from_raw_os_error(rc),
             });
+        }
+        if config.durable {
+            durable::write_through(&file, path, len)?;
         }
         let map = MmapOptions::new()
             .map_raw(&file)
@@ -932,6 +983,14 @@ impl Queue {
         fence(Release);
         let version: &AtomicU32 = mem.at(OFF_VERSION);
         version.store(FORMAT_VERSION, Release);
+        if config.durable {
+            // The whole file, before its name exists (§12.4).
+            durable::fdatasync(&file).map_err(|errno| Error::Io {
+                op: "sync the new queue file",
+                path: path.to_path_buf(),
+                source: io::Error::from_raw_os_error(errno),
+            })?;
+        }
         Ok(Self::from_parts(
             path,
             file,
@@ -1035,6 +1094,9 @@ impl Queue {
             .permissions()
             .mode()
             & 0o7777;
+        if config.durable {
+            durable::check_storage(&file, path)?;
+        }
         let mem = MapMemory {
             map,
             n: config.slots,
@@ -1341,6 +1403,7 @@ impl Queue {
         if !self.file_ok(now, false) {
             return Err(SendError::Orphaned);
         }
+        self.durable_refuses()?;
         let id = self
             .inner
             .ring
@@ -1348,6 +1411,15 @@ impl Queue {
             .map_err(SendError::from_core)?;
         if delay_ms == 0 {
             self.wake_parked();
+        }
+        self.sent(id)
+    }
+
+    /// After a publish: on a durable queue, wait until a sync covers it.
+    #[inline]
+    pub(crate) fn sent(&self, id: u64) -> Result<u64, SendError> {
+        if self.inner.config.durable {
+            return self.durable_wait(id);
         }
         Ok(id)
     }
@@ -1413,7 +1485,7 @@ impl Queue {
             match ring.send_looking(msg, 0, now_ms()) {
                 Ok(id) => {
                     self.wake_parked();
-                    return Ok(id);
+                    return self.sent(id);
                 }
                 Err(Error::Full) => {}
                 Err(e) => return Err(SendError::from_core(e)),
@@ -1921,6 +1993,6 @@ impl Queue {
             .send_looking(msg, 0, now_ms())
             .map_err(SendError::from_core)?;
         self.wake_parked();
-        Ok(id)
+        self.sent(id)
     }
 }

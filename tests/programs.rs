@@ -158,6 +158,7 @@ fn question_mark_works_with_boxed_io_and_shmq_errors() {
         SendError::ClaimExpired => "claim expired",
         SendError::Contended => "contended",
         SendError::Orphaned => "orphaned",
+        SendError::SyncFailed { .. } => "sync failed",
     };
     assert_eq!(described, "too large");
     // Receipts parse with a real error type.

@@ -84,7 +84,10 @@ pub fn code_of(e: &shmq::Error) -> Code {
         | E::Incompatible { .. }
         | E::NotInitialised { .. }
         | E::Corrupt { .. } => Code::Corrupt,
-        E::InvalidConfig(_) | E::OutOfRange { .. } | E::NotRedrivable { .. } => Code::Usage,
+        E::InvalidConfig(_)
+        | E::OutOfRange { .. }
+        | E::NotRedrivable { .. }
+        | E::VolatileStorage { .. } => Code::Usage,
         E::Full => Code::Full,
         E::LeaseLost => Code::LeaseLost,
         E::TooLarge { .. } => Code::TooLarge,
@@ -157,6 +160,16 @@ fn message(e: &shmq::Error) -> String {
         E::Contended => "another process kept changing the same slot; try again".into(),
         E::ClaimExpired => "the send stalled past the queue's claim timeout and was abandoned; the message was not sent: send it again".into(),
         E::ConfigMismatch { .. } => format!("{e}; `shmq stat PATH` shows the queue's configuration"),
+        E::VolatileStorage { path, fs } => format!(
+            "{} is on {fs}, which keeps files in memory only, so a durable queue there would not survive a reboot; create it on a disk file system (`stat -f DIR` shows the type), or without --durable",
+            path.display()
+        ),
+        E::SyncFailed { path, errno } => format!(
+            "syncing {} to disk failed ({}); messages sent since the last good sync may not be on disk; check the disk (dmesg) and its free space, then run `shmq recover --apply {}`",
+            path.display(),
+            io::Error::from_raw_os_error(*errno),
+            path.display()
+        ),
         _ => e.to_string(),
     }
 }
@@ -169,7 +182,11 @@ impl From<shmq::Error> for Failure {
 
 impl From<shmq::SendError> for Failure {
     fn from(e: shmq::SendError) -> Failure {
-        Failure::from(shmq::Error::from(e))
+        match e {
+            // The library's text already says what happened and what to do.
+            shmq::SendError::SyncFailed { .. } => Failure::new(Code::Other, e.to_string()),
+            _ => Failure::from(shmq::Error::from(e)),
+        }
     }
 }
 

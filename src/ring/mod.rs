@@ -44,6 +44,8 @@ use crate::sync::{
     dekker_load, dekker_load32, fence, spin_hint, AtomicU32, AtomicU64, Ordering::*,
 };
 
+mod durable;
+pub use durable::{SyncOps, SYNC_FAILED};
 mod lease;
 mod receive;
 mod repair;

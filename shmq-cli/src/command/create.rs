@@ -44,6 +44,11 @@ pub struct Args {
     /// 1ms ..= 12h.
     #[arg(long, default_value = "2s", value_parser = duration::lease, value_name = "DURATION")]
     pub claim_timeout: Duration,
+    /// Make every send return only once its message is on disk (fdatasync,
+    /// shared by concurrent senders). Needs a disk file system: tmpfs
+    /// (/dev/shm) is refused.
+    #[arg(long)]
+    pub durable: bool,
     /// Print the new queue as one JSON object: path, slots, slot_size,
     /// file_bytes, identity.
     #[arg(long)]
@@ -73,7 +78,8 @@ pub fn run(a: Args) -> Result<(), Failure> {
         .max_receives(a.max_receives)
         .mode(a.mode)
         .checksums(!a.no_checksums)
-        .claim_timeout(a.claim_timeout);
+        .claim_timeout(a.claim_timeout)
+        .durable(a.durable);
     let big = file_bytes(a.slots, a.slot_size) >= PROGRESS_FROM_BYTES;
     let spinner = if big && io::stderr().is_terminal() {
         let s = ProgressBar::new_spinner();

@@ -29,6 +29,11 @@ dead-letters them at max receives), abandons expired claims and frees them
 once their sender is gone, and quarantines corrupt slots as dead (reason
 corrupt). It never deletes a message.
 
+A durable queue whose sync to disk failed (EIO, ENOSPC) refuses durable
+sends. recover reports it; with --apply it writes every page of the file
+again and syncs it, and clears the failure only if that sync succeeds
+(check the disk and its free space first).
+
 recover is safe while other processes use the queue: it takes no lock and
 needs no exclusive access. Each repair is one of the queue's own lock-free
 transitions, a compare-and-swap from the exact words it read, so if
@@ -48,7 +53,7 @@ same memory for a queue of any size (and stops when stdout goes away).
 (keys: slot, class, id, receives, owner_pid, action, repairable, done),
 then a summary, always the last line and the only one with a counts key
 (keys: path, slots, applied, force_abandoned, counts (by class),
-to_repair, repaired): `shmq recover --json Q | tail -n 1`.";
+to_repair, repaired, sync_failed (errno or null), sync_cleared): `shmq recover --json Q | tail -n 1`.";
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -88,6 +93,15 @@ pub fn run(a: Args) -> Result<(), Failure> {
         apply: a.apply,
         force_abandoned: a.force_abandoned,
     };
+    // A recorded sync failure first: with --apply, rewrite and sync.
+    let sync_failed = q.sync_failure().and_then(|e| e.raw_os_error());
+    let sync_cleared = match sync_failed {
+        Some(_) if a.apply => {
+            q.clear_sync_failure()?;
+            true
+        }
+        _ => false,
+    };
     // Each finding is written as it is made and not kept, so the tool's
     // memory does not grow with the queue. A failed write (stdout closed,
     // the reader gone) ends the pass after that slot.
@@ -124,13 +138,23 @@ pub fn run(a: Args) -> Result<(), Failure> {
         let mut v = Map::new();
         v.insert("path".into(), json!(a.path.display().to_string()));
         v.extend(summary_json(&report));
+        v.insert("sync_failed".into(), json!(sync_failed));
+        v.insert("sync_cleared".into(), json!(sync_cleared));
         json::write(&mut out, &Value::Object(v))?;
         out.write_all(b"\n")?;
     } else {
         summary_text(&mut out, &a, &report)?;
+        if let Some(errno) = sync_failed {
+            let e = io::Error::from_raw_os_error(errno);
+            if sync_cleared {
+                writeln!(out, "a sync had failed ({e}): every page rewritten and synced; durable sends work again")?;
+            } else {
+                writeln!(out, "a sync failed ({e}): durable sends fail; check the disk, then run again with --apply to rewrite and sync the file")?;
+            }
+        }
     }
     out.flush()?;
-    if !a.apply && report.to_repair() > 0 {
+    if !a.apply && (report.to_repair() > 0 || sync_failed.is_some()) {
         // The report is out; the status says "something to repair".
         return Err(Failure::new(Code::NeedsRepair, ""));
     }

@@ -18,7 +18,11 @@ expired_leases, delayed, in_flight, dead, free, writing, abandoned, other,
 sent, acked, redelivered, dead_lettered, redriven, oldest_visible_age_ms,
 oldest_unfinished_age_ms, visibility_timeout_ms, max_receives,
 claim_timeout_ms, checksums, mode, identity, clocks_current,
-dead_letter_queue (its path, or null).
+dead_letter_queue (its path, or null), durable, syncs, durable_waits,
+sync_failed (the errno of a failed sync the queue recorded, or null).
+
+A durable queue whose sync failed shows `SYNC FAILED`: its durable sends
+fail until `shmq recover --apply` rewrites and syncs the file.
 
 Each slot is judged now, as a receive would judge it: a lease past its
 deadline counts as visible (expired_leases of them; dead at max receives),
@@ -101,6 +105,22 @@ fn text(q: &QueueView, st: &Stats) -> String {
     } else {
         "clocks        stale (the host rebooted; a writer's open resets them)\n"
     };
+    let durable = match (c.durable, st.sync_failed) {
+        (_, Some(errno)) => format!(
+            "durability    SYNC FAILED ({}): durable sends fail; check the disk, then run `shmq recover --apply {}`\n",
+            std::io::Error::from_raw_os_error(errno),
+            q.path().display()
+        ),
+        (true, None) => format!(
+            "durability    durable: sends return once on disk; {} syncs for {} durable waits\n",
+            st.syncs, st.durable_waits
+        ),
+        (false, None) if st.syncs > 0 => format!(
+            "durability    not durable; {} syncs on request\n",
+            st.syncs
+        ),
+        (false, None) => String::new(),
+    };
     let dlq = q
         .dead_letter_queue_path()
         .map(|p| format!("dead letters  moved to {}\n", p.display()))
@@ -118,7 +138,7 @@ fn text(q: &QueueView, st: &Stats) -> String {
          other         {}\n\
          counters      sent {}, acked {}, redelivered {}, dead-lettered {}, redriven {}\n\
          config        visibility {}, max receives {}, claim timeout {}, checksums {}, mode {:04o}\n\
-         {dlq}{stale}",
+         {durable}{dlq}{stale}",
         q.path().display(),
         st.capacity,
         c.slot_size,
@@ -173,6 +193,10 @@ fn to_json(q: &QueueView, st: &Stats) -> Value {
         "identity": format!("{:016x}", q.identity()),
         "clocks_current": q.clocks_current(),
         "dead_letter_queue": q.dead_letter_queue_path().map(|p| p.display().to_string()),
+        "durable": c.durable,
+        "syncs": st.syncs,
+        "durable_waits": st.durable_waits,
+        "sync_failed": st.sync_failed,
     })
 }
 
