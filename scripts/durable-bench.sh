@@ -14,11 +14,11 @@
 #   DURABLE_DIR=DIR       where every peer's files go (default /var/tmp); a
 #                         disk file system, tmpfs is refused
 #   DURABLE_SECS=S        measured window of each row (default 2)
-#   DURABLE_ROUNDS=R      each row runs once per round (default 2); the
+#   DURABLE_ROUNDS=R      each row runs once per round (default 3); the
 #                         figures merge the rounds
 #   DURABLE_PRODUCERS     default "1 4 16"
 #   DURABLE_PEERS         default "fdatasync-raw shmq sqlite redis"
-#   PREALLOC_SAMPLES=N    default 2000
+#   PREALLOC_SAMPLES=N    default 1000
 # Installs redis-server from Debian when it is missing (as root), starts it
 # on 127.0.0.1 and a free port with its append-only file in DURABLE_DIR, and
 # stops it at the end. About 4 minutes on a 2-core machine, builds excluded.
@@ -27,7 +27,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 OUT_MD=${1:-benches/results/durable.md}
 DIR=${DURABLE_DIR:-/var/tmp}
-ROUNDS=${DURABLE_ROUNDS:-2}
+ROUNDS=${DURABLE_ROUNDS:-3}
 PRODUCERS=${DURABLE_PRODUCERS:-1 4 16}
 PEER_LIST=${DURABLE_PEERS:-fdatasync-raw shmq sqlite redis}
 RES=$ROOT/target/durable-bench
@@ -109,7 +109,7 @@ for round in $(seq "$ROUNDS"); do
 done
 stop_redis
 log "prealloc: fallocated against written-through"
-timeout 120 "$PEERS" prealloc "${PREALLOC_SAMPLES:-2000}" >>"$RES/durable.txt" 2>>"$RES/durable.err" ||
+timeout 120 "$PEERS" prealloc "${PREALLOC_SAMPLES:-1000}" >>"$RES/durable.txt" 2>>"$RES/durable.err" ||
   echo "FAILED prealloc (exit $?)" >>"$RES/durable.txt"
 cat /proc/loadavg >"$RES/load_after"
 grep -v '^RESULT' "$RES/durable.txt" >&2 || true
@@ -121,7 +121,7 @@ python3 - >>"$OUT_MD" <<'PY'
 import json, math, os, subprocess
 RES = os.environ["RES"]
 rd = lambda f, d="": open(os.path.join(RES, f)).read().strip() if os.path.exists(os.path.join(RES, f)) else d
-rows, pre, failed = {}, {}, []
+rows, pre, failed, shsync = {}, {}, [], {}
 for line in open(os.path.join(RES, "durable.txt")):
     if line.startswith("FAILED"):
         failed.append(line.strip())
@@ -130,6 +130,9 @@ for line in open(os.path.join(RES, "durable.txt")):
     r = json.loads(line[7:])
     if r["kind"] == "prealloc":
         pre[r["variant"]] = r
+        continue
+    if r["kind"] == "shmq_syncs":
+        shsync.setdefault((r["producers"], r["mode"]), []).append(r)
         continue
     k = (r["peer"], r["producers"], r["mode"])
     rows.setdefault(k, []).append(r)
@@ -168,6 +171,11 @@ def agg(k):
                  sync_p99=quantile(sh, 0.99))
     if "version" in rs[0]:
         a["version"] = rs[0]["version"]
+    if all("device_kib" in r for r in rs):
+        a["dev_kib_per_send"] = sum(r["device_kib"] for r in rs) / max(1, sends)
+    if k[0] == "shmq" and shsync.get(k[1:]):
+        ss = shsync[k[1:]]
+        a["per_sync"] = sum(r["waits_per_sync"] * r["syncs"] for r in ss) / max(1, sum(r["syncs"] for r in ss))
     return a
 
 def t(ns):
@@ -209,8 +217,8 @@ p(f"- load average before: {' '.join(rd('load_before').split()[:3])}, after: {' 
 for f in failed:
     p(f"- **{f}**")
 p("")
-p("| peer | producers | mode | sends/s | p50 | p99 | max | shmq / peer (sends/s) |")
-p("|---|---|---|---|---|---|---|---|")
+p("| peer | producers | mode | sends/s | p50 | p99 | max | sends per fdatasync | device KiB written per send | shmq / peer (sends/s) |")
+p("|---|---|---|---|---|---|---|---|---|---|")
 for n in prods:
     for mode in ["threads", "processes"]:
         s = agg(("shmq", n, mode))
@@ -220,11 +228,10 @@ for n in prods:
                 continue
             rr = "-" if peer == "shmq" or s is None else ratio(s["rate"], a["rate"])
             lo, hi = min(a["rates"]), max(a["rates"])
-            extra = ""
-            if "syncs" in a:
-                extra = f" ({a['per_sync']:.1f} sends per fdatasync)"
-            p(f"| {NAMES[peer]}{extra} | {n} | {mode} | {rate(a['rate'])} ({rate(lo)}-{rate(hi)}) | "
-              f"{t(a['p50'])} | {t(a['p99'])} | {t(a['max'])} | {rr} |")
+            ps = f"{a['per_sync']:.1f}" if "per_sync" in a else "-"
+            dk = f"{a['dev_kib_per_send']:.1f}" if "dev_kib_per_send" in a else "-"
+            p(f"| {NAMES[peer]} | {n} | {mode} | {rate(a['rate'])} ({rate(lo)}-{rate(hi)}) | "
+              f"{t(a['p50'])} | {t(a['p99'])} | {t(a['max'])} | {ps} | {dk} | {rr} |")
 p("")
 raw1 = agg(("fdatasync-raw", 1, "threads"))
 shmq1 = agg(("shmq", 1, "threads"))
@@ -260,24 +267,30 @@ if raws:
         p(f"| {n} | {mode} | {a['syncs']/secs:.0f} | {a['per_sync']:.1f} | {t(a['sync_p50'])} | {t(a['sync_p99'])} |")
     p("")
 if pre:
-    p("Creation: 64 B written into a block never written since the file was prepared, then "
-      "fdatasync (`peers prealloc`; the variants take turns sample by sample):")
+    p("Creation: a 64 B record into a block never written since the file was prepared, then "
+      "fdatasync (`peers prealloc`; the variants take turns sample by sample; device KiB: what the "
+      "whole device wrote per sync, other writers included):")
     p("")
-    p("| file prepared by | preparation | p50 | p99 | max | samples |")
-    p("|---|---|---|---|---|---|")
-    desc = {"fallocated": "posix_fallocate + fsync (unwritten extents)",
-            "written-through": "writing zeros + fsync",
-            "grown": "nothing: each record appended (the file grows)"}
-    for v in ["fallocated", "written-through", "grown"]:
-        r = pre.get(v)
-        if not r:
-            continue
-        prep = f"{r['prep_ms']:.0f} ms for {r['bytes'] >> 20} MiB" if r["prep_ms"] is not None else "-"
-        p(f"| {desc[v]} | {prep} | {t(r['p50'])} | {t(r['p99'])} | {t(r['max'])} | {r['n']} |")
-    if "fallocated" in pre and "written-through" in pre:
+    p("| file prepared by | record written by | preparation | p50 | p99 | max | device KiB per sync | samples |")
+    p("|---|---|---|---|---|---|---|---|")
+    prep_desc = {"fallocated": "posix_fallocate + fsync (unwritten extents)",
+                 "written-1m": "zeros by 1 MiB pwrites + fsync (as shmq)",
+                 "written-4k": "zeros by 4 KiB pwrites + fsync",
+                 "grown": "nothing: each record appended"}
+    how = {"pwrite": "pwrite", "mmap": "store through a shared mapping (as shmq)"}
+    for v, r in pre.items():
+        f, w = v.rsplit("-", 1)
+        prep = f"{r['prep_ms']:.1f} ms for {r['bytes'] / 2**20:.1f} MiB" if r["prep_ms"] is not None else "-"
+        dk = "-" if r.get("device_kib_per_sync") is None else f"{r['device_kib_per_sync']:.1f}"
+        p(f"| {prep_desc.get(f, f)} | {how.get(w, w)} | {prep} | {t(r['p50'])} | {t(r['p99'])} | "
+          f"{t(r['max'])} | {dk} | {r['n']} |")
+    pairs = [("fallocated-pwrite", "written-1m-pwrite"), ("fallocated-mmap", "written-4k-mmap"),
+             ("written-1m-mmap", "written-4k-mmap")]
+    said = [f"{x} / {y}: p50 {pre[x]['p50']/pre[y]['p50']:.2f}x, p99 {pre[x]['p99']/pre[y]['p99']:.2f}x"
+            for x, y in pairs if x in pre and y in pre]
+    if said:
         p("")
-        p(f"fallocated / written-through: p50 {pre['fallocated']['p50']/pre['written-through']['p50']:.2f}x, "
-          f"p99 {pre['fallocated']['p99']/pre['written-through']['p99']:.2f}x.")
+        p("; ".join(said) + ".")
 print("\n".join(out))
 PY
 log "done: $OUT_MD"

@@ -4,8 +4,9 @@
 //!
 //! ```text
 //! peers durable PEER PRODUCERS MODE    sends/s, per-send p50/p99; MODE threads|processes
-//! peers prealloc SAMPLES               64 B write + fdatasync into fallocated,
-//!                                      written-through and growing files
+//! peers prealloc SAMPLES               64 B record + fdatasync into fallocated,
+//!                                      written-through and growing files, by
+//!                                      pwrite and through a mapping
 //! ```
 //!
 //! **Window.** Every producer opens its own handle first (file descriptor,
@@ -38,8 +39,15 @@
 //! - `redis`: `LPUSH` on one list; redis-server (started by
 //!   scripts/durable-bench.sh, `REDIS_PORT`) with `appendonly yes`,
 //!   `appendfsync always`. Each producer its own connection.
-//! - `shmq`: a queue created with `Config::durable(true)`; each producer
-//!   calls `send`.
+//! - `shmq`: a queue created with `Config::durable(true)` (262 144 slots
+//!   of 64 B: room for every send, `DURABLE_SHMQ_SLOTS`); each producer
+//!   calls `send`. The row also reports the queue's own count of syncs and
+//!   of the durable waits they served (`Stats`), warm-up included.
+//!
+//! Each row also reports what the block device under `DURABLE_DIR` wrote
+//! during the window, per send (/sys/dev/block/MAJ:MIN/stat; the whole
+//! device, so other writers on the machine count too): it shows how many
+//! bytes each sync writes back.
 //!
 //! Files go under `DURABLE_DIR` (default /var/tmp), which must be on a disk
 //! file system: tmpfs is refused. Output: a human line and a
@@ -128,7 +136,12 @@ fn fdatasync(f: &File) {
 
 /// Write `len` bytes of zeros through to the disk and sync them.
 fn write_zeros(f: &File, len: u64) {
-    let chunk = vec![0u8; 1 << 20];
+    write_zeros_by(f, len, 1 << 20);
+}
+
+/// The same, `chunk` bytes per `pwrite`.
+fn write_zeros_by(f: &File, len: u64, chunk: usize) {
+    let chunk = vec![0u8; chunk];
     let mut off = 0;
     while off < len {
         let k = (len - off).min(chunk.len() as u64) as usize;
@@ -221,9 +234,20 @@ fn set_up(peer: &str) -> Target {
             vars.push(("KEY".into(), key));
         }
         "shmq" => {
-            // Config::durable (issue 13) is not on this branch yet.
-            let _ = (&mut queue, SHMQ_SLOTS);
-            panic!("the shmq row needs shmq::Config::durable, not on this branch yet")
+            let path = at("queue.shmq");
+            let slots = env_or("DURABLE_SHMQ_SLOTS", SHMQ_SLOTS as u64) as u32;
+            let cfg = shmq::Config::default()
+                .slots(slots)
+                .slot_size(MSG as u32)
+                .durable(true);
+            let t0 = Instant::now();
+            let q = shmq::Queue::create(&path, &cfg).expect("create durable queue");
+            eprintln!(
+                "shmq: durable queue of {slots} slots created in {:.1} ms",
+                t0.elapsed().as_secs_f64() * 1e3
+            );
+            vars.push(("QUEUE".into(), path));
+            queue = Some(q);
         }
         other => panic!("unknown durable peer {other} (fdatasync-raw, sqlite, redis, shmq)"),
     }
@@ -280,6 +304,21 @@ struct Tally {
     syncs: Option<Histogram<u64>>,
 }
 
+/// Sectors the device wrote between `start` and `end` (the parent sleeps
+/// through the window).
+fn device_window(dev: &Device, start: u64, end: u64) -> Option<u64> {
+    let sleep_until = |t: u64| {
+        let now = now_ns();
+        if t > now {
+            std::thread::sleep(Duration::from_nanos(t - now));
+        }
+    };
+    sleep_until(start);
+    let a = dev.sectors_written();
+    sleep_until(end);
+    Some(dev.sectors_written()? - a?)
+}
+
 impl Tally {
     fn add(&mut self, o: Tally) {
         self.sends += o.sends;
@@ -329,7 +368,13 @@ pub fn run(peer: &str, producers: usize, mode: Mode) {
     let secs = env_or("DURABLE_SECS", 2);
     let window = secs * 1_000_000_000;
     let target = set_up(peer);
-    let tally = match mode {
+    let dev = Device::of(target._dir.path());
+    let counts = |q: &shmq::Queue| {
+        let st = q.stats();
+        (st.syncs, st.durable_waits)
+    };
+    let before = target.shmq.as_ref().map(counts);
+    let (tally, sectors) = match mode {
         Mode::Threads => {
             let ready = Barrier::new(producers + 1);
             let go = Barrier::new(producers + 1);
@@ -352,10 +397,12 @@ pub fn run(peer: &str, producers: usize, mode: Mode) {
                     .set((now + warm, now + warm + window))
                     .expect("set once");
                 go.wait();
+                let (start, end) = *times.get().expect("times set");
+                let sectors = device_window(&dev, start, end);
                 let mut all = hs.into_iter().map(|h| h.join().expect("producer"));
                 let mut t = all.next().expect("one producer");
                 all.for_each(|o| t.add(o));
-                t
+                (t, sectors)
             })
         }
         Mode::Processes => {
@@ -370,17 +417,30 @@ pub fn run(peer: &str, producers: usize, mode: Mode) {
             for k in &mut kids {
                 k.go(start, end);
             }
+            let sectors = device_window(&dev, start, end);
             let mut all = kids.into_iter().map(Kid::result);
             let mut t = all.next().expect("one producer");
             all.for_each(|o| t.add(o));
-            t
+            (t, sectors)
         }
     };
-    report(peer, producers, mode, secs, &tally);
+    // shmq's own count of syncs and of the waits they served, warm-up
+    // included: its group commit's batch size.
+    let shmq_syncs = target.shmq.as_ref().map(counts).zip(before).map(|(b, a)| {
+        let (syncs, waits) = (b.0 - a.0, b.1 - a.1);
+        (syncs, waits as f64 / syncs.max(1) as f64)
+    });
+    report(peer, producers, mode, secs, &tally, sectors);
+    if let Some((syncs, per)) = shmq_syncs {
+        println!("  shmq stats: {syncs} syncs, {per:.1} durable waits per sync");
+        println!("RESULT {{\"kind\":\"shmq_syncs\",\"producers\":{producers},\"mode\":\"{}\",\"syncs\":{syncs},\"waits_per_sync\":{per:.2}}}", mode.name());
+    }
     drop(target);
 }
 
-fn report(peer: &str, producers: usize, mode: Mode, secs: u64, t: &Tally) {
+/// Print the human line and the RESULT line; `sectors`: what the device
+/// wrote during the window.
+fn report(peer: &str, producers: usize, mode: Mode, secs: u64, t: &Tally, sectors: Option<u64>) {
     let h = &t.hist;
     let rate = t.sends as f64 / secs as f64;
     let q = |h: &Histogram<u64>, x: f64| h.value_at_quantile(x);
@@ -402,6 +462,11 @@ fn report(peer: &str, producers: usize, mode: Mode, secs: u64, t: &Tally) {
         h.max(),
         hist_json(h)
     );
+    if let Some(sec) = sectors {
+        let kib = sec as f64 / 2.0;
+        line += &format!("  device {:.1} KiB/send", kib / t.sends.max(1) as f64);
+        json += &format!(",\"device_kib\":{kib:.1}");
+    }
     if peer == "sqlite" {
         json += &format!(",\"version\":\"{}\"", rusqlite::version());
     }
@@ -732,19 +797,67 @@ impl Producer for Shmq {
     }
 }
 
+// ------------------------------------------------------------ device
+
+/// Sectors (512 B) written to the block device that holds `dir`, as the
+/// kernel counts them in /sys/dev/block/MAJ:MIN/stat (field 7). Whole
+/// device: other writers on the machine count too. None where the file is
+/// not there (no block device behind the file system).
+struct Device(Option<PathBuf>);
+
+impl Device {
+    fn of(dir: &Path) -> Device {
+        use std::os::unix::fs::MetadataExt;
+        let dev = std::fs::metadata(dir).expect("stat dir").dev();
+        let (maj, min) = (libc::major(dev), libc::minor(dev));
+        let p = PathBuf::from(format!("/sys/dev/block/{maj}:{min}/stat"));
+        Device(p.exists().then_some(p))
+    }
+    fn sectors_written(&self) -> Option<u64> {
+        let s = std::fs::read_to_string(self.0.as_ref()?).ok()?;
+        s.split_whitespace().nth(6)?.parse().ok()
+    }
+}
+
 // ------------------------------------------------------------ prealloc
 
-/// `peers prealloc SAMPLES`: what a sync costs after a 64-byte write into
-/// a block that was only `posix_fallocate`d (an unwritten extent: the sync
-/// must also commit the extent's conversion to written) against one that
-/// was written through with zeros and synced first, and against a file
-/// that grows with each record (no preallocation: the sync commits the new
-/// size, and a new block every 64 records). Every write goes to a block
-/// never written since the preparation (4 KiB apart), the three files
-/// take turns sample by sample, and the preparation of each file is timed
-/// too.
+/// How a `peers prealloc` file was prepared and how a record reaches it.
+struct Variant {
+    name: &'static str,
+    file: File,
+    /// Shared mapping of the file, for the variants that store through one
+    /// (as shmq does); None: `pwrite`.
+    map: Option<memmap2::MmapMut>,
+    /// Offset of record i: a block of its own, or appended.
+    stride: u64,
+    prep: Option<Duration>,
+    hist: Histogram<u64>,
+    sectors: u64,
+}
+
+/// `peers prealloc SAMPLES`: what `fdatasync` costs after a 64-byte record
+/// lands in a block never written since the file was prepared, by how the
+/// file was prepared and how the record is written:
+///
+/// - `fallocated`: `posix_fallocate` + fsync: unwritten extents, so the
+///   sync must also commit each extent's conversion to written (a journal
+///   commit besides the data);
+/// - `written-1m`: zeros written through by 1 MiB `pwrite`s + fsync (what
+///   shmq does at creation); the page cache then holds the file in large
+///   folios (up to 1 MiB each, where the kernel does large folios);
+/// - `written-4k`: the same by 4 KiB `pwrite`s: 4 KiB folios;
+/// - `grown`: nothing; each record is appended (the sync commits the new
+///   size, and a new block every 64 records);
+///
+/// each with the record written by `pwrite` (`-pwrite`), and the prepared
+/// ones also stored through a shared mapping (`-mmap`, as shmq does): a
+/// store dirties its whole folio, and writeback writes the whole folio.
+/// The variants take turns sample by sample; the sectors the device wrote
+/// are counted around each sync (whole device: other writers count too),
+/// and the preparation of each file is timed.
 pub fn prealloc(samples: u64) {
     let dir = durable_dir();
+    let dev = Device::of(dir.path());
     let len = samples * 4096;
     let open = |name: &str| {
         OpenOptions::new()
@@ -754,70 +867,101 @@ pub fn prealloc(samples: u64) {
             .open(dir.path().join(name))
             .expect("create")
     };
-    let falloc = open("fallocated");
-    let t0 = Instant::now();
-    // SAFETY: a valid descriptor; 0..len is a valid range (len fits off_t
-    // for any sample count this takes).
-    let rc = unsafe { libc::posix_fallocate(falloc.as_raw_fd(), 0, len as libc::off_t) };
-    assert_eq!(
-        rc,
-        0,
-        "posix_fallocate: {}",
-        std::io::Error::from_raw_os_error(rc)
-    );
-    falloc.sync_all().expect("fsync");
-    let prep_f = t0.elapsed();
-    let written = open("written");
-    let t0 = Instant::now();
-    write_zeros(&written, len);
-    let prep_w = t0.elapsed();
-    let grown = open("grown");
-
+    let fallocated = |name: &str| {
+        let f = open(name);
+        let t0 = Instant::now();
+        // SAFETY: a valid descriptor; 0..len is a valid range (len fits
+        // off_t for any sample count this takes).
+        let rc = unsafe { libc::posix_fallocate(f.as_raw_fd(), 0, len as libc::off_t) };
+        assert_eq!(
+            rc,
+            0,
+            "posix_fallocate: {}",
+            std::io::Error::from_raw_os_error(rc)
+        );
+        f.sync_all().expect("fsync");
+        (f, Some(t0.elapsed()))
+    };
+    let written = |name: &str, chunk: usize| {
+        let f = open(name);
+        let t0 = Instant::now();
+        write_zeros_by(&f, len, chunk);
+        (f, Some(t0.elapsed()))
+    };
+    let variant = |name, (file, prep): (File, Option<Duration>), mapped: bool, stride| {
+        // SAFETY: the file is private to this run and only this thread
+        // writes it, through this mapping.
+        let map = mapped.then(|| unsafe { memmap2::MmapMut::map_mut(&file) }.expect("map"));
+        Variant {
+            name,
+            file,
+            map,
+            stride,
+            prep,
+            hist: hist(),
+            sectors: 0,
+        }
+    };
+    let mut vs = vec![
+        variant("fallocated-pwrite", fallocated("fp"), false, 4096),
+        variant("fallocated-mmap", fallocated("fm"), true, 4096),
+        variant("written-1m-pwrite", written("w1p", 1 << 20), false, 4096),
+        variant("written-1m-mmap", written("w1m", 1 << 20), true, 4096),
+        variant("written-4k-pwrite", written("w4p", 4096), false, 4096),
+        variant("written-4k-mmap", written("w4m", 4096), true, 4096),
+        variant("grown-pwrite", (open("g"), None), false, MSG as u64),
+    ];
     let msg = [0xA5u8; MSG];
-    let mut hs = [hist(), hist(), hist()];
+    let k = vs.len();
     for i in 0..samples {
-        for k in 0..3 {
+        for j in 0..k {
             // Rotate which file goes first, so none always follows another.
-            let v = ((i + k) % 3) as usize;
-            let (f, off) = match v {
-                0 => (&falloc, i * 4096),
-                1 => (&written, i * 4096),
-                _ => (&grown, i * MSG as u64),
-            };
+            let v = &mut vs[(i as usize + j) % k];
+            let off = i * v.stride;
+            let s0 = dev.sectors_written();
             let t = now_ns();
-            f.write_all_at(&msg, off).expect("pwrite");
-            fdatasync(f);
-            hs[v].record((now_ns() - t).max(1)).expect("record");
+            match &mut v.map {
+                Some(m) => m[off as usize..off as usize + MSG].copy_from_slice(&msg),
+                None => v.file.write_all_at(&msg, off).expect("pwrite"),
+            }
+            fdatasync(&v.file);
+            v.hist.record((now_ns() - t).max(1)).expect("record");
+            if let (Some(a), Some(b)) = (s0, dev.sectors_written()) {
+                v.sectors += b - a;
+            }
         }
     }
-    let names = ["fallocated", "written-through", "grown"];
-    let preps = [Some(prep_f), Some(prep_w), None];
-    for v in 0..3 {
-        let h = &hs[v];
+    let dev_known = dev.0.is_some();
+    for v in &vs {
+        let h = &v.hist;
         let q = |x: f64| h.value_at_quantile(x);
-        let prep = preps[v].map_or(String::new(), |d| {
+        let kib = v.sectors as f64 / 2.0 / h.len() as f64;
+        let prep = v.prep.map_or(String::new(), |d| {
             format!(
-                "  (prepared {} MiB in {:.1} ms)",
-                len >> 20,
+                "  prepared {:.1} MiB in {:.1} ms",
+                len as f64 / (1 << 20) as f64,
                 d.as_secs_f64() * 1e3
             )
         });
         println!(
-            "prealloc {:<15} write 64 B + fdatasync: p50 {:>8.1} us  p99 {:>8.1} us  max {:>8.1} us  n {}{prep}",
-            names[v],
+            "prealloc {:<18} 64 B + fdatasync: p50 {:>8.1} us  p99 {:>8.1} us  max {:>8.1} us  device {:>7.1} KiB/sync  n {}{prep}",
+            v.name,
             q(0.5) as f64 / 1e3,
             q(0.99) as f64 / 1e3,
             h.max() as f64 / 1e3,
+            kib,
             h.len()
         );
         println!(
-            "RESULT {{\"kind\":\"prealloc\",\"variant\":\"{}\",\"p50\":{},\"p99\":{},\"max\":{},\"n\":{},\"prep_ms\":{},\"bytes\":{len}}}",
-            names[v],
+            "RESULT {{\"kind\":\"prealloc\",\"variant\":\"{}\",\"p50\":{},\"p99\":{},\"max\":{},\"n\":{},\"prep_ms\":{},\"bytes\":{len},\"device_kib_per_sync\":{}}}",
+            v.name,
             q(0.5),
             q(0.99),
             h.max(),
             h.len(),
-            preps[v].map_or("null".into(), |d| format!("{:.1}", d.as_secs_f64() * 1e3))
+            v.prep
+                .map_or("null".into(), |d| format!("{:.1}", d.as_secs_f64() * 1e3)),
+            if dev_known { format!("{kib:.1}") } else { "null".into() }
         );
     }
 }
