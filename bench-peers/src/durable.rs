@@ -43,6 +43,12 @@
 //!   of 64 B: room for every send, `DURABLE_SHMQ_SLOTS`); each producer
 //!   calls `send`. The row also reports the queue's own count of syncs and
 //!   of the durable waits they served (`Stats`), warm-up included.
+//! - `shmq-refaulted`: the same queue, but its file's page cache dropped
+//!   after creation (closed, `POSIX_FADV_DONTNEED`, opened again), so that
+//!   the mapping faults it back in 4 KiB folios instead of the large folios
+//!   that creation's 1 MiB writes left: what a sync costs when it writes
+//!   back 4 KiB pages (see `peers prealloc`). Not a thing a user does: it
+//!   measures a fix.
 //!
 //! Each row also reports what the block device under `DURABLE_DIR` wrote
 //! during the window, per send (/sys/dev/block/MAJ:MIN/stat; the whole
@@ -233,7 +239,7 @@ fn set_up(peer: &str) -> Target {
             vars.push(("REDIS_PORT".into(), env("REDIS_PORT")));
             vars.push(("KEY".into(), key));
         }
-        "shmq" => {
+        "shmq" | "shmq-refaulted" => {
             let path = at("queue.shmq");
             let slots = env_or("DURABLE_SHMQ_SLOTS", SHMQ_SLOTS as u64) as u32;
             let cfg = shmq::Config::default()
@@ -241,15 +247,29 @@ fn set_up(peer: &str) -> Target {
                 .slot_size(MSG as u32)
                 .durable(true);
             let t0 = Instant::now();
-            let q = shmq::Queue::create(&path, &cfg).expect("create durable queue");
+            let mut q = shmq::Queue::create(&path, &cfg).expect("create durable queue");
             eprintln!(
                 "shmq: durable queue of {slots} slots created in {:.1} ms",
                 t0.elapsed().as_secs_f64() * 1e3
             );
+            if peer == "shmq-refaulted" {
+                // Unmapped and clean, the file's pages can be dropped; the
+                // queue opened again faults them back in 4 KiB folios.
+                drop(q);
+                let f = File::open(&path).expect("open queue file");
+                // SAFETY: a valid descriptor; offset 0 and length 0 mean
+                // the whole file.
+                let rc =
+                    unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+                assert_eq!(rc, 0, "posix_fadvise");
+                q = shmq::Queue::open(&path).expect("open durable queue");
+            }
             vars.push(("QUEUE".into(), path));
             queue = Some(q);
         }
-        other => panic!("unknown durable peer {other} (fdatasync-raw, sqlite, redis, shmq)"),
+        other => panic!(
+            "unknown durable peer {other} (fdatasync-raw, sqlite, redis, shmq, shmq-refaulted)"
+        ),
     }
     Target {
         vars,
@@ -265,7 +285,7 @@ fn producer(peer: &str, vars: &Vars, shared: Option<&shmq::Queue>) -> Box<dyn Pr
         "fdatasync-raw" => Box::new(Raw::open(vars)),
         "sqlite" => Box::new(Sqlite::open(vars)),
         "redis" => Box::new(Redis::open(vars)),
-        "shmq" => Box::new(Shmq(match shared {
+        "shmq" | "shmq-refaulted" => Box::new(Shmq(match shared {
             Some(q) => q.clone(),
             None => shmq::Queue::open(var(vars, "QUEUE")).expect("open durable queue"),
         })),
@@ -433,7 +453,7 @@ pub fn run(peer: &str, producers: usize, mode: Mode) {
     report(peer, producers, mode, secs, &tally, sectors);
     if let Some((syncs, per)) = shmq_syncs {
         println!("  shmq stats: {syncs} syncs, {per:.1} durable waits per sync");
-        println!("RESULT {{\"kind\":\"shmq_syncs\",\"producers\":{producers},\"mode\":\"{}\",\"syncs\":{syncs},\"waits_per_sync\":{per:.2}}}", mode.name());
+        println!("RESULT {{\"kind\":\"shmq_syncs\",\"peer\":\"{peer}\",\"producers\":{producers},\"mode\":\"{}\",\"syncs\":{syncs},\"waits_per_sync\":{per:.2}}}", mode.name());
     }
     drop(target);
 }
@@ -446,7 +466,7 @@ fn report(peer: &str, producers: usize, mode: Mode, secs: u64, t: &Tally, sector
     let q = |h: &Histogram<u64>, x: f64| h.value_at_quantile(x);
     let us = |ns: u64| ns as f64 / 1e3;
     let mut line = format!(
-        "durable {peer:<13} {producers:>2} {:<9} {rate:>10.0} sends/s  p50 {:>9.1} us  p99 {:>9.1} us  max {:>9.1} us  n {}",
+        "durable {peer:<14} {producers:>2} {:<9} {rate:>10.0} sends/s  p50 {:>9.1} us  p99 {:>9.1} us  max {:>9.1} us  n {}",
         mode.name(),
         us(q(h, 0.5)),
         us(q(h, 0.99)),

@@ -1070,7 +1070,7 @@ fn main() {
         "prealloc" => durable::prealloc(a(1).parse().unwrap_or(2000)),
         "list" => {
             println!("shmq shm-ring iceoryx2 ipmpsc posixmq uds redis rtrb crossbeam");
-            println!("durable: fdatasync-raw sqlite redis shmq");
+            println!("durable: fdatasync-raw sqlite redis shmq shmq-refaulted");
         }
         _ => {
             eprintln!("usage: peers throughput PEER SIZE BATCH | peers pingpong PEER SAMPLES | peers rate PEER RATE SECS | peers durable PEER PRODUCERS threads|processes | peers prealloc SAMPLES | peers list");
