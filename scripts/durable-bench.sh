@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Durable sends (issue 13), in one run: shmq's durable queue against a raw
-# pwrite + fdatasync group commit (the limit), SQLite (WAL,
-# synchronous=FULL, a table queue) and Redis (appendfsync always), with 1,
-# 4 and 16 producers as threads and as processes; then the cost of a sync
-# after writing into fallocated against written-through blocks. The
-# harness is `peers durable` and `peers prealloc` (bench-peers/src/durable.rs).
+# Durable sends (issue 13), in one run: first the cost of a sync after a
+# record lands in fallocated against written-through blocks (by pwrite and
+# through a mapping); then shmq's durable queue against a raw pwrite +
+# fdatasync group commit (the limit), SQLite (WAL, synchronous=FULL, a
+# table queue) and Redis (appendfsync always), with 1, 4 and 16 producers
+# as threads and as processes, plus shmq-refaulted (the same queue with its
+# page cache dropped after creation: 4 KiB folios). The harness is
+# `peers durable` and `peers prealloc` (bench-peers/src/durable.rs).
 #
 # Appends a section with the figures and ratios to benches/results/durable.md
 # (or OUT.md); the raw output stays in target/durable-bench/.
@@ -95,6 +97,10 @@ fi
 # ---------------------------------------------------------------- rows
 cat /proc/loadavg >"$RES/load_before"
 : >"$RES/durable.txt"
+log "prealloc: fallocated against written-through"
+cat /proc/loadavg >>"$RES/load_trace"
+timeout 120 "$PEERS" prealloc "${PREALLOC_SAMPLES:-1000}" >>"$RES/durable.txt" 2>>"$RES/durable.err" ||
+  echo "FAILED prealloc (exit $?)" >>"$RES/durable.txt"
 for round in $(seq "$ROUNDS"); do
   for n in $PRODUCERS; do
     for mode in threads processes; do
@@ -108,9 +114,6 @@ for round in $(seq "$ROUNDS"); do
   done
 done
 stop_redis
-log "prealloc: fallocated against written-through"
-timeout 120 "$PEERS" prealloc "${PREALLOC_SAMPLES:-1000}" >>"$RES/durable.txt" 2>>"$RES/durable.err" ||
-  echo "FAILED prealloc (exit $?)" >>"$RES/durable.txt"
 cat /proc/loadavg >"$RES/load_after"
 grep -v '^RESULT' "$RES/durable.txt" >&2 || true
 
@@ -210,12 +213,14 @@ p(f"### Run of {date}, shmq at commit {rd('commit')}")
 p("")
 sqlite_v = next((agg(k)["version"] for k in rows if k[0] == "sqlite"), "-")
 p(f"- `scripts/durable-bench.sh` (DURABLE_SECS={os.environ.get('DURABLE_SECS')}, "
-  f"{os.environ['ROUNDS']} rounds merged: rate = all sends / all windows, latency percentiles "
+  f"{os.environ['ROUNDS']} round(s) merged: rate = all sends / all windows, latency percentiles "
   f"of the merged histograms, rounds' min-max in brackets)")
 p(f"- files in {os.environ['DIR']}: `stat -f -c %T` {os.environ['FSTYPE']}; mount: {os.environ['MOUNT']}")
 p(f"- {sh('nproc')} CPUs, kernel {sh('uname -r')}; redis-server {rd('redis_version', '-')} "
   f"({rd('redis_config', 'config not read')}), SQLite {sqlite_v} (bundled by rusqlite)")
-p(f"- load average before: {' '.join(rd('load_before').split()[:3])}, after: {' '.join(rd('load_after').split()[:3])}")
+trace = [float(l.split()[0]) for l in rd('load_trace').splitlines() if l.strip()]
+p(f"- load average before: {' '.join(rd('load_before').split()[:3])}, after: {' '.join(rd('load_after').split()[:3])}"
+  + (f"; 1-minute load at each step: {min(trace):.2f} to {max(trace):.2f}" if trace else ""))
 for f in failed:
     p(f"- **{f}**")
 p("")
