@@ -41,6 +41,9 @@ two_registrations_race_for_one_entry       registry  claim_check_then_store
 freeing_a_dead_entry_against_its_reuse     registry  free_store
 a_registration_in_progress_is_not_judged   registry  no_tag_check
 reboot_reset_against_a_new_registration    registry  reset_any_boot
+durable_senders_wait_for_a_sync_that_saw_them  durable  sync_target_running
+durable_senders_wait_for_a_sync_that_saw_them  durable  sync_epoch_after
+a_failed_sync_fails_every_durable_sender       durable  sync_error_retry
 "
 
 export LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-2}"

@@ -11,6 +11,8 @@
 #   SHMQ_TORTURE_VT_MS   kill -9 soak: visibility timeout, ms        (200)
 #   SHMQ_TORTURE_REBOOT_EVERY  kill -9 soak: kills between simulated
 #                        reboots, on average; 0: none                 (100)
+#   SHMQ_TORTURE_DURABLE kill -9 soak: 1 makes the queue durable, on a
+#                        disk file under target/, syncer among victims  (0)
 #   SHMQ_ZOMBIE_TRIALS   hole and zombie: stopped senders           (1000)
 #   SHMQ_FUZZ_CASES      random file damage: cases                (200000)
 #   SHMQ_HOSTILE_SECS    hostile peer: seconds                       (300)

@@ -35,6 +35,9 @@ pub const FAILPOINTS: &[&str] = &[
 pub(crate) fn hit(name: &str) {
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::OnceLock;
+    if let Some(h) = POINT_HOOK.read().unwrap_or_else(|e| e.into_inner()).clone() {
+        h(name);
+    }
     static ARMED: OnceLock<Option<(String, u64, bool)>> = OnceLock::new();
     static HITS: AtomicU64 = AtomicU64::new(0);
     let armed = ARMED.get_or_init(|| {
@@ -95,4 +98,21 @@ pub(crate) fn sync_hook(path: &std::path::Path) -> Option<std::io::Result<()>> {
         .unwrap_or_else(|e| e.into_inner())
         .clone()?;
     Some(h(path))
+}
+
+/// A function every failpoint calls with its name, in the thread that
+/// reaches it (the power-cut simulator snapshots the file there: the states
+/// between a send's claim and its publish).
+#[cfg(all(feature = "failpoints", not(loom)))]
+pub type PointHook = Box<dyn Fn(&str) + Send + Sync>;
+
+#[cfg(all(feature = "failpoints", not(loom)))]
+static POINT_HOOK: std::sync::RwLock<Option<std::sync::Arc<PointHook>>> =
+    std::sync::RwLock::new(None);
+
+/// Install (or, with `None`, remove) the process's failpoint hook.
+#[cfg(all(feature = "failpoints", not(loom)))]
+pub fn set_point_hook(hook: Option<PointHook>) {
+    let mut h = POINT_HOOK.write().unwrap_or_else(|e| e.into_inner());
+    *h = hook.map(std::sync::Arc::new);
 }

@@ -113,7 +113,7 @@ pub mod internal {
     pub use crate::clock::{boot_id, pid_alive};
     pub use crate::failpoint::FAILPOINTS;
     #[cfg(all(feature = "failpoints", not(loom)))]
-    pub use crate::failpoint::{set_sync_hook, SyncHook};
+    pub use crate::failpoint::{set_point_hook, set_sync_hook, PointHook, SyncHook};
     pub use crate::layout::{HeapMemory, Memory};
     #[cfg(not(loom))]
     pub use crate::queue::MapMemory;

@@ -135,6 +135,10 @@ impl QueueView {
         }
         let mut config = header.config;
         config.mode = meta.permissions().mode() & 0o7777;
+        if config.durable {
+            // Faults without read-ahead, as the writers' (§12.4).
+            crate::queue::durable::advise_random(&map);
+        }
         let mem = MapMemory::new(map, config.slots, slot_stride(config.slot_size));
         // Never woken through: a view makes no transition.
         let params = params_of(&config, header.identity, no_wake);

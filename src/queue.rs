@@ -28,7 +28,7 @@ use crate::wait::{futex_wait, futex_wake_all};
 
 mod dlq;
 pub use dlq::DeadLetterEnvelope;
-mod durable;
+pub(crate) mod durable;
 pub(crate) use dlq::{
     read_name as read_dead_letter_queue_name, resolve as resolve_dead_letter_queue,
 };
@@ -957,6 +957,9 @@ impl Queue {
         let map = MmapOptions::new()
             .map_raw(&file)
             .map_err(io_err("mmap", path))?;
+        if config.durable {
+            durable::advise_random(&map);
+        }
         let mem = MapMemory {
             map,
             n: config.slots,
@@ -1096,6 +1099,7 @@ impl Queue {
             & 0o7777;
         if config.durable {
             durable::check_storage(&file, path)?;
+            durable::advise_random(&map);
         }
         let mem = MapMemory {
             map,
@@ -1170,6 +1174,9 @@ impl Queue {
         if host == [0, 0] {
             return Ok(());
         }
+        // Mutant (design.md §10, tests/powercut.rs): no reset after a reboot.
+        #[cfg(shmq_mutation = "reboot_no_reset")]
+        return Ok(());
         let sh = self.inner.ring.shared();
         let same =
             || sh.boot_id[0].load(Acquire) == host[0] && sh.boot_id[1].load(Acquire) == host[1];
@@ -1631,6 +1638,11 @@ impl Queue {
         visibility: Option<Visibility>,
     ) -> Option<Delivery> {
         let vt = self.vt_ms(visibility);
+        // A message there already: one clock read in all (the coarse one of
+        // `try_once`); the wait's own clock starts only when it has to.
+        if let Some(d) = self.try_once(vt, buf, SWEEP_STEP) {
+            return Some(d);
+        }
         let start = Instant::now();
         // Spin with exponential backoff between polls (yielding the CPU once
         // the backoff is long), then park.

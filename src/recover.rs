@@ -370,7 +370,14 @@ fn pass<M: Memory>(
         report.counts[class.index()] += 1;
         let planned = plan(class, &info, p, options.force_abandoned, alive);
         let mut done = Vec::new();
-        if options.apply {
+        // Mutant (design.md §10, tests/powercut.rs): a pass repairs at most
+        // 4 slots (bounded work per pass), so one pass no longer reaches the
+        // fixed point.
+        #[cfg(shmq_mutation = "recover_budget")]
+        let apply = options.apply && report.repaired < 4;
+        #[cfg(not(shmq_mutation = "recover_budget"))]
+        let apply = options.apply;
+        if apply {
             for _ in 0..MAX_STEPS {
                 match ring.repair(i, now, options.force_abandoned) {
                     Some(what) => done.push(what),

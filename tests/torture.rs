@@ -57,6 +57,11 @@
 //! process whose environment names this run's directory is killed
 //! (`support::kill_marked`; the normal end expects to find none).
 //!
+//! With `SHMQ_TORTURE_DURABLE=1` the queue is durable, on a disk file: every
+//! send waits for a shared `fdatasync`, the supervisor counts the kills that
+//! hit the process holding the syncer's role, and after the last kill every
+//! running producer must journal a send (no sender waits for a dead syncer).
+//!
 //! The short form runs in `cargo test` (200 kills). The long form
 //! (`scripts/torture-long.sh`, 10 000 kills) is the ignored test
 //! `soak_long`. `SHMQ_SEED` replays a run's choices (victims, pauses, how
@@ -106,6 +111,12 @@ fn vt_ms() -> u64 {
 fn reboot_every() -> u64 {
     env_u64("SHMQ_TORTURE_REBOOT_EVERY", 100)
 }
+/// Whether the queue is durable (`SHMQ_TORTURE_DURABLE=1`): on a disk file
+/// under the build directory, every send waits for a shared `fdatasync`,
+/// and the syncer's role is among the victims (docs/design.md §12).
+fn durable() -> bool {
+    env_u64("SHMQ_TORTURE_DURABLE", 0) == 1
+}
 const CLAIM_MS: u64 = 200;
 const SLOTS: u32 = 64;
 const SLOT_SIZE: u32 = 128;
@@ -126,6 +137,24 @@ fn config() -> Config {
         .claim_timeout(Duration::from_millis(CLAIM_MS))
         // High enough that nothing is dead-lettered: every message must be acked.
         .max_receives(1000)
+        .durable(durable())
+}
+
+/// The pid of the process holding the syncer's role of the durable queue at
+/// `path`, if any: the `syncer` word (offset 1040, holder << 36) names a
+/// registration, whose first word's low half is the pid (docs/registry.md).
+fn syncer_pid(path: &Path) -> Option<i32> {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::File::open(path).ok()?;
+    let mut w = [0u8; 8];
+    f.read_exact_at(&mut w, 1040).ok()?;
+    let holder = (u64::from_le_bytes(w) >> 36) as u32;
+    if holder == 0 {
+        return None;
+    }
+    let entry = u64::from(holder & 0x3ff);
+    f.read_exact_at(&mut w, 4096 + entry * 32).ok()?;
+    Some(u64::from_le_bytes(w) as u32 as i32).filter(|p| *p != 0)
 }
 
 fn ms(n: u64) -> Duration {
@@ -696,10 +725,15 @@ impl Drop for KillAll {
 fn soak(kills: u64, label: &str) -> Report {
     let seed = seed(label);
     let mut rng = Rng::new(seed);
-    let tmp = tempfile::Builder::new()
-        .prefix("shmq-torture-")
-        .tempdir()
-        .unwrap();
+    let tmp = if durable() {
+        // A durable queue needs a disk file system (tmpfs is refused).
+        tempfile::Builder::new()
+            .prefix("shmq-torture-")
+            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+    } else {
+        tempfile::Builder::new().prefix("shmq-torture-").tempdir()
+    }
+    .unwrap();
     let dir = tmp.path().to_path_buf();
     // Declared after `tmp`, so dropped before it: on a panic every process
     // of the run is killed, then the directory goes.
@@ -733,6 +767,7 @@ fn soak(kills: u64, label: &str) -> Report {
     let mut log: Vec<Kill> = Vec::new();
     let mut orphans: Vec<Orphan> = Vec::new();
     let mut scheduled = 0u64;
+    let mut syncer_kills = 0u64;
     while scheduled < kills {
         // The kill schedule: a random pause, a random victim.
         std::thread::sleep(ms(rng.range(5, 50)));
@@ -761,6 +796,12 @@ fn soak(kills: u64, label: &str) -> Report {
         }
         let v = rng.below(kids.len() as u64) as usize;
         let wrapper_only = rng.below(2) == 0;
+        if let Some(pid) = syncer_pid(&path) {
+            let victim = kids[v].worker.unwrap_or(kids[v].child.id() as i32);
+            if pid == victim {
+                syncer_kills += 1;
+            }
+        }
         let at = now_ms();
         let (target, left) = kill_kid(&dir, &mut kids[v], wrapper_only);
         let k = &kids[v];
@@ -795,6 +836,25 @@ fn soak(kills: u64, label: &str) -> Report {
         kids[v] = start(&dir, role, idx, inc, rng.next_u64(), how);
     }
     let kill_phase = started.elapsed();
+    // No sender waits forever (for a syncer that died, say): every producer
+    // running now journals a send after the last kill.
+    let quiet_from = now_ms();
+    let stuck_senders: Vec<String> = kids
+        .iter()
+        .filter(|k| k.role == 'p')
+        .filter(|k| {
+            !wait_until(CHILD_WAIT, ms(5), || {
+                read_journal(&journal_path(&dir, 'p', k.idx, k.inc))
+                    .iter()
+                    .any(|r| {
+                        (r[0] == "S"
+                            && r.get(3).and_then(|t| t.parse::<u64>().ok()) >= Some(quiet_from))
+                            || r[0] == "E"
+                    })
+            })
+        })
+        .map(|k| format!("p{}.{}", k.idx, k.inc))
+        .collect();
     // The last reboot was written before a restart, whose open resets it.
     wait_until(CHILD_WAIT, ms(1), || boot.get() == host);
     if boot.get() == host {
@@ -868,6 +928,10 @@ fn soak(kills: u64, label: &str) -> Report {
     rep.drained = drained;
     rep.stuck = (stats.capacity - stats.free).max(not_free);
     rep.dead_letters = q.dead_letters().len() as u64;
+    rep.durable = durable();
+    rep.syncer_kills = syncer_kills;
+    rep.stuck_senders = stuck_senders;
+    rep.syncs = (stats.syncs, stats.durable_waits);
     rep.counters = format!(
         "sent {}, acked {}, redelivered {}, dead-lettered {}",
         stats.sent, stats.acked, stats.redelivered, stats.dead_lettered
@@ -931,6 +995,14 @@ struct Report {
     stale_probes_accepted: u64,
     stuck: u64,
     dead_letters: u64,
+    /// Whether the queue was durable (`SHMQ_TORTURE_DURABLE=1`).
+    durable: bool,
+    /// Kills that hit the process holding the syncer's role.
+    syncer_kills: u64,
+    /// Producers that journaled no send after the last kill.
+    stuck_senders: Vec<String>,
+    /// Syncs and durable waits (the queue's counters).
+    syncs: (u64, u64),
     /// Processes of the run still found after every one was killed in order.
     strays: u64,
     settled: bool,
@@ -955,6 +1027,7 @@ impl Report {
             && self.taken_from_live.is_empty()
             && self.stuck == 0
             && self.dead_letters == 0
+            && self.stuck_senders.is_empty()
     }
 
     fn started(&self, launch: Launch) -> u64 {
@@ -973,6 +1046,19 @@ impl Report {
         let mut line = |k: &str, v: String| s.push_str(&format!("{k:<40} {v}\n"));
         line("seed", self.seed.to_string());
         line("visibility timeout", format!("{} ms", vt_ms()));
+        if self.durable {
+            line(
+                "durable queue",
+                format!(
+                    "{} syncs for {} durable waits; {} kills hit the syncer",
+                    self.syncs.0, self.syncs.1, self.syncer_kills
+                ),
+            );
+        }
+        line(
+            "producers stuck after the last kill",
+            format!("{} {:?}", self.stuck_senders.len(), self.stuck_senders),
+        );
         line(
             "wall time",
             format!(

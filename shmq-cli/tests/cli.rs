@@ -130,7 +130,11 @@ fn json_is_one_compact_line_with_keys_in_the_documented_order() {
             "mode",
             "identity",
             "clocks_current",
-            "dead_letter_queue"
+            "dead_letter_queue",
+            "durable",
+            "syncs",
+            "durable_waits",
+            "sync_failed"
         ]
     );
     let m = json(&["recv", q.p(), "--json"]);

@@ -9,6 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
+use serde_json::Value;
 
 #[test]
 fn ls_lists_queue_files_by_their_magic() {
@@ -408,4 +409,96 @@ fn create_shows_progress_only_when_it_is_long() {
         "16777216",
     ]);
     assert!(stderr(&o).starts_with("created ") && !stderr(&o).contains("creating"));
+}
+
+/// A durable queue, as an operator meets one: created with --durable on a
+/// disk, its syncs in `stat`; a failed sync (written into the file here, as
+/// the library records it) shown by `stat`, refusing sends with a message
+/// that says what to do, reported by `recover` (exit 8) and cleared by
+/// `recover --apply`; and tmpfs refused.
+#[test]
+fn a_durable_queue_shows_its_syncs_and_a_failed_sync_until_recover() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let path = dir.path().join("orders.q");
+    let p = path.to_str().unwrap();
+    ok(&[
+        "create",
+        p,
+        "--slots",
+        "8",
+        "--slot-size",
+        "64",
+        "--durable",
+    ]);
+    ok(&["send", p, "order 1"]);
+    let st = json(&["stat", p, "--json"]);
+    assert_eq!(st["durable"], true);
+    assert!(st["syncs"].as_u64().unwrap() >= 1, "{st}");
+    assert_eq!(st["sync_failed"], Value::Null);
+    assert!(ok(&["stat", p]).contains("durable: sends return once on disk"));
+
+    // The failure as the library records it: bit 63 of `done` (offset
+    // 1032) and the errno (offset 1048), EIO.
+    {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        let mut done = [0u8; 8];
+        f.read_exact_at(&mut done, 1032).unwrap();
+        let done = u64::from_le_bytes(done) | 1 << 63;
+        f.write_all_at(&done.to_le_bytes(), 1032).unwrap();
+        f.write_all_at(&5u64.to_le_bytes(), 1048).unwrap();
+    }
+    assert_eq!(json(&["stat", p, "--json"])["sync_failed"], 5);
+    let text = ok(&["stat", p]);
+    assert!(
+        text.contains("SYNC FAILED") && text.contains("shmq recover --apply"),
+        "{text}"
+    );
+    let err = fails(&["send", p, "order 2"], 1);
+    assert!(
+        err.contains("nothing was sent") && err.contains("shmq recover"),
+        "{err}"
+    );
+    let report = shmq(&["recover", p]);
+    assert_eq!(code(&report), 8, "a sync failure is something to repair");
+    assert!(
+        stdout(&report).contains("run again with --apply"),
+        "{}",
+        stdout(&report)
+    );
+    let summary = lines(&ok(&["recover", p, "--apply", "--json"]));
+    let last = summary.last().unwrap();
+    assert_eq!(
+        (last["sync_failed"].as_i64(), last["sync_cleared"].as_bool()),
+        (Some(5), Some(true))
+    );
+    assert_eq!(json(&["stat", p, "--json"])["sync_failed"], Value::Null);
+    ok(&["send", p, "order 2"]);
+    assert_eq!(code(&shmq(&["recover", p])), 0);
+
+    // tmpfs is refused, with what to do.
+    let shm = std::path::Path::new("/dev/shm");
+    if shm.is_dir() {
+        let t = tempfile::tempdir_in(shm).unwrap();
+        let q = t.path().join("q");
+        let o = shmq(&[
+            "create",
+            q.to_str().unwrap(),
+            "--slots",
+            "4",
+            "--slot-size",
+            "8",
+            "--durable",
+        ]);
+        if code(&o) == 2 {
+            assert!(stderr(&o).contains("disk file system"), "{}", stderr(&o));
+        } else {
+            // Not tmpfs here: created.
+            assert_eq!(code(&o), 0, "{}", stderr(&o));
+        }
+    }
 }

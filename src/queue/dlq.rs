@@ -233,7 +233,8 @@ impl Queue {
     /// Send slot `i`'s dead letter to `dlq`, then free the slot here. A
     /// crash between the two leaves it here, dead, for the next pass: a
     /// duplicate there at worst, never a loss. A dead letter that does not
-    /// fit, or a full `dlq`, leaves it here.
+    /// fit, or a full `dlq`, leaves it here. From a durable queue, the send
+    /// there is synced before the purge here.
     fn move_one(&self, dlq: &Queue, i: u32, buf: &mut Vec<u8>) {
         let mut payload = Vec::new();
         let Some(info) = self.inner.ring.peek(i, &mut payload) else {
@@ -257,6 +258,11 @@ impl Queue {
         .write(&payload, buf);
         failpoint!("deadletter.before_move");
         if dlq.send(buf.as_slice()).is_err() {
+            return;
+        }
+        // A durable queue purges only what is on disk there (§12.5): a power
+        // cut must not keep the purge here and lose the send there.
+        if self.inner.config.durable && !dlq.is_durable() && dlq.sync().is_err() {
             return;
         }
         failpoint!("deadletter.after_move");

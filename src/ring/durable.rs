@@ -149,6 +149,9 @@ impl<M: Memory> Ring<M> {
             }
             Err(errno) => {
                 d.errno.store(errno.max(1) as u64, Relaxed);
+                // Mutant (design.md §10): the failure is not recorded, and
+                // the next sync's success is trusted.
+                #[cfg(not(shmq_mutation = "sync_error_retry"))]
                 d.done.fetch_or(SYNC_FAILED, SeqCst);
             }
         }

@@ -232,6 +232,20 @@ impl<M: Memory> Ring<M> {
             }
         }
         let sh = self.mem.shared();
+        // A power cut may have kept an older `fill` than the slots it wrote
+        // (different pages of the file, §12.5): raise it past every id a
+        // slot holds, so that no later send reuses a message's id.
+        let mut top = 0u64;
+        for i in 0..self.n {
+            let w = self.w(i);
+            if let View::Valid { .. } = View::classify(w.state.load(Acquire)) {
+                let id = w.msg_id.load(Acquire);
+                if id < 1 << 62 {
+                    top = top.max(id + 1);
+                }
+            }
+        }
+        sh.fill.fetch_max(top, SeqCst);
         sh.sweep_due.store(0, SeqCst);
         sh.sweep_pending.store(1, SeqCst);
         sh.full_hint.store(0, SeqCst);

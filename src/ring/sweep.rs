@@ -298,7 +298,12 @@ impl<M: Memory> Ring<M> {
         if gen_of(w.state.load(Relaxed)) != g1 {
             return None;
         }
-        if self.p.checksums && message_crc(id, buf) != w.crc.load(Relaxed) {
+        // Mutant (design.md §10, tests/powercut.rs): no checksum check.
+        #[cfg(shmq_mutation = "receive_no_crc")]
+        let checked = false;
+        #[cfg(not(shmq_mutation = "receive_no_crc"))]
+        let checked = self.p.checksums;
+        if checked && message_crc(id, buf) != w.crc.load(Relaxed) {
             self.quarantine_held(i, g1, now);
             return None;
         }
