@@ -5,7 +5,8 @@
 # fdatasync group commit (the limit), SQLite (WAL, synchronous=FULL, a
 # table queue) and Redis (appendfsync always), with 1, 4 and 16 producers
 # as threads and as processes, plus shmq-refaulted (the same queue with its
-# page cache dropped after creation: 4 KiB folios). The harness is
+# page cache dropped after creation: 4 KiB folios, the control for how much
+# each sync writes back). The harness is
 # `peers durable` and `peers prealloc` (bench-peers/src/durable.rs).
 #
 # Appends a section with the figures and ratios to benches/results/durable.md
@@ -199,7 +200,7 @@ def ratio(a, b):
 
 NAMES = {"fdatasync-raw": "pwrite + fdatasync, group commit by hand (the limit)",
          "shmq": "shmq, `durable(true)`",
-         "shmq-refaulted": "shmq, page cache dropped after creation (4 KiB folios: a fix, measured)",
+         "shmq-refaulted": "shmq, page cache dropped after creation (4 KiB folios whatever creation left: the control)",
          "sqlite": "SQLite table queue, WAL, synchronous=FULL",
          "redis": "Redis LPUSH, appendfsync always"}
 peers = [p for p in ["fdatasync-raw", "shmq", "shmq-refaulted", "sqlite", "redis"] if any(k[0] == p for k in rows)]

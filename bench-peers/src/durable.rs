@@ -45,10 +45,11 @@
 //!   of the durable waits they served (`Stats`), warm-up included.
 //! - `shmq-refaulted`: the same queue, but its file's page cache dropped
 //!   after creation (closed, `POSIX_FADV_DONTNEED`, opened again), so that
-//!   the mapping faults it back in 4 KiB folios instead of the large folios
-//!   that creation's 1 MiB writes left: what a sync costs when it writes
-//!   back 4 KiB pages (see `peers prealloc`). Not a thing a user does: it
-//!   measures a fix.
+//!   the mapping faults it back in 4 KiB folios whatever creation left:
+//!   the control for how many bytes a sync writes back. Before shmq wrote
+//!   durable files through by 4 KiB writes (main 84570c8) it did so by
+//!   1 MiB writes, which left 1 MiB folios that every sync wrote back
+//!   whole; this row measured the fix. Not a thing a user does.
 //!
 //! Each row also reports what the block device under `DURABLE_DIR` wrote
 //! during the window, per send (/sys/dev/block/MAJ:MIN/stat; the whole
