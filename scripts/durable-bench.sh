@@ -22,6 +22,8 @@
 #   DURABLE_PRODUCERS     default "1 4 16"
 #   DURABLE_PEERS         default "fdatasync-raw shmq shmq-refaulted sqlite redis"
 #   PREALLOC_SAMPLES=N    default 1000
+#   DURABLE_REPORT_ONLY=1 measure nothing: append the report of the last run's
+#                         results (target/durable-bench) again
 # Installs redis-server from Debian when it is missing (as root), starts it
 # on 127.0.0.1 and a free port with its append-only file in DURABLE_DIR, and
 # stops it at the end. About 4 minutes on a 2-core machine, builds excluded.
@@ -39,14 +41,16 @@ export CARGO_TERM_COLOR=never
 
 log() { printf '== %s (%s)\n' "$1" "$(date -u +%H:%M:%S)" >&2; }
 
-rm -rf "$RES"
-mkdir -p "$RES"
 FSTYPE=$(stat -f -c %T "$DIR")
 if [ "$FSTYPE" = tmpfs ]; then
   echo "$DIR is tmpfs: set DURABLE_DIR to a directory on a disk file system" >&2
   exit 1
 fi
 MOUNT=$(findmnt -n -o FSTYPE,SOURCE,OPTIONS -T "$DIR" 2>/dev/null || echo unknown)
+
+if [ -z "${DURABLE_REPORT_ONLY:-}" ]; then
+rm -rf "$RES"
+mkdir -p "$RES"
 
 log "build bench-peers"
 cargo build --release --manifest-path bench-peers/Cargo.toml --bin peers >"$RES/build.log" 2>&1 ||
@@ -116,7 +120,11 @@ for round in $(seq "$ROUNDS"); do
 done
 stop_redis
 cat /proc/loadavg >"$RES/load_after"
+date -u '+%Y-%m-%d %H:%M UTC' >"$RES/date"
+echo "DURABLE_SECS=$DURABLE_SECS ROUNDS=$ROUNDS" >"$RES/settings"
 grep -v '^RESULT' "$RES/durable.txt" >&2 || true
+
+fi
 
 # ---------------------------------------------------------------- report
 log "append to $OUT_MD"
@@ -208,13 +216,16 @@ prods = sorted({k[1] for k in rows})
 out = []
 p = out.append
 sh = lambda c: subprocess.run(c, shell=True, capture_output=True, text=True).stdout.strip()
-date = sh("date -u '+%Y-%m-%d %H:%M UTC'")
+date = rd("date") or sh("date -u '+%Y-%m-%d %H:%M UTC'")
+settings = dict(w.split("=", 1) for w in rd("settings").split())
+SECS = settings.get("DURABLE_SECS", os.environ.get("DURABLE_SECS"))
+ROUNDS = settings.get("ROUNDS", os.environ["ROUNDS"])
 p("")
 p(f"### Run of {date}, shmq at commit {rd('commit')}")
 p("")
 sqlite_v = next((agg(k)["version"] for k in rows if k[0] == "sqlite"), "-")
-p(f"- `scripts/durable-bench.sh` (DURABLE_SECS={os.environ.get('DURABLE_SECS')}, "
-  f"{os.environ['ROUNDS']} round(s) merged: rate = all sends / all windows, latency percentiles "
+p(f"- `scripts/durable-bench.sh` (DURABLE_SECS={SECS}, "
+  f"{ROUNDS} round(s) merged: rate = all sends / all windows, latency percentiles "
   f"of the merged histograms, rounds' min-max in brackets)")
 p(f"- files in {os.environ['DIR']}: `stat -f -c %T` {os.environ['FSTYPE']}; mount: {os.environ['MOUNT']}")
 p(f"- {sh('nproc')} CPUs, kernel {sh('uname -r')}; redis-server {rd('redis_version', '-')} "
@@ -279,7 +290,7 @@ if raws:
     p("")
     p("| producers | mode | fdatasync calls/s | sends per fdatasync | fdatasync p50 | fdatasync p99 |")
     p("|---|---|---|---|---|---|")
-    secs = float(os.environ.get("DURABLE_SECS", "2")) * int(os.environ["ROUNDS"])
+    secs = float(SECS) * int(ROUNDS)
     for (peer, n, mode), a in sorted(raws, key=lambda x: (x[0][1], x[0][2] != "threads")):
         p(f"| {n} | {mode} | {a['syncs']/secs:.0f} | {a['per_sync']:.1f} | {t(a['sync_p50'])} | {t(a['sync_p99'])} |")
     p("")
@@ -291,8 +302,8 @@ if pre:
     p("| file prepared by | record written by | preparation | p50 | p99 | max | device KiB per sync | samples |")
     p("|---|---|---|---|---|---|---|---|")
     prep_desc = {"fallocated": "posix_fallocate + fsync (unwritten extents)",
-                 "written-1m": "zeros by 1 MiB pwrites + fsync (as shmq)",
-                 "written-4k": "zeros by 4 KiB pwrites + fsync",
+                 "written-1m": "zeros by 1 MiB pwrites + fsync (as shmq before main 84570c8)",
+                 "written-4k": "zeros by 4 KiB pwrites + fsync (as shmq)",
                  "grown": "nothing: each record appended"}
     how = {"pwrite": "pwrite", "mmap": "store through a shared mapping (as shmq)"}
     for v, r in pre.items():
