@@ -755,9 +755,11 @@ p("update of each counter. A batch is not atomic: every message keeps its own tr
 p("crash cases (§7).")
 print("\n".join(out))
 PY
-# Sections measured by their own scripts (the bridge: scripts/bridge-bench.sh)
+# Sections measured by their own scripts (the bridge: scripts/bridge-bench.sh;
+# durable sends: scripts/durable-bench.sh)
 # are kept in benches/results/*.md and appended, so a rerun keeps them.
-for extra in benches/results/bridge.md benches/results/format2.md benches/results/checksum.md; do
+for extra in benches/results/bridge.md benches/results/format2.md benches/results/checksum.md \
+  benches/results/durable.md; do
   [ -f "$extra" ] && { printf '\n'; grep -v '^<!--' "$extra"; } >>"$OUT_MD"
 done
 log "done: $OUT_MD"

@@ -4,6 +4,9 @@
 //! peers throughput PEER SIZE BATCH     1 producer, 1 consumer; msg/s
 //! peers pingpong PEER SAMPLES          round trip / 2 percentiles
 //! peers rate PEER RATE SECS            one-way latency at a fixed offered rate
+//! peers durable PEER PRODUCERS MODE    durable sends/s and latency (durable.rs)
+//! peers prealloc SAMPLES               sync after writing into fallocated or
+//!                                      written-through blocks (durable.rs)
 //! peers list                           the peers
 //! ```
 //!
@@ -37,6 +40,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
+mod durable;
 mod shmring;
 
 const CHILD: &str = "PEER_CHILD";
@@ -1049,6 +1053,7 @@ fn main() {
         Ok("consume") => return consume_child(),
         Ok("echo") => return echo_child(),
         Ok("rate") => return rate_child(),
+        Ok("durable") => return durable::child(),
         _ => {}
     }
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -1057,9 +1062,18 @@ fn main() {
         "throughput" => throughput(a(1), a(2).parse().expect("SIZE"), a(3).parse().unwrap_or(1)),
         "pingpong" => pingpong(a(1), a(2).parse().unwrap_or(1_000_000)),
         "rate" => rate(a(1), a(2).parse().expect("RATE"), a(3).parse().unwrap_or(2)),
-        "list" => println!("shmq shm-ring iceoryx2 ipmpsc posixmq uds redis rtrb crossbeam"),
+        "durable" => durable::run(
+            a(1),
+            a(2).parse().expect("PRODUCERS"),
+            durable::Mode::parse(a(3)),
+        ),
+        "prealloc" => durable::prealloc(a(1).parse().unwrap_or(2000)),
+        "list" => {
+            println!("shmq shm-ring iceoryx2 ipmpsc posixmq uds redis rtrb crossbeam");
+            println!("durable: fdatasync-raw sqlite redis shmq shmq-refaulted");
+        }
         _ => {
-            eprintln!("usage: peers throughput PEER SIZE BATCH | peers pingpong PEER SAMPLES | peers rate PEER RATE SECS | peers list");
+            eprintln!("usage: peers throughput PEER SIZE BATCH | peers pingpong PEER SAMPLES | peers rate PEER RATE SECS | peers durable PEER PRODUCERS threads|processes | peers prealloc SAMPLES | peers list");
             std::process::exit(2);
         }
     }
