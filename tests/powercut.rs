@@ -653,3 +653,187 @@ fn every_waiter_on_a_failed_sync_fails() {
     }
     assert_eq!(n, ok + failed_sent);
 }
+
+// ------------------------------------------- real files: a loop device
+
+/// The real-kernel check's workload (`scripts/powercut-loop.sh`): durable
+/// senders and receivers on `SHMQ_LOOP_QUEUE` (a file on an ext4 mounted
+/// from a loop device) until `SHMQ_LOOP_STOP` exists. Each send that
+/// returned `Ok` and each ack about to begin is appended to
+/// `SHMQ_LOOP_JOURNAL` (on another file system) with one `write(2)`: `S key`
+/// after the send returned, `a key` before the ack. The script copies the
+/// loop device's backing file now and then, noting the journal's length
+/// before and after each copy: a copy is a disk that kept every write the
+/// device was given and lost every dirty page the kernel had not written.
+#[test]
+#[ignore = "run by scripts/powercut-loop.sh (needs root, a loop device)"]
+fn loop_workload() {
+    use std::io::Write;
+    let path = PathBuf::from(std::env::var("SHMQ_LOOP_QUEUE").expect("SHMQ_LOOP_QUEUE"));
+    let journal = std::env::var("SHMQ_LOOP_JOURNAL").expect("SHMQ_LOOP_JOURNAL");
+    let stop = PathBuf::from(std::env::var("SHMQ_LOOP_STOP").expect("SHMQ_LOOP_STOP"));
+    let q = Queue::create(&path, &config().slots(256)).expect("create on the loop file system");
+    let j = Mutex::new(
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&journal)
+            .unwrap(),
+    );
+    let log = |line: String| {
+        let mut f = j.lock().unwrap();
+        f.write_all(line.as_bytes()).unwrap();
+    };
+    let done = AtomicBool::new(false);
+    let seed = seed("loop workload");
+    std::thread::scope(|s| {
+        for t in 0..4u64 {
+            let (q, log, done) = (&q, &log, &done);
+            s.spawn(move || {
+                let mut n = 0u64;
+                while !done.load(Relaxed) {
+                    let key = (t + 1) << 32 | n;
+                    n += 1;
+                    match q.send(&payload(key)) {
+                        Ok(_) => log(format!("S {key}\n")),
+                        Err(SendError::Full) => std::thread::sleep(Duration::from_millis(1)),
+                        Err(e) => panic!("send: {e}"),
+                    }
+                }
+            });
+        }
+        for t in 0..2u64 {
+            let (q, log, done) = (&q, &log, &done);
+            s.spawn(move || {
+                let mut rng = Rng::new(seed ^ t);
+                let mut buf = Vec::new();
+                while !done.load(Relaxed) {
+                    // Dead letters come back now and then (they would fill
+                    // the queue otherwise).
+                    if rng.chance(20) {
+                        let _ = q.redrive_all(16);
+                    }
+                    let Some(d) = q.receive_into(&mut buf, Duration::from_millis(5), None) else {
+                        continue;
+                    };
+                    let key = key_of(&buf).expect("intact");
+                    match rng.below(10) {
+                        0..=6 => {
+                            log(format!("a {key}\n"));
+                            let _ = q.ack(d.receipt);
+                        }
+                        7 | 8 => {
+                            let _ = q.nack(d.receipt, Duration::from_millis(rng.below(5)));
+                        }
+                        _ => {
+                            let _ = q.dead_letter(d.receipt);
+                        }
+                    }
+                }
+            });
+        }
+        while !stop.exists() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        done.store(true, Relaxed);
+    });
+    eprintln!("loop workload: {:?}", q.stats());
+}
+
+/// The real-kernel check's checker: `SHMQ_LOOP_QUEUE` is the queue file in
+/// a copy of the device, mounted (ext4 replayed its journal); the journal's
+/// first `SHMQ_LOOP_BEFORE` bytes were written before the copy began, its
+/// first `SHMQ_LOOP_AFTER` bytes before it ended. As after a reboot (another
+/// boot id), open, recover twice, drain, and check: every send that returned
+/// `Ok` before the copy is delivered or kept dead, or its ack had begun;
+/// every delivery is a payload that was sent; nothing stuck.
+#[test]
+#[ignore = "run by scripts/powercut-loop.sh"]
+fn loop_check() {
+    let path = PathBuf::from(std::env::var("SHMQ_LOOP_QUEUE").expect("SHMQ_LOOP_QUEUE"));
+    let journal = std::fs::read(std::env::var("SHMQ_LOOP_JOURNAL").unwrap()).unwrap();
+    let before = env_u64("SHMQ_LOOP_BEFORE", 0) as usize;
+    let after = env_u64("SHMQ_LOOP_AFTER", 0) as usize;
+    let parse = |bytes: &[u8], tag: &str| -> HashSet<u64> {
+        String::from_utf8_lossy(bytes)
+            .lines()
+            .filter_map(|l| l.strip_prefix(tag)?.trim().parse().ok())
+            .collect()
+    };
+    let sent = parse(&journal[..before.min(journal.len())], "S ");
+    let acking = parse(&journal[..after.min(journal.len())], "a ");
+    let sent_ever = parse(&journal[..after.min(journal.len())], "S ");
+    // Another boot, in the header and in every registration.
+    {
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[128..144].copy_from_slice(&[0x5a; 16]);
+        for e in 0..1024 {
+            let at = 4096 + e * 32;
+            if u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) != 0 {
+                let b = at + 28;
+                let boot = u32::from_le_bytes(bytes[b..b + 4].try_into().unwrap());
+                bytes[b..b + 4].copy_from_slice(&(boot ^ 0x5a5a_5a5a).to_le_bytes());
+            }
+        }
+        std::fs::write(&path, &bytes).unwrap();
+    }
+    let q = Queue::open(&path).expect("the copy opens");
+    let first = recover::apply(&q, shmq::now_ms(), false);
+    let second = recover::apply(&q, shmq::now_ms(), false);
+    let (mut present, mut corrupt, mut phantom) = (HashSet::new(), 0u64, 0u64);
+    let mut buf = Vec::new();
+    let mut empty = 0;
+    while empty < 3 {
+        match q.receive_into(&mut buf, Duration::from_millis(5), None) {
+            Some(d) => {
+                empty = 0;
+                match key_of(&buf) {
+                    Some(k) => {
+                        // A send may have returned after the copy ended.
+                        if k >> 32 == 0 || k >> 32 > 4 {
+                            phantom += 1;
+                        }
+                        present.insert(k);
+                    }
+                    None => corrupt += 1,
+                }
+                q.ack(d.receipt).unwrap();
+            }
+            None => empty += 1,
+        }
+    }
+    for d in q.dead_letters() {
+        if let Some(k) = key_of(&d.payload) {
+            present.insert(k);
+        }
+    }
+    let st = q.stats();
+    let stuck = st.visible + st.in_flight + st.delayed + st.writing + st.abandoned;
+    let lost: Vec<u64> = sent
+        .iter()
+        .filter(|k| !acking.contains(k) && !present.contains(k))
+        .copied()
+        .collect();
+    println!(
+        "LOOPCHECK durable_ok={} present={} lost={} corrupt={corrupt} phantom={phantom} stuck={stuck} recover_twice={} quarantined={} sent_by_copy_end={}",
+        sent.len(),
+        present.len(),
+        lost.len(),
+        usize::from(second.to_repair() > 0 || second.repaired() > 0),
+        q.dead_letters()
+            .iter()
+            .filter(|d| d.reason == shmq::DeadReason::Corrupt)
+            .count(),
+        sent_ever.len(),
+    );
+    eprintln!("first recover repaired {} slots", first.repaired());
+    assert!(
+        lost.is_empty() && corrupt == 0 && phantom == 0 && stuck == 0,
+        "lost {:?}",
+        &lost[..lost.len().min(10)]
+    );
+    assert!(
+        second.to_repair() == 0 && second.repaired() == 0,
+        "recover twice"
+    );
+}
