@@ -756,10 +756,12 @@ p("crash cases (§7).")
 print("\n".join(out))
 PY
 # Sections measured by their own scripts (the bridge: scripts/bridge-bench.sh;
-# durable sends: scripts/durable-bench.sh)
-# are kept in benches/results/*.md and appended, so a rerun keeps them.
+# durable sends: scripts/durable-bench.sh; protocol v2, paired:
+# scripts/bench-paired.sh, with its analysis written by hand in
+# paired-analysis.md) are kept in benches/results/*.md and appended, so a
+# rerun keeps them.
 for extra in benches/results/bridge.md benches/results/format2.md benches/results/checksum.md \
-  benches/results/durable.md; do
+  benches/results/durable.md benches/results/paired.md benches/results/paired-analysis.md; do
   [ -f "$extra" ] && { printf '\n'; grep -v '^<!--' "$extra"; } >>"$OUT_MD"
 done
 log "done: $OUT_MD"

@@ -7,6 +7,8 @@
 //! peers durable PEER PRODUCERS MODE    durable sends/s and latency (durable.rs)
 //! peers prealloc SAMPLES               sync after writing into fallocated or
 //!                                      written-through blocks (durable.rs)
+//! peers probe                          the placement of the two vCPUs now
+//!                                      (probe.rs; scripts/bench-paired.sh)
 //! peers list                           the peers
 //! ```
 //!
@@ -14,7 +16,9 @@
 //! process: this binary run again with `PEER_CHILD` set. The timer starts
 //! after the child reported ready and stops when it reported that it has
 //! received (and, where the peer has acks, acked) every message. Each
-//! throughput figure is the median of 5 runs sized to about 0.4 s each.
+//! throughput figure is the median of 5 runs sized to about 0.4 s each
+//! (`PEERS_RUNS` and `PEERS_SECS` change both: scripts/bench-paired.sh
+//! makes one run of 0.25 s, so that a pair fits in one vCPU placement).
 //! Results are printed as `RESULT {json}` lines for scripts/bench-compare.sh.
 //!
 //! Peers:
@@ -41,6 +45,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 
 mod durable;
+mod probe;
 mod shmring;
 
 const CHILD: &str = "PEER_CHILD";
@@ -339,23 +344,33 @@ fn consume_child() {
 }
 
 fn throughput(peer: &str, size: usize, batch: usize) {
-    // Size the runs: a probe, then five runs of about 0.4 s.
+    // Size the runs: a probe, then PEERS_RUNS runs (default 5) of about
+    // PEERS_SECS seconds (default 0.4).
+    let runs: usize = std::env::var("PEERS_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&r| r > 0)
+        .unwrap_or(5);
+    let secs: f64 = std::env::var("PEERS_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.4);
     let probe_n = 20_000;
     let probe = run_once(peer, size, batch, probe_n);
     let rate = probe_n as f64 / probe.as_secs_f64();
-    let n = ((rate * 0.4) as usize).clamp(5_000, 200_000_000);
-    let mut rates: Vec<f64> = (0..5)
+    let n = ((rate * secs) as usize).clamp(5_000, 200_000_000);
+    let mut rates: Vec<f64> = (0..runs)
         .map(|_| n as f64 / run_once(peer, size, batch, n).as_secs_f64())
         .collect();
     rates.sort_by(|a, b| a.total_cmp(b));
-    let med = rates[2];
+    let med = rates[runs / 2];
     println!(
         "{peer:<10} {size:>5} B  batch {batch:>2}  {:>12.0} msg/s  ({:.0} .. {:.0}, n {n})",
-        med, rates[0], rates[4]
+        med, rates[0], rates[runs - 1]
     );
     println!(
         "RESULT {{\"kind\":\"throughput\",\"peer\":\"{peer}\",\"size\":{size},\"batch\":{batch},\"msgs_per_s\":{med:.0},\"min\":{:.0},\"max\":{:.0},\"n\":{n}}}",
-        rates[0], rates[4]
+        rates[0], rates[runs - 1]
     );
 }
 
@@ -1054,6 +1069,7 @@ fn main() {
         Ok("echo") => return echo_child(),
         Ok("rate") => return rate_child(),
         Ok("durable") => return durable::child(),
+        Ok("probe") => return probe::child(),
         _ => {}
     }
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -1068,12 +1084,15 @@ fn main() {
             durable::Mode::parse(a(3)),
         ),
         "prealloc" => durable::prealloc(a(1).parse().unwrap_or(2000)),
+        "probe" => {
+            probe::run();
+        }
         "list" => {
             println!("shmq shm-ring iceoryx2 ipmpsc posixmq uds redis rtrb crossbeam");
             println!("durable: fdatasync-raw sqlite redis shmq shmq-refaulted");
         }
         _ => {
-            eprintln!("usage: peers throughput PEER SIZE BATCH | peers pingpong PEER SAMPLES | peers rate PEER RATE SECS | peers durable PEER PRODUCERS threads|processes | peers prealloc SAMPLES | peers list");
+            eprintln!("usage: peers throughput PEER SIZE BATCH | peers pingpong PEER SAMPLES | peers rate PEER RATE SECS | peers durable PEER PRODUCERS threads|processes | peers prealloc SAMPLES | peers probe | peers list");
             std::process::exit(2);
         }
     }
