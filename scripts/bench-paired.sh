@@ -2,7 +2,7 @@
 # Paired measurement of shmq against the bare shared-mapping ring, rtrb,
 # iceoryx2 and a bare futex (issue 15), placement by placement:
 #
-#   scripts/bench-paired.sh [PAIRS]          (default 20)
+#   scripts/bench-paired.sh [PAIRS]          (default 60)
 #
 # This VM's two vCPUs move between placements every few seconds to minutes,
 # and the placement alone moves the bare ring's 64 B throughput between
@@ -32,7 +32,7 @@
 #
 # Writes target/bench-paired/log (every RESULT line, tagged with its round,
 # kind and step) and benches/results/paired.md (appended to BENCHMARKS.md by
-# scripts/bench-compare.sh). A full run of 20 rounds takes about 6 minutes
+# scripts/bench-compare.sh). A full run of 60 rounds takes about 5 minutes
 # after the builds; the first build of the base takes a few minutes more.
 #
 # Environment:
@@ -47,7 +47,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-PAIRS=${1:-20}
+PAIRS=${1:-60}
 BASE=${PAIRED_BASE-f944f59}
 SAMPLES=${PAIRED_SAMPLES:-200000}
 RES=$ROOT/target/bench-paired
@@ -105,13 +105,15 @@ done
   echo "META {\"commit\":\"$(git rev-parse --short HEAD)\",\"dirty\":$(git status --porcelain -- src Cargo.toml | wc -l),\"base\":\"$BASE_SHORT\",\"pairs\":$PAIRS,\"samples\":$SAMPLES,\"date\":\"$(date -u '+%Y-%m-%d %H:%M UTC')\",\"load_before\":\"$(cut -d' ' -f1-3 /proc/loadavg)\"}"
 } >"$LOG"
 
-# step ROUND KIND STEP COMMAND...: run it, keep its RESULT lines, tagged.
+# step ROUND KIND STEP COMMAND...: run it, keep its RESULT lines, tagged,
+# and its wall and CPU time (with its children's: GNU time) as a T line.
 step() {
   local round=$1 kind=$2 name=$3
   shift 3
   local out
-  if out=$(timeout 120 "$@" 2>>"$RES/err.log"); then
+  if out=$(/usr/bin/time -f '%e %U %S' -o "$RES/time.tmp" timeout 120 "$@" 2>>"$RES/err.log"); then
     printf '%s\n' "$out" | sed -n "s/^RESULT /R $round $kind $name /p" >>"$LOG"
+    echo "T $round $kind $name $(tail -1 "$RES/time.tmp")" >>"$LOG"
   else
     echo "F $round $kind $name exit $?" >>"$LOG"
   fi
@@ -181,21 +183,30 @@ from collections import defaultdict
 LOG, ROOT = sys.argv[1], sys.argv[2]
 
 # Placement thresholds: the same as bench-peers/src/probe.rs `classify`.
-FAR_NS, FAST_MPS, MIN_SHARE = 120.0, 50.0, 0.9
-ORDER = ["near", "fast", "far"]
+CLOSE_NS, NEAR_NS, FAR_NS, MIN_SHARE = 45.0, 160.0, 380.0, 0.9
+ORDER = ["close", "near", "far", "farthest"]
+# A step in which both processes busy-poll (every throughput and ping-pong
+# step but iceoryx2's, which sleeps 100 ms while its ports connect) must
+# have kept both vCPUs busy: CPU time (user + system, children included) /
+# (2 x wall) at least this, or its pair is left out as busy.
+MIN_STEP_SHARE = 0.8
 
 
 def classify(p):
     if p.get("cpu_share", 1.0) < MIN_SHARE:
         return "busy"
-    if p["pp_ns"] >= FAR_NS:
-        return "far"
-    return "fast" if p["ring_mps"] >= FAST_MPS else "near"
+    t = p["pp_ns"]
+    if t < CLOSE_NS:
+        return "close"
+    if t < NEAR_NS:
+        return "near"
+    return "far" if t < FAR_NS else "farthest"
 
 
 meta, meta2 = {}, {}
 res = defaultdict(dict)          # (round, kind) -> step -> result
 loads = {}
+shares = defaultdict(dict)       # (round, kind) -> step -> CPU share
 fails = []
 cg = {}
 for line in open(LOG):
@@ -210,6 +221,10 @@ for line in open(LOG):
     elif line.startswith("L "):
         _, rnd, kind, l1, running = line.split()
         loads[(int(rnd), kind)] = (float(l1), int(running))
+    elif line.startswith("T "):
+        _, rnd, kind, step, e, u, sy = line.split()
+        if float(e) > 0:
+            shares[(int(rnd), kind)][step] = (float(u) + float(sy)) / (2 * float(e))
     elif line.startswith("F "):
         fails.append(line[2:])
     elif line.startswith("C "):
@@ -220,6 +235,7 @@ base = meta.get("base", "")
 probes = []
 groups = defaultdict(lambda: defaultdict(list))   # kind -> placement -> [pair dict]
 mixed = defaultdict(int)
+busy_steps = defaultdict(int)
 for (rnd, kind), steps in sorted(res.items()):
     p0, p1 = steps.get("probe0"), steps.get("probe1")
     for p in (p0, p1):
@@ -231,6 +247,11 @@ for (rnd, kind), steps in sorted(res.items()):
     a, b = classify(p0), classify(p1)
     if a != b or a == "busy":
         mixed[kind] += 1
+        continue
+    low = [st for st, v in shares[(rnd, kind)].items()
+           if kind != "wakeup" and st not in ("probe0", "probe1", "iceoryx2") and v < MIN_STEP_SHARE]
+    if low:
+        busy_steps[kind] += 1
         continue
     groups[kind][a].append(steps)
 
@@ -301,11 +322,12 @@ p(f"`scripts/bench-paired.sh {meta.get('pairs', '?')}`: shmq at {meta.get('commi
 p("")
 p("Each pair: a placement probe, the reference run, the shmq run(s), a probe again; a pair")
 p("counts for a placement only if both probes name it. The probe (`peers probe`, about 0.1 s)")
-p(f"measures a cache-line ping-pong between two processes (one line transfer) and the bare")
-p(f"ring's 64 B throughput: **far** = transfer >= {FAR_NS:.0f} ns; **fast** = transfer < {FAR_NS:.0f} ns and")
-p(f"ring >= {FAST_MPS:.0f} M msg/s; **near** = transfer < {FAR_NS:.0f} ns and ring < {FAST_MPS:.0f} M msg/s;")
-p(f"**busy** = either ring process got less than {MIN_SHARE} of its wall time on a CPU (another process")
-p("ran on the two vCPUs; such pairs are left out).")
+p("measures a cache-line ping-pong between two processes (one line transfer), which names the")
+p(f"placement: **close** < {CLOSE_NS:.0f} ns, **near** < {NEAR_NS:.0f} ns, **far** < {FAR_NS:.0f} ns, **farthest** beyond;")
+p(f"**busy** = either process of the probe's short bare-ring run got less than {MIN_SHARE} of its wall time")
+p("on a CPU (another process ran on the two vCPUs). A pair is also left out when one of its")
+p(f"busy-polling runs got less than {MIN_STEP_SHARE} of two CPUs over its wall time (GNU time, children")
+p("included).")
 p("Ratios are taken within each pair; a cell gives the median and the range over the pairs.")
 p("")
 
@@ -322,7 +344,8 @@ for pl in ORDER + ["busy"]:
         p(f"| {pl} | {len(qs)} | {med(pp):.0f} ({min(pp):.0f}-{max(pp):.0f}) | {med(rm):.1f} ({min(rm):.1f}-{max(rm):.1f}) |")
 p("")
 p("Pairs left out because their probes disagreed (the placement changed during the pair), a")
-p("probe said busy or failed: " + ", ".join(f"{k} {mixed.get(k, 0)}" for k in ("tput", "batch", "pingpong", "wakeup")) + ".")
+p("probe said busy or failed: " + ", ".join(f"{k} {mixed.get(k, 0)}" for k in ("tput", "batch", "pingpong", "wakeup"))
+  + "; because a run in them was short of CPU: " + ", ".join(f"{k} {busy_steps.get(k, 0)}" for k in ("tput", "batch", "pingpong")) + ".")
 if fails:
     p("Failed steps: " + "; ".join(fails) + ".")
 p("")

@@ -344,8 +344,8 @@ fn consume_child() {
 }
 
 fn throughput(peer: &str, size: usize, batch: usize) {
-    // Size the runs: a probe, then PEERS_RUNS runs (default 5) of about
-    // PEERS_SECS seconds (default 0.4).
+    // Size the runs: a sizing run, then PEERS_RUNS runs (default 5) of
+    // about PEERS_SECS seconds (default 0.4).
     let runs: usize = std::env::var("PEERS_RUNS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -355,9 +355,19 @@ fn throughput(peer: &str, size: usize, batch: usize) {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(0.4);
-    let probe_n = 20_000;
-    let probe = run_once(peer, size, batch, probe_n);
-    let rate = probe_n as f64 / probe.as_secs_f64();
+    // The sizing run must itself last long enough: 20,000 messages take
+    // 0.2 ms on the bare ring, a time its start dominates, and runs sized
+    // from it lasted 7-50 ms and gave 7-47 M msg/s where runs of 0.25 s in
+    // the same placement gave 80-95 (scripts/bench-paired.sh, first run).
+    // So ten times more messages until the sizing run takes 20 ms.
+    let mut probe_n = 20_000;
+    let rate = loop {
+        let took = run_once(peer, size, batch, probe_n).as_secs_f64();
+        if took >= 0.02 || probe_n >= 20_000_000 {
+            break probe_n as f64 / took;
+        }
+        probe_n *= 10;
+    };
     let n = ((rate * secs) as usize).clamp(5_000, 200_000_000);
     let mut rates: Vec<f64> = (0..runs)
         .map(|_| n as f64 / run_once(peer, size, batch, n).as_secs_f64())
