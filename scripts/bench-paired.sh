@@ -5,30 +5,32 @@
 #   scripts/bench-paired.sh [PAIRS]          (default 60)
 #
 # This VM's two vCPUs move between placements every few seconds to minutes,
-# and the placement alone moves the bare ring's 64 B throughput between
-# about 7 and 78 M msg/s. So every shmq figure is taken right after the
-# figure it is compared with, a placement probe (`peers probe`,
-# bench-peers/src/probe.rs) runs before and after, and a ratio counts for
-# a placement only if both probes name it. Each round makes one pair of
-# each kind, in this order:
+# and the placement changes a cache-line transfer between them from about
+# 30 to about 480 ns and the bare ring's 64 B throughput between about 10
+# and 90 M msg/s. So every shmq figure is taken right after the figure it
+# is compared with, placement probes (`peers probe`,
+# bench-peers/src/probe.rs) run before, between and after the runs, and a
+# ratio counts for a placement only if every probe of its pair names it.
+# Each round makes one pair of each kind:
 #
-#   tput      probe, shm-ring 64 B, shmq 64 B lease+ack, [base shmq], probe
-#   batch     probe, rtrb 64 B chunks of 64, rtrb one at a time,
-#             shmq batches of 64, [base shmq batches of 64], probe
-#   pingpong  probe, shm-ring, shmq, [base shmq], iceoryx2 (one-way p50), probe
-#   wakeup    probe, parked shmq consumer against a bare futex (the latency
-#             bench's `wakeup`: alternating blocks in one run), probe
+#   tput      shm-ring 64 B, shmq 64 B lease+ack, [base shmq]
+#   batch     rtrb 64 B chunks of 64, rtrb one at a time,
+#             shmq batches of 64, [base shmq batches of 64]
+#   pingpong  shm-ring, shmq, [base shmq], iceoryx2 (one-way p50)
+#   wakeup    parked shmq consumer against a bare futex (the latency
+#             bench's `wakeup`: alternating blocks in one run)
 #
-# Throughput runs are one run of about 0.25 s each after a 20,000-message
-# sizing run (PEERS_RUNS=1 PEERS_SECS=0.25); ping-pong runs PAIRED_SAMPLES
-# round trips. Then callgrind instructions and locked instructions per
-# message (scripts/callgrind-per-msg.sh) of this tree and of the base.
+# with a probe before the first run, after each run. Throughput runs are
+# one run of about 0.15 s each after a sizing run (PEERS_RUNS=1
+# PEERS_SECS=0.15); ping-pong runs PAIRED_SAMPLES round trips. Then
+# callgrind instructions and locked instructions per message
+# (scripts/callgrind-per-msg.sh) of this tree and of the base.
 #
 # [base]: a second build of shmq, PAIRED_BASE (default f944f59, the core
 # that issue 15 calls "today": format 1, 1,548 instructions per message),
 # built from a detached worktree with scripts/bench-paired-base.patch (the
-# PEERS_RUNS/PEERS_SECS knobs) applied to its bench-peers; PAIRED_BASE=
-# (empty) leaves it out.
+# PEERS_RUNS/PEERS_SECS knobs and the sizing run of this tree) applied to
+# its bench-peers; PAIRED_BASE= (empty) leaves it out.
 #
 # Writes target/bench-paired/log (every RESULT line, tagged with its round,
 # kind and step) and benches/results/paired.md (appended to BENCHMARKS.md by
@@ -129,36 +131,36 @@ wake() {
 }
 load() { echo "L $1 $2 $(cut -d' ' -f1 /proc/loadavg) $(awk '/procs_running/ {print $2}' /proc/stat)" >>"$LOG"; }
 
-export PEERS_RUNS=1 PEERS_SECS=0.25
+# probe ROUND KIND: the next placement probe of this pair (probe0, probe1, ...).
+pn=0
+probe() { step "$1" "$2" "probe$pn" "$PEERS" probe; pn=$((pn + 1)); }
+
+export PEERS_RUNS=1 PEERS_SECS=0.15
 say "$PAIRS rounds of four pairs"
 for i in $(seq "$PAIRS"); do
-  load "$i" tput
-  step "$i" tput probe0 "$PEERS" probe
-  step "$i" tput ring "$PEERS" throughput shm-ring 64 1
-  step "$i" tput shmq "$PEERS" throughput shmq 64 1
-  [ -n "$BPEERS" ] && step "$i" tput base "$BPEERS" throughput shmq 64 1
-  step "$i" tput probe1 "$PEERS" probe
+  pn=0; load "$i" tput
+  probe "$i" tput
+  step "$i" tput ring "$PEERS" throughput shm-ring 64 1; probe "$i" tput
+  step "$i" tput shmq "$PEERS" throughput shmq 64 1; probe "$i" tput
+  if [ -n "$BPEERS" ]; then step "$i" tput base "$BPEERS" throughput shmq 64 1; probe "$i" tput; fi
 
-  load "$i" batch
-  step "$i" batch probe0 "$PEERS" probe
-  step "$i" batch rtrb64 "$PEERS" throughput rtrb 64 64
-  step "$i" batch rtrb1 "$PEERS" throughput rtrb 64 1
-  step "$i" batch shmq "$PEERS" throughput shmq 64 64
-  [ -n "$BPEERS" ] && step "$i" batch base "$BPEERS" throughput shmq 64 64
-  step "$i" batch probe1 "$PEERS" probe
+  pn=0; load "$i" batch
+  probe "$i" batch
+  step "$i" batch rtrb64 "$PEERS" throughput rtrb 64 64; probe "$i" batch
+  step "$i" batch rtrb1 "$PEERS" throughput rtrb 64 1; probe "$i" batch
+  step "$i" batch shmq "$PEERS" throughput shmq 64 64; probe "$i" batch
+  if [ -n "$BPEERS" ]; then step "$i" batch base "$BPEERS" throughput shmq 64 64; probe "$i" batch; fi
 
-  load "$i" pingpong
-  step "$i" pingpong probe0 "$PEERS" probe
-  step "$i" pingpong ring "$PEERS" pingpong shm-ring "$SAMPLES"
-  step "$i" pingpong shmq "$PEERS" pingpong shmq "$SAMPLES"
-  [ -n "$BPEERS" ] && step "$i" pingpong base "$BPEERS" pingpong shmq "$SAMPLES"
-  step "$i" pingpong iceoryx2 "$PEERS" pingpong iceoryx2 "$SAMPLES"
-  step "$i" pingpong probe1 "$PEERS" probe
+  pn=0; load "$i" pingpong
+  probe "$i" pingpong
+  step "$i" pingpong ring "$PEERS" pingpong shm-ring "$SAMPLES"; probe "$i" pingpong
+  step "$i" pingpong shmq "$PEERS" pingpong shmq "$SAMPLES"; probe "$i" pingpong
+  if [ -n "$BPEERS" ]; then step "$i" pingpong base "$BPEERS" pingpong shmq "$SAMPLES"; probe "$i" pingpong; fi
+  step "$i" pingpong iceoryx2 "$PEERS" pingpong iceoryx2 "$SAMPLES"; probe "$i" pingpong
 
-  load "$i" wakeup
-  step "$i" wakeup probe0 "$PEERS" probe
-  wake "$i"
-  step "$i" wakeup probe1 "$PEERS" probe
+  pn=0; load "$i" wakeup
+  probe "$i" wakeup
+  wake "$i"; probe "$i" wakeup
   say "round $i of $PAIRS done"
 done
 echo "META2 {\"load_after\":\"$(cut -d' ' -f1-3 /proc/loadavg)\",\"end\":\"$(date -u '+%H:%M UTC')\"}" >>"$LOG"
@@ -237,19 +239,15 @@ groups = defaultdict(lambda: defaultdict(list))   # kind -> placement -> [pair d
 mixed = defaultdict(int)
 busy_steps = defaultdict(int)
 for (rnd, kind), steps in sorted(res.items()):
-    p0, p1 = steps.get("probe0"), steps.get("probe1")
-    for p in (p0, p1):
-        if p:
-            probes.append(p)
-    if not p0 or not p1:
+    ps = [v for k, v in steps.items() if k.startswith("probe")]
+    probes.extend(ps)
+    names = {classify(q) for q in ps}
+    if len(ps) < 2 or len(names) != 1 or "busy" in names or any(f.startswith(f"{rnd} {kind} probe") for f in fails):
         mixed[kind] += 1
         continue
-    a, b = classify(p0), classify(p1)
-    if a != b or a == "busy":
-        mixed[kind] += 1
-        continue
+    a = names.pop()
     low = [st for st, v in shares[(rnd, kind)].items()
-           if kind != "wakeup" and st not in ("probe0", "probe1", "iceoryx2") and v < MIN_STEP_SHARE]
+           if kind != "wakeup" and not st.startswith("probe") and st != "iceoryx2" and v < MIN_STEP_SHARE]
     if low:
         busy_steps[kind] += 1
         continue
@@ -320,8 +318,9 @@ p(f"`scripts/bench-paired.sh {meta.get('pairs', '?')}`: shmq at {meta.get('commi
   + (f" (at the start of each pair: {min(l for l, _ in loads.values()):.2f} to {max(l for l, _ in loads.values()):.2f})" if loads else "")
   + ". AMD EPYC, 2 vCPUs under KVM.")
 p("")
-p("Each pair: a placement probe, the reference run, the shmq run(s), a probe again; a pair")
-p("counts for a placement only if both probes name it. The probe (`peers probe`, about 0.1 s)")
+p("Each pair: a placement probe, the reference run, a probe, the shmq run, a probe, the base")
+p("run, a probe (and so on); a pair counts for a placement only if every probe in it names")
+p("that placement. The probe (`peers probe`, a few tens of milliseconds)")
 p("measures a cache-line ping-pong between two processes (one line transfer), which names the")
 p(f"placement: **close** < {CLOSE_NS:.0f} ns, **near** < {NEAR_NS:.0f} ns, **far** < {FAR_NS:.0f} ns, **farthest** beyond;")
 p(f"**busy** = either process of the probe's short bare-ring run got less than {MIN_SHARE} of its wall time")
