@@ -2,7 +2,7 @@
 # Paired measurement of shmq against the bare shared-mapping ring, rtrb,
 # iceoryx2 and a bare futex (issue 15), placement by placement:
 #
-#   scripts/bench-paired.sh [PAIRS]          (default 60)
+#   scripts/bench-paired.sh [PAIRS]          (default 100)
 #
 # This VM's two vCPUs move between placements every few seconds to minutes,
 # and the placement changes a cache-line transfer between them from about
@@ -10,17 +10,20 @@
 # and 90 M msg/s. So every shmq figure is taken right after the figure it
 # is compared with, placement probes (`peers probe`,
 # bench-peers/src/probe.rs) run before, between and after the runs, and a
-# ratio counts for a placement only if every probe of its pair names it.
+# ratio counts for a placement only if every probe around its runs names
+# it.
 # Each round makes one pair of each kind:
 #
-#   tput      shm-ring 64 B, shmq 64 B lease+ack, [base shmq]
-#   batch     rtrb 64 B chunks of 64, rtrb one at a time,
-#             shmq batches of 64, [base shmq batches of 64]
-#   pingpong  shm-ring, shmq, [base shmq], iceoryx2 (one-way p50)
+#   tput      [base shmq], shm-ring 64 B, shmq 64 B lease+ack
+#   batch     [base shmq batches of 64], rtrb 64 B chunks of 64,
+#             shmq batches of 64, rtrb one at a time
+#   pingpong  [base shmq], shm-ring, shmq, iceoryx2 (one-way p50)
 #   wakeup    parked shmq consumer against a bare futex (the latency
 #             bench's `wakeup`: alternating blocks in one run)
 #
-# with a probe before the first run, after each run. Throughput runs are
+# with a probe before the first run and after each run, so that every shmq
+# run comes right after the run it is compared with and each ratio is
+# judged by the probes around its two runs only. Throughput runs are
 # one run of about 0.15 s each after a sizing run (PEERS_RUNS=1
 # PEERS_SECS=0.15); ping-pong runs PAIRED_SAMPLES round trips. Then
 # callgrind instructions and locked instructions per message
@@ -34,7 +37,7 @@
 #
 # Writes target/bench-paired/log (every RESULT line, tagged with its round,
 # kind and step) and benches/results/paired.md (appended to BENCHMARKS.md by
-# scripts/bench-compare.sh). A full run of 60 rounds takes about 5 minutes
+# scripts/bench-compare.sh). A full run of 100 rounds takes about 10 minutes
 # after the builds; the first build of the base takes a few minutes more.
 #
 # Environment:
@@ -49,7 +52,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-PAIRS=${1:-60}
+PAIRS=${1:-100}
 BASE=${PAIRED_BASE-f944f59}
 SAMPLES=${PAIRED_SAMPLES:-200000}
 RES=$ROOT/target/bench-paired
@@ -140,22 +143,22 @@ say "$PAIRS rounds of four pairs"
 for i in $(seq "$PAIRS"); do
   pn=0; load "$i" tput
   probe "$i" tput
+  if [ -n "$BPEERS" ]; then step "$i" tput base "$BPEERS" throughput shmq 64 1; probe "$i" tput; fi
   step "$i" tput ring "$PEERS" throughput shm-ring 64 1; probe "$i" tput
   step "$i" tput shmq "$PEERS" throughput shmq 64 1; probe "$i" tput
-  if [ -n "$BPEERS" ]; then step "$i" tput base "$BPEERS" throughput shmq 64 1; probe "$i" tput; fi
 
   pn=0; load "$i" batch
   probe "$i" batch
-  step "$i" batch rtrb64 "$PEERS" throughput rtrb 64 64; probe "$i" batch
-  step "$i" batch rtrb1 "$PEERS" throughput rtrb 64 1; probe "$i" batch
-  step "$i" batch shmq "$PEERS" throughput shmq 64 64; probe "$i" batch
   if [ -n "$BPEERS" ]; then step "$i" batch base "$BPEERS" throughput shmq 64 64; probe "$i" batch; fi
+  step "$i" batch rtrb64 "$PEERS" throughput rtrb 64 64; probe "$i" batch
+  step "$i" batch shmq "$PEERS" throughput shmq 64 64; probe "$i" batch
+  step "$i" batch rtrb1 "$PEERS" throughput rtrb 64 1; probe "$i" batch
 
   pn=0; load "$i" pingpong
   probe "$i" pingpong
+  if [ -n "$BPEERS" ]; then step "$i" pingpong base "$BPEERS" pingpong shmq "$SAMPLES"; probe "$i" pingpong; fi
   step "$i" pingpong ring "$PEERS" pingpong shm-ring "$SAMPLES"; probe "$i" pingpong
   step "$i" pingpong shmq "$PEERS" pingpong shmq "$SAMPLES"; probe "$i" pingpong
-  if [ -n "$BPEERS" ]; then step "$i" pingpong base "$BPEERS" pingpong shmq "$SAMPLES"; probe "$i" pingpong; fi
   step "$i" pingpong iceoryx2 "$PEERS" pingpong iceoryx2 "$SAMPLES"; probe "$i" pingpong
 
   pn=0; load "$i" wakeup
@@ -187,10 +190,10 @@ LOG, ROOT = sys.argv[1], sys.argv[2]
 # Placement thresholds: the same as bench-peers/src/probe.rs `classify`.
 CLOSE_NS, NEAR_NS, FAR_NS, MIN_SHARE = 45.0, 160.0, 380.0, 0.9
 ORDER = ["close", "near", "far", "farthest"]
-# A step in which both processes busy-poll (every throughput and ping-pong
-# step but iceoryx2's, which sleeps 100 ms while its ports connect) must
+# A run in which both processes busy-poll (every throughput and ping-pong
+# run but iceoryx2's, which sleeps 100 ms while its ports connect) must
 # have kept both vCPUs busy: CPU time (user + system, children included) /
-# (2 x wall) at least this, or its pair is left out as busy.
+# (2 x wall) at least this, or the comparisons it is part of are left out.
 MIN_STEP_SHARE = 0.8
 
 
@@ -206,7 +209,7 @@ def classify(p):
 
 
 meta, meta2 = {}, {}
-res = defaultdict(dict)          # (round, kind) -> step -> result
+seqs = defaultdict(list)         # (round, kind) -> [(step, result)] in run order
 loads = {}
 shares = defaultdict(dict)       # (round, kind) -> step -> CPU share
 fails = []
@@ -219,7 +222,7 @@ for line in open(LOG):
         meta2 = json.loads(line[6:])
     elif line.startswith("R "):
         _, rnd, kind, step, js = line.split(" ", 4)
-        res[(int(rnd), kind)][step] = json.loads(js)
+        seqs[(int(rnd), kind)].append((step, json.loads(js)))
     elif line.startswith("L "):
         _, rnd, kind, l1, running = line.split()
         loads[(int(rnd), kind)] = (float(l1), int(running))
@@ -228,72 +231,118 @@ for line in open(LOG):
         if float(e) > 0:
             shares[(int(rnd), kind)][step] = (float(u) + float(sy)) / (2 * float(e))
     elif line.startswith("F "):
+        _, rnd, kind, step = line.split()[:4]
+        seqs[(int(rnd), kind)].append((step, None))
         fails.append(line[2:])
     elif line.startswith("C "):
         _, who, mode, js = line.split(" ", 3)
         cg[(who, mode)] = json.loads(js)
 
 base = meta.get("base", "")
-probes = []
-groups = defaultdict(lambda: defaultdict(list))   # kind -> placement -> [pair dict]
-mixed = defaultdict(int)
-busy_steps = defaultdict(int)
-for (rnd, kind), steps in sorted(res.items()):
-    ps = [v for k, v in steps.items() if k.startswith("probe")]
-    probes.extend(ps)
-    names = {classify(q) for q in ps}
-    if len(ps) < 2 or len(names) != 1 or "busy" in names or any(f.startswith(f"{rnd} {kind} probe") for f in fails):
-        mixed[kind] += 1
-        continue
-    a = names.pop()
-    low = [st for st, v in shares[(rnd, kind)].items()
-           if kind != "wakeup" and not st.startswith("probe") and st != "iceoryx2" and v < MIN_STEP_SHARE]
-    if low:
-        busy_steps[kind] += 1
-        continue
-    groups[kind][a].append(steps)
+probes = [r for seq in seqs.values() for st, r in seq if st.startswith("probe") and r]
 
 
-def tp(s, k):
-    r = s.get(k)
+def span_place(key, first, last):
+    """The placement of the runs `first` .. `last` of one pair (in run
+    order, any order of the two names): every probe from the one before the
+    earlier run to the one after the later run must exist and name it, and
+    every busy-polling run in between must have had its CPUs. None if not."""
+    seq = seqs[key]
+    names = [st for st, _ in seq]
+    if first not in names or last not in names:
+        return None
+    i, j = sorted((names.index(first), names.index(last)))
+    lo = i - 1
+    hi = j + 1
+    if lo < 0 or hi >= len(seq) or not names[lo].startswith("probe") or not names[hi].startswith("probe"):
+        return None
+    got = set()
+    for st, r in seq[lo:hi + 1]:
+        if st.startswith("probe"):
+            if r is None:
+                return None
+            got.add(classify(r))
+        else:
+            if r is None:
+                return None
+            sh = shares[key].get(st)
+            if key[1] != "wakeup" and st != "iceoryx2" and sh is not None and sh < MIN_STEP_SHARE:
+                return "short"
+    if len(got) != 1:
+        return None
+    g = got.pop()
+    return None if g == "busy" else g
+
+
+def result(key, step):
+    for st, r in seqs[key]:
+        if st == step:
+            return r
+    return None
+
+
+def tp(r):
     return r["msgs_per_s"] if r else None
 
 
-def p50(s, k):
-    r = s.get(k)
+def p50(r):
     return r["p50"] if r else None
 
 
-def ratios(pairs, f):
-    out = []
-    for s in pairs:
+def collect(kind, a, b, f):
+    """Per placement, f(result a, result b) over the pairs whose runs a..b
+    the probes around them place there."""
+    out = defaultdict(list)
+    for key in seqs:
+        if key[1] != kind:
+            continue
+        pl = span_place(key, a, b)
+        if pl in (None, "short"):
+            continue
+        ra, rb = result(key, a), result(key, b)
         try:
-            v = f(s)
+            v = f(ra, rb)
         except (TypeError, ZeroDivisionError, KeyError):
             v = None
         if v is not None:
-            out.append(v)
+            out[pl].append(v)
     return out
+
+
+def single(kind, a, f):
+    return collect(kind, a, a, lambda ra, rb: f(ra))
+
+
+def left_out(kind, a, b):
+    n = {"disagree": 0, "short": 0}
+    for key in seqs:
+        if key[1] != kind:
+            continue
+        pl = span_place(key, a, b)
+        if pl is None:
+            n["disagree"] += 1
+        elif pl == "short":
+            n["short"] += 1
+    return n
 
 
 def med(v):
     return statistics.median(v) if v else None
 
 
-def fr(v, unit="x"):
+def fr(v, unit="x", nd=2):
     if not v:
         return "n/a"
-    m = med(v)
-    return f"{m:.2f}{unit} ({min(v):.2f}-{max(v):.2f})"
+    return f"{med(v):.{nd}f}{unit} ({min(v):.{nd}f}-{max(v):.{nd}f}, n {len(v)})"
 
 
 def fns(v):
     if not v:
         return "n/a"
-    return f"{med(v):.0f} ns ({min(v):.0f}-{max(v):.0f})"
+    return f"{med(v):.0f} ns ({min(v):.0f}-{max(v):.0f}, n {len(v)})"
 
 
-def verdict(v, ok, n_min=3):
+def verdict(v, ok, n_min=5):
     if not v:
         return "not measured"
     if len(v) < n_min:
@@ -301,9 +350,40 @@ def verdict(v, ok, n_min=3):
     return "**met**" if ok(med(v)) else "**missed**"
 
 
-places = [p for p in ORDER if any(groups[k].get(p) for k in groups)]
-counts = {p: sum(1 for q in probes if classify(q) == p) for p in ORDER}
-common = max(ORDER, key=lambda p: counts.get(p, 0)) if probes else "near"
+counts = {pl: sum(1 for q in probes if classify(q) == pl) for pl in ORDER}
+common = max(ORDER, key=lambda pl: counts.get(pl, 0)) if probes else "near"
+
+# ------------------------------------------------------------ figures
+T = {}
+T["ring"] = single("tput", "ring", lambda r: tp(r) / 1e6)
+T["shmq"] = single("tput", "shmq", lambda r: tp(r) / 1e6)
+T["base"] = single("tput", "base", lambda r: tp(r) / 1e6)
+T["shmq/ring"] = collect("tput", "ring", "shmq", lambda a, b: tp(b) / tp(a))
+T["base/ring"] = collect("tput", "base", "ring", lambda a, b: tp(a) / tp(b))
+T["shmq/base"] = collect("tput", "base", "shmq", lambda a, b: tp(b) / tp(a))
+B = {}
+B["rtrb64"] = single("batch", "rtrb64", lambda r: tp(r) / 1e6)
+B["rtrb1"] = single("batch", "rtrb1", lambda r: tp(r) / 1e6)
+B["shmq"] = single("batch", "shmq", lambda r: tp(r) / 1e6)
+B["base"] = single("batch", "base", lambda r: tp(r) / 1e6)
+B["shmq/rtrb64"] = collect("batch", "rtrb64", "shmq", lambda a, b: tp(b) / tp(a))
+B["shmq/rtrb1"] = collect("batch", "shmq", "rtrb1", lambda a, b: tp(a) / tp(b))
+B["base/rtrb64"] = collect("batch", "base", "rtrb64", lambda a, b: tp(a) / tp(b))
+B["shmq/base"] = collect("batch", "base", "shmq", lambda a, b: tp(b) / tp(a))
+P = {}
+P["ring"] = single("pingpong", "ring", p50)
+P["shmq"] = single("pingpong", "shmq", p50)
+P["iceoryx2"] = single("pingpong", "iceoryx2", p50)
+P["base"] = single("pingpong", "base", p50)
+P["shmq/ring"] = collect("pingpong", "ring", "shmq", lambda a, b: p50(b) / p50(a))
+P["shmq/iceoryx2"] = collect("pingpong", "shmq", "iceoryx2", lambda a, b: p50(a) / p50(b))
+P["base/ring"] = collect("pingpong", "base", "ring", lambda a, b: p50(a) / p50(b))
+P["shmq/base"] = collect("pingpong", "base", "shmq", lambda a, b: p50(b) / p50(a))
+W = {}
+W["shmq"] = collect("wakeup", "shmq", "futex", lambda a, b: p50(a))
+W["futex"] = collect("wakeup", "shmq", "futex", lambda a, b: p50(b))
+W["shmq/futex"] = collect("wakeup", "shmq", "futex", lambda a, b: p50(a) / p50(b))
+places = [pl for pl in ORDER if any(d.get(pl) for t in (T, B, P, W) for d in t.values())]
 
 o = []
 p = o.append
@@ -313,27 +393,27 @@ p("")
 p(f"`scripts/bench-paired.sh {meta.get('pairs', '?')}`: shmq at {meta.get('commit', '?')}"
   + (" (with uncommitted changes to src/)" if meta.get("dirty") else "")
   + (f", base {base} (issue 15's \"today\": format 1)" if base else "")
-  + f", {meta.get('date', '?')}; 1-minute load {meta.get('load_before', '?').split()[0]} before, "
+  + f", {meta.get('date', '?')} to {meta2.get('end', '?')}; 1-minute load {meta.get('load_before', '?').split()[0]} before, "
   + f"{meta2.get('load_after', '?').split()[0]} after"
-  + (f" (at the start of each pair: {min(l for l, _ in loads.values()):.2f} to {max(l for l, _ in loads.values()):.2f})" if loads else "")
+  + (f" ({min(l for l, _ in loads.values()):.2f} to {max(l for l, _ in loads.values()):.2f} at the start of the pairs; the"
+     " benchmark's own two busy processes count in it)" if loads else "")
   + ". AMD EPYC, 2 vCPUs under KVM.")
 p("")
-p("Each pair: a placement probe, the reference run, a probe, the shmq run, a probe, the base")
-p("run, a probe (and so on); a pair counts for a placement only if every probe in it names")
-p("that placement. The probe (`peers probe`, a few tens of milliseconds)")
-p("measures a cache-line ping-pong between two processes (one line transfer), which names the")
-p(f"placement: **close** < {CLOSE_NS:.0f} ns, **near** < {NEAR_NS:.0f} ns, **far** < {FAR_NS:.0f} ns, **farthest** beyond;")
-p(f"**busy** = either process of the probe's short bare-ring run got less than {MIN_SHARE} of its wall time")
-p("on a CPU (another process ran on the two vCPUs). A pair is also left out when one of its")
-p(f"busy-polling runs got less than {MIN_STEP_SHARE} of two CPUs over its wall time (GNU time, children")
-p("included).")
-p("Ratios are taken within each pair; a cell gives the median and the range over the pairs.")
+p("Each round runs one pair of each kind with a placement probe before the first run and after")
+p("each run: `[base], ring, shmq` (1P/1C); `[base], rtrb chunks of 64, shmq, rtrb one at a time`")
+p("(batches); `[base], ring, shmq, iceoryx2` (ping-pong); one wake-up run. A ratio counts for a")
+p("placement only if every probe around its two runs names that placement (the placement")
+p("changes every few seconds, often within a pair). The probe (`peers probe`, a few tens of")
+p("milliseconds) times a cache-line ping-pong between two processes, one line transfer, which")
+p(f"names the placement: **close** < {CLOSE_NS:.0f} ns, **near** < {NEAR_NS:.0f} ns, **far** < {FAR_NS:.0f} ns, **farthest**")
+p(f"beyond; it says **busy** when either process of its short bare-ring run got less than {MIN_SHARE}")
+p(f"of its wall time on a CPU (another process ran on the two vCPUs). A comparison is also left")
+p(f"out when one of its busy-polling runs got less than {MIN_STEP_SHARE} of two CPUs over its wall time")
+p("(GNU time, children included). Cells: median (range, number of pairs).")
 p("")
-
-# probe distribution
-p("Probes in this run (both ends of every pair), by placement:")
+p("Probes in this run, by placement:")
 p("")
-p("| placement | probes | line transfer, ns: median (range) | ring 64 B, M msg/s: median (range) |")
+p("| placement | probes | line transfer, ns: median (range) | probe's bare ring 64 B, M msg/s: median (range) |")
 p("|---|---|---|---|")
 for pl in ORDER + ["busy"]:
     qs = [q for q in probes if classify(q) == pl]
@@ -342,103 +422,62 @@ for pl in ORDER + ["busy"]:
         rm = [q["ring_mps"] for q in qs]
         p(f"| {pl} | {len(qs)} | {med(pp):.0f} ({min(pp):.0f}-{max(pp):.0f}) | {med(rm):.1f} ({min(rm):.1f}-{max(rm):.1f}) |")
 p("")
-p("Pairs left out because their probes disagreed (the placement changed during the pair), a")
-p("probe said busy or failed: " + ", ".join(f"{k} {mixed.get(k, 0)}" for k in ("tput", "batch", "pingpong", "wakeup"))
-  + "; because a run in them was short of CPU: " + ", ".join(f"{k} {busy_steps.get(k, 0)}" for k in ("tput", "batch", "pingpong")) + ".")
+lo = [("1P/1C shmq/ring", left_out("tput", "ring", "shmq")), ("batches shmq/rtrb", left_out("batch", "rtrb64", "shmq")),
+      ("ping-pong shmq/ring", left_out("pingpong", "ring", "shmq")), ("wake-up", left_out("wakeup", "shmq", "futex"))]
+p("Pairs left out, placement changed or a probe busy / a run short of CPU: "
+  + "; ".join(f"{k} {v['disagree']} / {v['short']}" for k, v in lo) + f" (of {meta.get('pairs', '?')} each).")
 if fails:
     p("Failed steps: " + "; ".join(fails) + ".")
 p("")
 
-# ------------------------------------------------------------ tables
 p("### 1P/1C, 64 B, lease + ack per message (shmq) against the bare ring")
 p("")
-hdr = "| placement | pairs | ring M msg/s | shmq M msg/s | shmq / ring |"
-sep = "|---|---|---|---|---|"
-if base:
-    hdr += f" base / ring | shmq / base |"
-    sep += "---|---|"
-p(hdr)
-p(sep)
+p("| placement | ring, M msg/s | shmq, M msg/s | shmq / ring |" + (f" base ({base}), M msg/s | base / ring | shmq / base |" if base else ""))
+p("|---|---|---|---|" + ("---|---|---|" if base else ""))
 for pl in places:
-    g = groups["tput"].get(pl, [])
-    if not g:
-        continue
-    row = (f"| {pl} | {len(g)} | {fr(ratios(g, lambda s: tp(s, 'ring') / 1e6), '')} | "
-           f"{fr(ratios(g, lambda s: tp(s, 'shmq') / 1e6), '')} | "
-           f"{fr(ratios(g, lambda s: tp(s, 'shmq') / tp(s, 'ring')))} |")
+    row = f"| {pl} | {fr(T['ring'].get(pl), '')} | {fr(T['shmq'].get(pl), '')} | {fr(T['shmq/ring'].get(pl))} |"
     if base:
-        row += (f" {fr(ratios(g, lambda s: tp(s, 'base') / tp(s, 'ring')))} | "
-                f"{fr(ratios(g, lambda s: tp(s, 'shmq') / tp(s, 'base')))} |")
+        row += f" {fr(T['base'].get(pl), '')} | {fr(T['base/ring'].get(pl))} | {fr(T['shmq/base'].get(pl))} |"
     p(row)
 p("")
-
 p("### Batches of 64, 64 B, against rtrb (in-process, two threads)")
 p("")
-hdr = "| placement | pairs | rtrb chunks of 64, M msg/s | rtrb one at a time | shmq batches of 64 | shmq / rtrb chunks | shmq / rtrb one at a time |"
-sep = "|---|---|---|---|---|---|---|"
-if base:
-    hdr += " base / rtrb chunks | shmq / base |"
-    sep += "---|---|"
-p(hdr)
-p(sep)
+p("| placement | rtrb chunks of 64, M msg/s | rtrb one at a time | shmq batches of 64 | shmq / rtrb chunks | shmq / rtrb one at a time |"
+  + (" base | base / rtrb chunks | shmq / base |" if base else ""))
+p("|---|---|---|---|---|---|" + ("---|---|---|" if base else ""))
 for pl in places:
-    g = groups["batch"].get(pl, [])
-    if not g:
-        continue
-    row = (f"| {pl} | {len(g)} | {fr(ratios(g, lambda s: tp(s, 'rtrb64') / 1e6), '')} | "
-           f"{fr(ratios(g, lambda s: tp(s, 'rtrb1') / 1e6), '')} | "
-           f"{fr(ratios(g, lambda s: tp(s, 'shmq') / 1e6), '')} | "
-           f"{fr(ratios(g, lambda s: tp(s, 'shmq') / tp(s, 'rtrb64')))} | "
-           f"{fr(ratios(g, lambda s: tp(s, 'shmq') / tp(s, 'rtrb1')))} |")
+    row = (f"| {pl} | {fr(B['rtrb64'].get(pl), '')} | {fr(B['rtrb1'].get(pl), '')} | {fr(B['shmq'].get(pl), '')} | "
+           f"{fr(B['shmq/rtrb64'].get(pl))} | {fr(B['shmq/rtrb1'].get(pl))} |")
     if base:
-        row += (f" {fr(ratios(g, lambda s: tp(s, 'base') / tp(s, 'rtrb64')))} | "
-                f"{fr(ratios(g, lambda s: tp(s, 'shmq') / tp(s, 'base')))} |")
+        row += f" {fr(B['base'].get(pl), '')} | {fr(B['base/rtrb64'].get(pl))} | {fr(B['shmq/base'].get(pl))} |"
     p(row)
 p("")
-
 p(f"### Ping-pong, one-way p50 (round trip / 2), 64 B, {meta.get('samples', '?')} round trips per run")
 p("")
-hdr = "| placement | pairs | ring | shmq | iceoryx2 | shmq / ring | shmq / iceoryx2 |"
-sep = "|---|---|---|---|---|---|---|"
-if base:
-    hdr += " base | base / ring | base / iceoryx2 |"
-    sep += "---|---|---|"
-p(hdr)
-p(sep)
+p("| placement | ring | shmq | iceoryx2 | shmq / ring | shmq / iceoryx2 |" + (" base | base / ring | shmq / base |" if base else ""))
+p("|---|---|---|---|---|---|" + ("---|---|---|" if base else ""))
 for pl in places:
-    g = groups["pingpong"].get(pl, [])
-    if not g:
-        continue
-    row = (f"| {pl} | {len(g)} | {fns(ratios(g, lambda s: p50(s, 'ring')))} | "
-           f"{fns(ratios(g, lambda s: p50(s, 'shmq')))} | {fns(ratios(g, lambda s: p50(s, 'iceoryx2')))} | "
-           f"{fr(ratios(g, lambda s: p50(s, 'shmq') / p50(s, 'ring')))} | "
-           f"{fr(ratios(g, lambda s: p50(s, 'shmq') / p50(s, 'iceoryx2')))} |")
+    row = (f"| {pl} | {fns(P['ring'].get(pl))} | {fns(P['shmq'].get(pl))} | {fns(P['iceoryx2'].get(pl))} | "
+           f"{fr(P['shmq/ring'].get(pl))} | {fr(P['shmq/iceoryx2'].get(pl))} |")
     if base:
-        row += (f" {fns(ratios(g, lambda s: p50(s, 'base')))} | "
-                f"{fr(ratios(g, lambda s: p50(s, 'base') / p50(s, 'ring')))} | "
-                f"{fr(ratios(g, lambda s: p50(s, 'base') / p50(s, 'iceoryx2')))} |")
+        row += f" {fns(P['base'].get(pl))} | {fr(P['base/ring'].get(pl))} | {fr(P['shmq/base'].get(pl))} |"
     p(row)
 p("")
-
 p("### Parked wake-up against a bare futex")
 p("")
-p("`latency wakeup` (benches/latency.rs): a consumer asleep in FUTEX_WAIT inside `receive_into`")
-p("(spin tries 0) against a bare FUTEX_WAIT/FUTEX_WAKE pair between two processes, in")
-p("alternating blocks of 1,000 in one run; the sender writes its clock into the message (or a")
-p("shared word) 300 µs after the previous one, the woken side records now - sent. Ratio = shmq")
-p("p50 / futex p50 within the run.")
+p("`latency wakeup --samples 100000` (benches/latency.rs): a consumer asleep in FUTEX_WAIT inside")
+p("`receive_into` (spin tries 0) against a bare FUTEX_WAIT/FUTEX_WAKE pair between two")
+p("processes, alternating blocks of 1,000 in one run (2,000 wake-ups each); the sender writes")
+p("its clock into the message (or a shared word) 300 µs after the previous one, the woken side")
+p("records now - sent. Ratio = shmq p50 / futex p50 within the run.")
 p("")
-p("| placement | runs | shmq p50 | futex p50 | shmq / futex |")
-p("|---|---|---|---|---|")
+p("| placement | shmq p50 | futex p50 | shmq / futex |")
+p("|---|---|---|---|")
 for pl in places:
-    g = groups["wakeup"].get(pl, [])
-    if not g:
-        continue
-    p(f"| {pl} | {len(g)} | {fns(ratios(g, lambda s: p50(s, 'shmq')))} | {fns(ratios(g, lambda s: p50(s, 'futex')))} | "
-      f"{fr(ratios(g, lambda s: p50(s, 'shmq') / p50(s, 'futex')))} |")
+    if W["shmq/futex"].get(pl):
+        p(f"| {pl} | {fns(W['shmq'].get(pl))} | {fns(W['futex'].get(pl))} | {fr(W['shmq/futex'].get(pl))} |")
 p("")
 
-# ------------------------------------------------------------ callgrind
 if cg:
     p("### Instructions and locked instructions per message (callgrind)")
     p("")
@@ -465,64 +504,66 @@ if cg:
         p("")
         p("| per message | function | instruction |")
         p("|---|---|---|")
-        for s in c["sites"]:
-            fn = s["fn"] or "?"
+        for site in c["sites"]:
+            fn = site["fn"] or "?"
             for _ in range(3):
                 fn = re.sub(r"<[^<>]*>", "", fn)
-            p(f"| {s['per_msg']:.2f} | `{fn}` | `{s['ins']}` |")
+            p(f"| {site['per_msg']:.2f} | `{fn}` | `{site['ins']}` |")
+        p("")
+    c = cg.get(("now", "single"))
+    if c and c.get("inclusive"):
+        p(f"Inclusive instructions per message, `single`, {meta.get('commit', 'now')}: "
+          + ", ".join(f"`{re.sub(r'<[^<>]*>', '', re.sub(r'<[^<>]*>', '', f['fn'])).replace('shmq::', '')}` {f['per_msg']:.0f}"
+                      for f in c["inclusive"][:12]) + ".")
         p("")
 
-# ------------------------------------------------------------ targets
 p("### Targets (issue 15)")
 p("")
-p("Verdict on the median within-pair ratio of each placement (at least 3 pairs).")
-p(f"\"Today's ratio\": the issue's baseline, shmq 4.9-5.5 M msg/s against a ring of 19-78 M msg/s")
+p("Verdict on the median within-pair ratio of each placement with at least 5 pairs.")
+p("\"Today's ratio\": the issue's baseline, shmq 4.9-5.5 M msg/s against a ring of 19-78 M msg/s")
 p("(0.06x-0.29x), ping-pong p50 416-521 ns (ring 50-105 ns, iceoryx2 481-741 ns)"
-  + (f"; measured here per placement as the base build {base} in the same pairs." if base else "."))
+  + (f"; measured here per placement as the base build {base} paired with the same ring." if base else "."))
 p("")
-p("| target | placement | pairs | figure | result |")
-p("|---|---|---|---|---|")
+p("| target | placement | figure | result |")
+p("|---|---|---|---|")
 for pl in places:
-    g = groups["tput"].get(pl, [])
-    v = ratios(g, lambda s: tp(s, "shmq") / tp(s, "ring"))
     if pl == common:
-        p(f"| 1P/1C 64 B lease+ack >= 0.5x the ring, common placement | {pl} | {len(v)} | {fr(v)} | {verdict(v, lambda m: m >= 0.5)} |")
+        v = T["shmq/ring"].get(pl)
+        p(f"| 1P/1C 64 B lease+ack >= 0.5x the ring, common placement | {pl} | {fr(v)} | {verdict(v, lambda m: m >= 0.5)} |")
 for pl in places:
-    g = groups["tput"].get(pl, [])
-    v = ratios(g, lambda s: tp(s, "shmq") / tp(s, "ring"))
+    v = T["shmq/ring"].get(pl)
     if base:
-        b = ratios(g, lambda s: tp(s, "base") / tp(s, "ring"))
-        w = ratios(g, lambda s: tp(s, "shmq") / tp(s, "base"))
-        fig = f"shmq/ring {fr(v)}; base/ring {fr(b)}; shmq/base within pairs {fr(w)}"
-        p(f"| 1P/1C >= 2x today's ratio | {pl} | {len(w)} | {fig} | {verdict(w, lambda m: m >= 2.0)} |")
+        b = T["base/ring"].get(pl)
+        ok = "not measured"
+        if v and b:
+            ok = (f"too few pairs ({min(len(v), len(b))})" if min(len(v), len(b)) < 5
+                  else ("**met**" if med(v) >= 2 * med(b) else "**missed**"))
+        p(f"| 1P/1C >= 2x today's ratio | {pl} | shmq/ring {fr(v)} against 2 x base/ring = "
+          + (f"{2 * med(b):.2f}x" if b else "n/a") + f"; shmq/base in the same pairs {fr(T['shmq/base'].get(pl))} | {ok} |")
     else:
-        p(f"| 1P/1C >= 2x today's ratio (0.12x-0.58x) | {pl} | {len(v)} | {fr(v)} | see the text |")
+        p(f"| 1P/1C >= 2x today's ratio (0.12x-0.58x) | {pl} | {fr(v)} | see the text |")
 for pl in places:
-    g = groups["batch"].get(pl, [])
-    v = ratios(g, lambda s: tp(s, "shmq") / tp(s, "rtrb64"))
-    v1 = ratios(g, lambda s: tp(s, "shmq") / tp(s, "rtrb1"))
-    p(f"| batches of 64 >= 0.8x rtrb (chunks of 64) | {pl} | {len(v)} | {fr(v)} (against rtrb one at a time: {fr(v1)}) | {verdict(v, lambda m: m >= 0.8)} |")
+    v = B["shmq/rtrb64"].get(pl)
+    p(f"| batches of 64 >= 0.8x rtrb (chunks of 64) | {pl} | {fr(v)}; against rtrb one at a time {fr(B['shmq/rtrb1'].get(pl))} | {verdict(v, lambda m: m >= 0.8)} |")
 for pl in places:
-    g = groups["pingpong"].get(pl, [])
-    v = ratios(g, lambda s: p50(s, "shmq") / p50(s, "iceoryx2"))
-    p(f"| ping-pong p50 <= 0.5x iceoryx2 | {pl} | {len(v)} | {fr(v)} | {verdict(v, lambda m: m <= 0.5)} |")
+    v = P["shmq/iceoryx2"].get(pl)
+    p(f"| ping-pong p50 <= 0.5x iceoryx2 | {pl} | {fr(v)} | {verdict(v, lambda m: m <= 0.5)} |")
 for pl in places:
-    g = groups["pingpong"].get(pl, [])
-    v = ratios(g, lambda s: p50(s, "shmq") / p50(s, "ring"))
-    p(f"| ping-pong p50 <= 2.5x the ring | {pl} | {len(v)} | {fr(v)} | {verdict(v, lambda m: m <= 2.5)} |")
+    v = P["shmq/ring"].get(pl)
+    p(f"| ping-pong p50 <= 2.5x the ring | {pl} | {fr(v)} | {verdict(v, lambda m: m <= 2.5)} |")
 for pl in places:
-    g = groups["wakeup"].get(pl, [])
-    v = ratios(g, lambda s: p50(s, "shmq") / p50(s, "futex"))
-    p(f"| parked wake-up p50 <= 1.2x a bare futex | {pl} | {len(v)} | {fr(v)} | {verdict(v, lambda m: m <= 1.2)} |")
+    v = W["shmq/futex"].get(pl)
+    if v:
+        p(f"| parked wake-up p50 <= 1.2x a bare futex | {pl} | {fr(v)} | {verdict(v, lambda m: m <= 1.2)} |")
 c, cb = cg.get(("now", "single")), cg.get(("base", "single"))
 if c:
-    p(f"| callgrind instructions per message, reported (1,548 in the issue) | - | - | "
+    p(f"| callgrind instructions per message, reported (1,548 in the issue) | - | "
       + (f"{cb['instr_per_msg']:.0f} at {base} -> " if cb else "")
       + f"{c['instr_per_msg']:.0f} now (batch of 64: "
       + (f"{cg[('base', 'batch')]['instr_per_msg']:.0f} -> " if ("base", "batch") in cg else "")
       + (f"{cg[('now', 'batch')]['instr_per_msg']:.0f})" if ("now", "batch") in cg else "n/a)")
       + " | reported |")
-    p(f"| locked instructions per message, reported | - | - | "
+    p(f"| locked instructions per message, reported | - | "
       + (f"{cb['locked_per_msg']:.2f} at {base} -> " if cb else "")
       + f"{c['locked_per_msg']:.2f} now (batch of 64: "
       + (f"{cg[('base', 'batch')]['locked_per_msg']:.2f} -> " if ("base", "batch") in cg else "")
