@@ -35,8 +35,8 @@
 # PEERS_RUNS/PEERS_SECS knobs and the sizing run of this tree) applied to
 # its bench-peers; PAIRED_BASE= (empty) leaves it out.
 #
-# Writes target/bench-paired/log (every RESULT line, tagged with its round,
-# kind and step) and benches/results/paired.md (appended to BENCHMARKS.md by
+# Writes target/bench-paired/log-DATE (every RESULT line, tagged with its
+# round, kind and step; `log` links to the latest) and benches/results/paired.md (appended to BENCHMARKS.md by
 # scripts/bench-compare.sh). A full run of 100 rounds takes about 10 minutes
 # after the builds; the first build of the base takes a few minutes more.
 #
@@ -46,7 +46,8 @@
 #   PAIRED_WAIT_QUIET=S    wait up to S seconds (default 0) for the 1-minute
 #                          load average to drop below 0.6 before measuring
 #   PAIRED_NO_CALLGRIND=1  skip the callgrind counts
-#   PAIRED_REPORT_ONLY=1   measure nothing: rewrite the report from the log
+#   PAIRED_REPORT_ONLY=1   measure nothing: rewrite the report from the latest
+#                          log, or from PAIRED_LOG=FILE
 #   CARGO_TARGET_DIR       where this tree's bench-peers and benches build
 #                          (default: bench-peers/target and target)
 set -euo pipefail
@@ -56,7 +57,7 @@ PAIRS=${1:-100}
 BASE=${PAIRED_BASE-f944f59}
 SAMPLES=${PAIRED_SAMPLES:-200000}
 RES=$ROOT/target/bench-paired
-LOG=$RES/log
+LOG=${PAIRED_LOG:-$RES/log}
 OUT_MD=$ROOT/benches/results/paired.md
 export CARGO_TERM_COLOR=never
 
@@ -64,6 +65,9 @@ say() { printf '== %s (%s, load %s)\n' "$1" "$(date -u +%H:%M:%S)" "$(cut -d' ' 
 
 if [ -z "${PAIRED_REPORT_ONLY:-}" ]; then
 mkdir -p "$RES"
+# Each run keeps its own log; `log` names the latest.
+LOG=$RES/log-$(date -u +%Y%m%dT%H%M%S)
+ln -sfn "$(basename "$LOG")" "$RES/log"
 
 # ---------------------------------------------------------------- builds
 say "build bench-peers and the latency bench (this tree)"
@@ -111,14 +115,18 @@ done
 } >"$LOG"
 
 # step ROUND KIND STEP COMMAND...: run it, keep its RESULT lines, tagged,
-# and its wall and CPU time (with its children's: GNU time) as a T line.
+# and its wall and CPU time (with its children's: GNU time, where
+# /usr/bin/time exists) as a T line.
 step() {
   local round=$1 kind=$2 name=$3
   shift 3
   local out
-  if out=$(/usr/bin/time -f '%e %U %S' -o "$RES/time.tmp" timeout 120 "$@" 2>>"$RES/err.log"); then
+  local timed=()
+  [ -x /usr/bin/time ] && timed=(/usr/bin/time -f '%e %U %S' -o "$RES/time.tmp")
+  rm -f "$RES/time.tmp"
+  if out=$("${timed[@]}" timeout 120 "$@" 2>>"$RES/err.log"); then
     printf '%s\n' "$out" | sed -n "s/^RESULT /R $round $kind $name /p" >>"$LOG"
-    echo "T $round $kind $name $(tail -1 "$RES/time.tmp")" >>"$LOG"
+    if [ -s "$RES/time.tmp" ]; then echo "T $round $kind $name $(tail -1 "$RES/time.tmp")" >>"$LOG"; fi
   else
     echo "F $round $kind $name exit $?" >>"$LOG"
   fi
@@ -435,6 +443,8 @@ p("")
 p("| placement | ring, M msg/s | shmq, M msg/s | shmq / ring |" + (f" base ({base}), M msg/s | base / ring | shmq / base |" if base else ""))
 p("|---|---|---|---|" + ("---|---|---|" if base else ""))
 for pl in places:
+    if not T["shmq/ring"].get(pl) and not T["base/ring"].get(pl):
+        continue
     row = f"| {pl} | {fr(T['ring'].get(pl), '')} | {fr(T['shmq'].get(pl), '')} | {fr(T['shmq/ring'].get(pl))} |"
     if base:
         row += f" {fr(T['base'].get(pl), '')} | {fr(T['base/ring'].get(pl))} | {fr(T['shmq/base'].get(pl))} |"
@@ -446,6 +456,8 @@ p("| placement | rtrb chunks of 64, M msg/s | rtrb one at a time | shmq batches 
   + (" base | base / rtrb chunks | shmq / base |" if base else ""))
 p("|---|---|---|---|---|---|" + ("---|---|---|" if base else ""))
 for pl in places:
+    if not B["shmq/rtrb64"].get(pl) and not B["shmq/rtrb1"].get(pl):
+        continue
     row = (f"| {pl} | {fr(B['rtrb64'].get(pl), '')} | {fr(B['rtrb1'].get(pl), '')} | {fr(B['shmq'].get(pl), '')} | "
            f"{fr(B['shmq/rtrb64'].get(pl))} | {fr(B['shmq/rtrb1'].get(pl))} |")
     if base:
@@ -457,6 +469,8 @@ p("")
 p("| placement | ring | shmq | iceoryx2 | shmq / ring | shmq / iceoryx2 |" + (" base | base / ring | shmq / base |" if base else ""))
 p("|---|---|---|---|---|---|" + ("---|---|---|" if base else ""))
 for pl in places:
+    if not P["shmq/ring"].get(pl) and not P["shmq/iceoryx2"].get(pl):
+        continue
     row = (f"| {pl} | {fns(P['ring'].get(pl))} | {fns(P['shmq'].get(pl))} | {fns(P['iceoryx2'].get(pl))} | "
            f"{fr(P['shmq/ring'].get(pl))} | {fr(P['shmq/iceoryx2'].get(pl))} |")
     if base:
@@ -519,7 +533,8 @@ if cg:
 
 p("### Targets (issue 15)")
 p("")
-p("Verdict on the median within-pair ratio of each placement with at least 5 pairs.")
+p("Verdict on the median within-pair ratio of each placement with at least 5 pairs (placements")
+p("without a single pair for a target are not listed).")
 p("\"Today's ratio\": the issue's baseline, shmq 4.9-5.5 M msg/s against a ring of 19-78 M msg/s")
 p("(0.06x-0.29x), ping-pong p50 416-521 ns (ring 50-105 ns, iceoryx2 481-741 ns)"
   + (f"; measured here per placement as the base build {base} paired with the same ring." if base else "."))
@@ -532,9 +547,11 @@ for pl in places:
         p(f"| 1P/1C 64 B lease+ack >= 0.5x the ring, common placement | {pl} | {fr(v)} | {verdict(v, lambda m: m >= 0.5)} |")
 for pl in places:
     v = T["shmq/ring"].get(pl)
+    if not v:
+        continue
     if base:
         b = T["base/ring"].get(pl)
-        ok = "not measured"
+        ok = "too few pairs (no base pair)"
         if v and b:
             ok = (f"too few pairs ({min(len(v), len(b))})" if min(len(v), len(b)) < 5
                   else ("**met**" if med(v) >= 2 * med(b) else "**missed**"))
@@ -544,12 +561,18 @@ for pl in places:
         p(f"| 1P/1C >= 2x today's ratio (0.12x-0.58x) | {pl} | {fr(v)} | see the text |")
 for pl in places:
     v = B["shmq/rtrb64"].get(pl)
+    if not v:
+        continue
     p(f"| batches of 64 >= 0.8x rtrb (chunks of 64) | {pl} | {fr(v)}; against rtrb one at a time {fr(B['shmq/rtrb1'].get(pl))} | {verdict(v, lambda m: m >= 0.8)} |")
 for pl in places:
     v = P["shmq/iceoryx2"].get(pl)
+    if not v:
+        continue
     p(f"| ping-pong p50 <= 0.5x iceoryx2 | {pl} | {fr(v)} | {verdict(v, lambda m: m <= 0.5)} |")
 for pl in places:
     v = P["shmq/ring"].get(pl)
+    if not v:
+        continue
     p(f"| ping-pong p50 <= 2.5x the ring | {pl} | {fr(v)} | {verdict(v, lambda m: m <= 2.5)} |")
 for pl in places:
     v = W["shmq/futex"].get(pl)

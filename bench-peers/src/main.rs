@@ -376,7 +376,9 @@ fn throughput(peer: &str, size: usize, batch: usize) {
     let med = rates[runs / 2];
     println!(
         "{peer:<10} {size:>5} B  batch {batch:>2}  {:>12.0} msg/s  ({:.0} .. {:.0}, n {n})",
-        med, rates[0], rates[runs - 1]
+        med,
+        rates[0],
+        rates[runs - 1]
     );
     println!(
         "RESULT {{\"kind\":\"throughput\",\"peer\":\"{peer}\",\"size\":{size},\"batch\":{batch},\"msgs_per_s\":{med:.0},\"min\":{:.0},\"max\":{:.0},\"n\":{n}}}",

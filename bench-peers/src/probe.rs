@@ -61,12 +61,12 @@ const STOP: u64 = u64::MAX;
 /// in four clusters on this VM, with wide gaps between them (the probes of
 /// scripts/bench-paired.sh's runs, in BENCHMARKS.md "Protocol v2, paired"):
 ///
-/// - `close`: under 45 ns (observed 27-30 ns, the ring at 150-180 M msg/s
-///   in the probe): seen for a few seconds at a time;
-/// - `near`: 45 to 160 ns (observed 60-80 ns, ring 115-150): most of the
+/// - `close`: under 45 ns (observed 27-39 ns, the probe's ring at 175 M msg/s
+///   median): seen for a few seconds at a time;
+/// - `near`: 45 to 160 ns (observed 56-86 ns, ring 141 median): most of the
 ///   time;
-/// - `far`: 160 to 380 ns (observed 240-300 ns, ring 55-100);
-/// - `farthest`: 380 ns or more (observed 450-510 ns): rare;
+/// - `far`: 160 to 380 ns (observed 235-335 ns, ring 70 median);
+/// - `farthest`: 380 ns or more (observed 434-630 ns, ring 72 median): rare;
 /// - `busy`: either process of the ring run got less than 0.9 of its wall
 ///   time on a CPU (another process shared the two vCPUs), whatever the
 ///   figures.
@@ -192,7 +192,7 @@ pub fn run() -> (f64, f64, f64) {
             while pong.load(Acquire) != i {
                 spins = spins.wrapping_add(1);
                 // A clock read only when one round trip is already slow.
-                if spins % 65536 == 0 && start.elapsed() > LIMIT {
+                if spins.is_multiple_of(65536) && start.elapsed() > LIMIT {
                     ping.store(STOP, Release);
                     break 'blocks;
                 }
@@ -211,7 +211,7 @@ pub fn run() -> (f64, f64, f64) {
     while sent < RING_N {
         ring.push_batch(&msg, 1);
         sent += 1;
-        if sent % 65536 == 0 && t.elapsed() > LIMIT {
+        if sent.is_multiple_of(65536) && t.elapsed() > LIMIT {
             break;
         }
     }
