@@ -813,22 +813,7 @@ fn a_move_to_the_dead_letter_queue_killed_at_each_step_loses_nothing() {
         .unwrap();
         q.set_dead_letter_queue(&dlq).unwrap();
         let id = q.send(&make_payload("poison")).unwrap();
-        let log = dir.join("child.out");
-        let mut kid = spawn(
-            "dlq-move",
-            &[
-                ("T_DIR", dir.display().to_string()),
-                ("SHMQ_FAILPOINT", point.into()),
-            ],
-            &log,
-        );
-        let st = kid.wait().unwrap();
-        assert_eq!(
-            st.signal(),
-            Some(libc::SIGABRT),
-            "{point}: the child dies at the point\n{}",
-            tail(&log, 2000)
-        );
+        die_at(dir, "dlq-move", point);
         let (dead_here, there) = (q.stats().dead, dlq.stats().visible);
         assert_eq!(
             (dead_here, there),
@@ -906,22 +891,7 @@ fn a_syncer_killed_holding_its_role_is_taken_over() {
     for point in ["sync.before", "sync.after"] {
         let (tmp, q) = durable_queue();
         let dir = tmp.path();
-        let log = dir.join("child.out");
-        let mut kid = spawn(
-            "durable-send",
-            &[
-                ("T_DIR", dir.display().to_string()),
-                ("SHMQ_FAILPOINT", point.into()),
-            ],
-            &log,
-        );
-        let st = kid.wait().unwrap();
-        assert_eq!(
-            st.signal(),
-            Some(libc::SIGABRT),
-            "{point}: the syncer dies at the point\n{}",
-            tail(&log, 2000)
-        );
+        die_at(dir, "durable-send", point);
         let start = std::time::Instant::now();
         let id = q
             .send(&make_payload("after"))
@@ -978,4 +948,25 @@ fn a_stopped_syncer_is_taken_over_at_its_deadline() {
         tail(&log, 2000)
     );
     assert_eq!(q.stats().visible, 2);
+}
+
+/// Run a child in `role` on the queue in `dir` with failpoint `point`
+/// armed, and check that it died there (SIGABRT).
+fn die_at(dir: &Path, role: &str, point: &str) {
+    let log = dir.join("child.out");
+    let mut kid = spawn(
+        role,
+        &[
+            ("T_DIR", dir.display().to_string()),
+            ("SHMQ_FAILPOINT", point.into()),
+        ],
+        &log,
+    );
+    let st = kid.wait().unwrap();
+    assert_eq!(
+        st.signal(),
+        Some(libc::SIGABRT),
+        "{role}: the child dies at {point}\n{}",
+        tail(&log, 2000)
+    );
 }

@@ -76,6 +76,10 @@ impl<M: Memory> Ring<M> {
                 return Ok(());
             }
             let now = ops.now_ms();
+            // No data rides on the role word: it only says who syncs. The
+            // Acquire load and AcqRel CAS keep its holder and deadline read
+            // whole against the CAS that wrote them; correctness never
+            // depends on the role being exclusive (§12.2).
             let s = d.syncer.load(Acquire);
             if self.syncer_free(s, now) {
                 let mine = u64::from(self.claimer()) << HOLDER_SHIFT
@@ -140,6 +144,9 @@ impl<M: Memory> Ring<M> {
             Ok(()) => {
                 d.syncs.fetch_add(1, Relaxed);
                 let mut cur = d.done.load(Relaxed);
+                // SYNC POINT: the SeqCst raise of `done` is the store half of
+                // the Dekker pair with a waiter's waiter bit and its reload of
+                // `done` (`wait_synced`); `wake_sync_waiters` is the load half.
                 while cur & SYNC_FAILED == 0 && cur < e {
                     match d.done.compare_exchange_weak(cur, e, SeqCst, Relaxed) {
                         Ok(_) => break,
@@ -148,6 +155,9 @@ impl<M: Memory> Ring<M> {
                 }
             }
             Err(errno) => {
+                // SYNC POINT: this Relaxed store is published by the SeqCst
+                // (so Release) `fetch_or` below; a waiter that sees FAILED
+                // in `done` reads the errno with Acquire in `sync_failure`.
                 d.errno.store(errno.max(1) as u64, Relaxed);
                 // Mutant (design.md §10): the failure is not recorded, and
                 // the next sync's success is trusted.
