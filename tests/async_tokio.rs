@@ -217,7 +217,11 @@ fn cancelled_receives_and_sends_at_random_points_lose_and_duplicate_nothing() {
     assert_eq!((st.sent, st.acked, st.redelivered), (N, N, 0), "{st:?}");
     let (rc, sc) = (cancelled.load(SeqCst), send_cancelled.load(SeqCst));
     println!("cancelled receives {rc}, cancelled sends {sc}");
-    assert!(rc >= 2_000, "only {rc} receives were cancelled");
+    // A floor that says the cancellations were exercised, not a rate: on
+    // this 2-vCPU machine a run cancels 1,850-3,500 receives (the same
+    // spread at the session's start, aa91fde), so 2,000 failed about one
+    // run in six.
+    assert!(rc >= 1_000, "only {rc} receives were cancelled");
     assert!(sc >= 500, "only {sc} sends were cancelled");
 }
 
