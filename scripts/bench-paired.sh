@@ -91,7 +91,9 @@ if [ -n "$BASE" ]; then
     src=$RES/base-src
     git worktree remove --force "$src" 2>/dev/null || rm -rf "$src"
     git worktree add -q --detach "$src" "$BASE"
-    (cd "$src" && git apply "$ROOT/scripts/bench-paired-base.patch")
+    # A base whose harness already has the knobs (2eff8fc and later) needs no patch.
+    grep -q PEERS_SECS "$src/bench-peers/src/main.rs" ||
+      (cd "$src" && git apply "$ROOT/scripts/bench-paired-base.patch")
     CARGO_TARGET_DIR=${PAIRED_BASE_TARGET:-$RES/base-target} \
       cargo build -q --release --manifest-path "$src/bench-peers/Cargo.toml" --bins >>"$RES/build.log" 2>&1 ||
       { tail -30 "$RES/build.log"; exit 1; }

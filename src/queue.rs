@@ -1554,6 +1554,15 @@ impl Queue {
         d
     }
 
+    /// The last look of a receiver about to park, after it set the waiter
+    /// bit (§6): a load of `fill` whatever the clock says (§5.2, slot
+    /// first), and the rest of the sweep lap.
+    fn last_look(&self, vt: u64, buf: &mut Vec<u8>) -> Option<Delivery> {
+        self.inner.ring.look_at_fill();
+        let n = u64::from(self.inner.ring.slot_count());
+        self.try_once(vt, buf, n)
+    }
+
     /// The lease length of a receive: the override, or the queue's
     /// visibility timeout (checked against the same range when the queue
     /// was opened).
@@ -1665,7 +1674,6 @@ impl Queue {
             backoff.snooze();
         }
         let park = &self.inner.ring.shared().park;
-        let n = u64::from(self.inner.ring.slot_count());
         loop {
             if let Some(d) = self.try_once(vt, buf, SWEEP_STEP) {
                 return Some(d);
@@ -1686,7 +1694,7 @@ impl Queue {
             // look; a sender publishing after it will see the bit and wake us.
             fence(SeqCst);
             // Before sleeping, finish the sweep lap (bounded by the slot count).
-            if let Some(d) = self.try_once(vt, buf, n) {
+            if let Some(d) = self.last_look(vt, buf) {
                 return Some(d);
             }
             let now = now_ms();
@@ -1995,8 +2003,7 @@ impl Queue {
     /// the sweep lap as `receive_into` does before it parks.
     pub(crate) fn try_receive_last_look(&self) -> Option<Lease> {
         let mut buf = Vec::new();
-        let n = u64::from(self.inner.ring.slot_count());
-        let d = self.try_once(self.vt_ms(None), &mut buf, n)?;
+        let d = self.last_look(self.vt_ms(None), &mut buf)?;
         Some(Lease::new(self.clone(), d, buf))
     }
 

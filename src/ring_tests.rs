@@ -808,6 +808,10 @@ fn stepping_over_a_message_another_receiver_leased_counts_no_skip() {
     r.nack(d.receipt, 0, 1).unwrap(); // ticket 1's message, visible again
     r.shared().rcur.store(9, Relaxed); // slot 1 is ticket 9's, one lap on
     r.shared().fill.store(11, Relaxed);
+    // Written by "another process" within the clock tick of this
+    // receiver's last load of `fill`: a receive at the next tick would
+    // load it again (§5.2, slot first).
+    r.look_at_fill();
     let got = r.try_receive(1, VT, &mut buf, false, 0).unwrap();
     assert_eq!(got.id, 1, "the returned message, taken at ticket 9");
     assert_ne!(r.shared().skips.load(Relaxed), skips);
@@ -893,4 +897,71 @@ fn the_reboot_reset_raises_fill_past_every_id_in_the_slots() {
     r.reset_clocks();
     let e = r.send(b"e", 0, 3).unwrap();
     assert!(!ids.contains(&e), "id {e} reused ({ids:?})");
+}
+
+/// Another process's send: this ring's guess of the next ticket stays
+/// where it was, as a receiving process's would.
+fn send_as_another_process(r: &Ring<HeapMemory>, msg: &[u8], now: u64) -> u64 {
+    let before = r.fill_next.load(Relaxed);
+    let id = r.send(msg, 0, now).unwrap();
+    r.fill_next.store(before, Relaxed);
+    id
+}
+
+#[test]
+fn a_caught_up_receiver_finds_the_next_message_by_its_slot() {
+    // §5.2, slot first: once caught up, a receiver looks at the slot of
+    // the next ticket before the senders' `fill` line.
+    let r = ring(8);
+    let mut buf = Vec::new();
+    assert!(r.try_receive(5, VT, &mut buf, false, 0).is_none());
+    for k in 0..20u8 {
+        let id = send_as_another_process(&r, &[k], 5);
+        let d = r
+            .try_receive(5, VT, &mut buf, false, 0)
+            .expect("ticket r's slot");
+        assert_eq!((d.id, buf.as_slice()), (id, &[k][..]));
+        r.ack(d.receipt, 5).unwrap();
+    }
+    // Twenty messages, and `fill` was read only by the first look.
+    assert_eq!(r.fill_seen.load(Relaxed), 0);
+}
+
+#[test]
+fn a_message_past_a_dead_ticket_is_found_at_the_next_tick_or_the_last_look() {
+    let r = ring(8);
+    let mut buf = Vec::new();
+    for last_look in [false, true] {
+        let base = r.fill_word();
+        let now = 10 + base;
+        assert!(r.try_receive(now, VT, &mut buf, false, 0).is_none());
+        // A sender took ticket `base` and died before its claim; another
+        // process sends the next message at ticket `base + 1`.
+        r.shared().fill.fetch_add(1, SeqCst);
+        let id = send_as_another_process(&r, b"after", now);
+        assert_eq!(id, base + 1);
+        // Within the tick of its last load of `fill` the receiver looks
+        // only at ticket `base`'s slot: a delay, not a loss.
+        assert!(r.try_receive(now, VT, &mut buf, false, 0).is_none());
+        let at = if last_look {
+            // A receiver about to park loads `fill` whatever the clock.
+            r.look_at_fill();
+            now
+        } else {
+            now + 1
+        };
+        let d = r.try_receive(at, VT, &mut buf, false, 0).expect("found");
+        assert_eq!((d.id, buf.as_slice()), (id, &b"after"[..]));
+        r.ack(d.receipt, at).unwrap();
+    }
+    // A process that sends looks at `fill` in the same tick: it receives
+    // its own message even past a dead ticket.
+    let now = 100;
+    assert!(r.try_receive(now, VT, &mut buf, false, 0).is_none());
+    r.shared().fill.fetch_add(1, SeqCst);
+    let id = r.send(b"mine", 0, now).unwrap();
+    let d = r
+        .try_receive(now, VT, &mut buf, false, 0)
+        .expect("its own send");
+    assert_eq!(d.id, id);
 }

@@ -352,6 +352,11 @@ pub struct Ring<M> {
     /// line transfer. A wrong guess (another sender took tickets) only
     /// makes the CAS fail and return the real value (§5.1).
     fill_next: AtomicU64,
+    /// The clock time (ms) of this process's last load of `fill` on the
+    /// receive path: within that tick a caught-up receiver looks only at
+    /// the slot of the next ticket (§5.2, slot first). `u64::MAX`: load
+    /// `fill` at the next look ([`look_at_fill`](Ring::look_at_fill)).
+    fill_looked_ms: AtomicU64,
     /// The holder recorded for claims and leases when there is no
     /// registration table in use (loom models, unit tests): `Params::pid`.
     pid: std::sync::atomic::AtomicU32,
@@ -388,6 +393,7 @@ impl<M: Memory> Ring<M> {
             mem,
             fill_seen: AtomicU64::new(0),
             fill_next: AtomicU64::new(0),
+            fill_looked_ms: AtomicU64::new(u64::MAX),
             pid: std::sync::atomic::AtomicU32::new(p.pid),
             holders: Holders::Fixed,
             anonymous_leases: std::sync::atomic::AtomicBool::new(false),

@@ -36,9 +36,27 @@ impl<M: Memory> Ring<M> {
             let r = sh.rcur.load(SeqCst);
             let mut f = self.fill_seen.load(Relaxed);
             if r >= f {
-                // Caught up with our last reading: read the senders' word.
+                // Caught up with our last reading. Slot first (§5.2): the
+                // slot of ticket `r` holding ticket `r`'s message, READY,
+                // says `fill > r` without a look at the senders' line.
+                if self.holds_ready(r) {
+                    f = r + 1;
+                } else if self.fill_looked_recently(r, now) {
+                    // The next message is most likely ticket `r`'s: wait a
+                    // little if its sender is writing it, else report the
+                    // main path empty without a load of `fill`.
+                    let i = (r % n) as u32;
+                    if self.writing(i) && self.wait_publish(i) {
+                        continue;
+                    }
+                    return None;
+                }
+            }
+            if r >= f {
+                // Read the senders' word.
                 f = sh.fill.load(SeqCst);
                 self.fill_seen.store(f, Relaxed);
+                self.fill_looked_ms.store(now, Relaxed);
                 if r > f {
                     // Ahead of every ticket: only a foreign write does that
                     // (receivers never pass `fill`). Bring it back, or the
@@ -128,6 +146,52 @@ impl<M: Memory> Ring<M> {
         };
         let w = self.w(i);
         w.msg_id.load(Acquire) == t && dekker_load(&w.state) == s
+    }
+
+    /// Whether the slot of ticket `t` holds ticket `t`'s own message, READY
+    /// (§5.2, slot first): then ticket `t` was taken, and `fill > t`. The
+    /// id is read (Acquire) after the state word (SeqCst); it was stored
+    /// by the claim of the generation read or of a later one, and in the
+    /// latter case the lease CAS from the state read fails. The id is what
+    /// keeps `rcur` at or below `fill`: a message returned to the slot
+    /// (an older id) says nothing about ticket `t`. A forged id only makes
+    /// the receiver lease a READY message at `rcur` and move `rcur` past
+    /// `fill`, which the next receive brings back (§8).
+    pub(super) fn holds_ready(&self, t: u64) -> bool {
+        let i = (t % u64::from(self.n)) as u32;
+        matches!(self.read(i), View::Valid { st: St::Ready, .. })
+            && self.w(i).msg_id.load(Acquire) == t
+    }
+
+    /// Whether a caught-up receiver at ticket `r` may skip its load of
+    /// `fill` (§5.2, slot first): it loaded `fill` in this clock tick
+    /// (`now`), and this process has sent nothing since that it has not
+    /// seen (so a process that sends and then receives sees its message).
+    /// Skipping only delays: it leases nothing and moves nothing, and a
+    /// message at a later ticket than `r` (ticket `r`'s sender died before
+    /// its claim, or a walk stepped over a slot freed meanwhile) is found
+    /// at the next tick's look, or at once by a receiver about to park,
+    /// which calls [`look_at_fill`](Self::look_at_fill) first (§6).
+    fn fill_looked_recently(&self, r: u64, now: u64) -> bool {
+        self.fill_looked_ms.load(Relaxed) == now && self.fill_next.load(Relaxed) <= r
+    }
+
+    /// Make the next receive of this process load `fill` whatever the
+    /// clock says: a receiver about to park calls this before its last
+    /// look, whose load of `fill` is the load half of the §6 Dekker pair.
+    pub fn look_at_fill(&self) {
+        self.fill_looked_ms.store(u64::MAX, Relaxed);
+    }
+
+    /// Whether slot `i` is claimed and being written (WRITING).
+    fn writing(&self, i: u32) -> bool {
+        matches!(
+            self.read(i),
+            View::Valid {
+                st: St::Writing,
+                ..
+            }
+        )
     }
 
     /// A receiver moved `rcur` past a ticket it did not lease (§5.2).
