@@ -21,6 +21,7 @@ TABLE="
 two_producers_race_for_one_slot    send   check_then_store
 wrap_around_two_slots              send   send_no_step_over
 full_queue_keeps_order             send   full_burns_ticket
+a_receiver_polling_the_published_head_misses_no_send  send  head_after_fill
 stalled_claimer_against_reuse      send   claim_no_owner
 stalled_claimer_against_reuse      send   aux_no_recheck
 late_ack_against_takeover          lease  no_gen_fence

@@ -139,6 +139,14 @@ pub struct Shared {
     pub(crate) room: AtomicU32,
     _pad5a: AtomicU32,
     _pad5: [AtomicU64; 13],
+    /// The ticket after the latest one published, as its sender last
+    /// stored it (a plain Release store after its send, never an RMW):
+    /// a caught-up receiver polls this instead of `fill` (§5.2, polling
+    /// the published head). Written by every send, read only by caught-up
+    /// receivers, so it has a line pair of its own. A hint: a receiver
+    /// trusts it only as a lower bound of `fill` within one lap of `rcur`.
+    pub(crate) head: AtomicU64,
+    _pad6: [AtomicU64; 15],
 }
 
 /// The dead-letter queue a queue names, at `OFF_DEAD_LETTER_QUEUE`
@@ -240,6 +248,7 @@ const _: () = {
     assert!(OFF_SHARED + offset_of!(Shared, full_hint) == 768);
     assert!(OFF_SHARED + offset_of!(Shared, skips) == 776);
     assert!(OFF_SHARED + offset_of!(Shared, room) == 784);
+    assert!(OFF_SHARED + offset_of!(Shared, head) == 896);
     assert!(OFF_SHARED + size_of::<Shared>() <= OFF_DURABILITY);
     assert!(OFF_DURABILITY < OFF_DEAD_LETTER_QUEUE && OFF_DEAD_LETTER_QUEUE + 512 <= OFF_REGISTRY);
     assert!(HEADER_LEN == 36864 && HEADER_LEN % 4096 == 0);
@@ -295,6 +304,8 @@ fn zero_shared() -> Shared {
         room: AtomicU32::new(0),
         _pad5a: AtomicU32::new(0),
         _pad5: std::array::from_fn(|_| Default::default()),
+        head: AtomicU64::new(0),
+        _pad6: std::array::from_fn(|_| Default::default()),
     }
 }
 
@@ -377,5 +388,32 @@ impl Memory for HeapMemory {
     }
     fn durability(&self) -> &DurabilityWords {
         &self.durability
+    }
+}
+
+/// One memory shared by several rings: each ring is one process's view of
+/// the file (its own `fill_seen`, `fill_next`, ...), as loom models and
+/// ring tests need to model processes, not threads of one process.
+impl<M: Memory> Memory for std::sync::Arc<M> {
+    fn shared(&self) -> &Shared {
+        (**self).shared()
+    }
+    fn slot_count(&self) -> u32 {
+        (**self).slot_count()
+    }
+    fn slot(&self, i: u32) -> &SlotWords {
+        (**self).slot(i)
+    }
+    fn payload(&self, i: u32) -> &[AtomicU64] {
+        (**self).payload(i)
+    }
+    fn registry(&self) -> &[AtomicU64] {
+        (**self).registry()
+    }
+    fn dead_letter_queue(&self) -> &DeadLetterQueueWords {
+        (**self).dead_letter_queue()
+    }
+    fn durability(&self) -> &DurabilityWords {
+        (**self).durability()
     }
 }

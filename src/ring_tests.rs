@@ -908,10 +908,18 @@ fn send_as_another_process(r: &Ring<HeapMemory>, msg: &[u8], now: u64) -> u64 {
     id
 }
 
+/// A send by a build before the published head: it stores no `head`.
+fn send_storing_no_head(r: &Ring<HeapMemory>, msg: &[u8], now: u64) -> u64 {
+    let head = r.shared().head.load(Relaxed);
+    let id = send_as_another_process(r, msg, now);
+    r.shared().head.store(head, Relaxed);
+    id
+}
+
 #[test]
-fn a_caught_up_receiver_finds_the_next_message_by_its_slot() {
-    // §5.2, slot first: once caught up, a receiver looks at the slot of
-    // the next ticket before the senders' `fill` line.
+fn a_caught_up_receiver_polls_the_published_head_not_fill() {
+    // §5.2: once caught up, a receiver learns of the next messages from
+    // `head`, which senders only store to, not from `fill`.
     let r = ring(8);
     let mut buf = Vec::new();
     assert!(r.try_receive(5, VT, &mut buf, false, 0).is_none());
@@ -919,49 +927,87 @@ fn a_caught_up_receiver_finds_the_next_message_by_its_slot() {
         let id = send_as_another_process(&r, &[k], 5);
         let d = r
             .try_receive(5, VT, &mut buf, false, 0)
-            .expect("ticket r's slot");
+            .expect("by the head");
         assert_eq!((d.id, buf.as_slice()), (id, &[k][..]));
         r.ack(d.receipt, 5).unwrap();
+        assert!(r.try_receive(5, VT, &mut buf, false, 0).is_none());
     }
-    // Twenty messages, and `fill` was read only by the first look.
-    assert_eq!(r.fill_seen.load(Relaxed), 0);
+    // Twenty messages, and `fill` was loaded only by the first look.
+    assert_eq!(r.fill_at_look.load(Relaxed), 0);
+    // A sender that took a ticket and died before its claim: the next
+    // message's head says the tickets below it were taken, and the
+    // receiver steps over the dead one at once.
+    r.shared().fill.fetch_add(1, SeqCst);
+    let id = send_as_another_process(&r, b"past", 5);
+    let d = r
+        .try_receive(5, VT, &mut buf, false, 0)
+        .expect("past the dead ticket");
+    assert_eq!((d.id, buf.as_slice()), (id, &b"past"[..]));
 }
 
 #[test]
-fn a_message_past_a_dead_ticket_is_found_at_the_next_tick_or_the_last_look() {
+fn senders_that_store_no_head_are_found_by_loads_of_fill() {
+    let r = ring(32);
+    let mut buf = Vec::new();
+    let mut now = 10;
+    assert!(r.try_receive(now, VT, &mut buf, false, 0).is_none());
+    // A new sender moves `head`; then, within the same tick, a sender of
+    // an older build: the receiver sees no change of `head` and waits
+    // for the next tick's load of `fill` (a delay, not a loss).
+    let a = send_as_another_process(&r, b"a", now);
+    assert_eq!(r.try_receive(now, VT, &mut buf, false, 0).unwrap().id, a);
+    let b = send_storing_no_head(&r, b"b", now);
+    assert!(r.try_receive(now, VT, &mut buf, false, 0).is_none());
+    now += 1;
+    assert_eq!(r.try_receive(now, VT, &mut buf, false, 0).unwrap().id, b);
+    // `head` moved since the last load of `fill` too (message a), so it
+    // is still trusted: with both kinds of senders at work, the older
+    // kind's messages can wait up to a tick each.
+    let b2 = send_storing_no_head(&r, b"b2", now);
+    assert!(r.try_receive(now, VT, &mut buf, false, 0).is_none());
+    now += 1;
+    assert_eq!(r.try_receive(now, VT, &mut buf, false, 0).unwrap().id, b2);
+    // That load saw `fill` move and `head` not: from then on every look
+    // loads `fill`, and such senders' messages come at once.
+    assert!(!r.head_trusted.load(Relaxed));
+    for k in 0..5u8 {
+        let id = send_storing_no_head(&r, &[k], now);
+        let d = r.try_receive(now, VT, &mut buf, false, 0).expect("by fill");
+        assert_eq!(d.id, id);
+    }
+    // Until `head` moves again.
+    let c = send_as_another_process(&r, b"c", now);
+    assert_eq!(r.try_receive(now, VT, &mut buf, false, 0).unwrap().id, c);
+    let d = send_as_another_process(&r, b"d", now);
+    assert_eq!(r.try_receive(now, VT, &mut buf, false, 0).unwrap().id, d);
+    assert!(r.head_trusted.load(Relaxed));
+    // A receiver about to park loads `fill` whatever the tick.
+    let e = send_storing_no_head(&r, b"e", now);
+    assert!(r.try_receive(now, VT, &mut buf, false, 0).is_none());
+    r.look_at_fill();
+    assert_eq!(r.try_receive(now, VT, &mut buf, false, 0).unwrap().id, e);
+    // A process that sends, then receives, sees its own message in the
+    // same tick, `head` or not.
+    let before = r.shared().head.load(Relaxed);
+    let mine = r.send(b"mine", 0, now).unwrap();
+    r.shared().head.store(before, Relaxed);
+    assert_eq!(r.try_receive(now, VT, &mut buf, false, 0).unwrap().id, mine);
+}
+
+#[test]
+fn a_forged_head_is_no_bound_on_fill() {
+    // `head` is trusted only within one lap of `rcur`: a foreign write far
+    // ahead must not make receivers jump `rcur` and leave the next
+    // messages to the sweep.
     let r = ring(8);
     let mut buf = Vec::new();
-    for last_look in [false, true] {
-        let base = r.fill_word();
-        let now = 10 + base;
-        assert!(r.try_receive(now, VT, &mut buf, false, 0).is_none());
-        // A sender took ticket `base` and died before its claim; another
-        // process sends the next message at ticket `base + 1`.
-        r.shared().fill.fetch_add(1, SeqCst);
-        let id = send_as_another_process(&r, b"after", now);
-        assert_eq!(id, base + 1);
-        // Within the tick of its last load of `fill` the receiver looks
-        // only at ticket `base`'s slot: a delay, not a loss.
-        assert!(r.try_receive(now, VT, &mut buf, false, 0).is_none());
-        let at = if last_look {
-            // A receiver about to park loads `fill` whatever the clock.
-            r.look_at_fill();
-            now
-        } else {
-            now + 1
-        };
-        let d = r.try_receive(at, VT, &mut buf, false, 0).expect("found");
-        assert_eq!((d.id, buf.as_slice()), (id, &b"after"[..]));
-        r.ack(d.receipt, at).unwrap();
-    }
-    // A process that sends looks at `fill` in the same tick: it receives
-    // its own message even past a dead ticket.
-    let now = 100;
-    assert!(r.try_receive(now, VT, &mut buf, false, 0).is_none());
-    r.shared().fill.fetch_add(1, SeqCst);
-    let id = r.send(b"mine", 0, now).unwrap();
+    assert!(r.try_receive(5, VT, &mut buf, false, 0).is_none());
+    r.shared().head.store(1_000, Relaxed);
+    let id = send_as_another_process(&r, b"x", 5);
     let d = r
-        .try_receive(now, VT, &mut buf, false, 0)
-        .expect("its own send");
+        .try_receive(5, VT, &mut buf, false, 0)
+        .expect("main path, no sweep");
     assert_eq!(d.id, id);
+    assert_eq!(r.shared().rcur.load(Relaxed), id + 1);
+    assert_eq!(r.shared().skips.load(Relaxed), 0);
 }

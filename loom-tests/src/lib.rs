@@ -22,6 +22,7 @@ pub use loom;
 use loom::sync::Arc;
 use shmq::internal::{HeapMemory, Params, Ring};
 use shmq::Delivery;
+use std::sync::Arc as StdArc;
 
 /// The pid every model's ring records as owner.
 pub const PID: u32 = 4242;
@@ -59,6 +60,31 @@ pub fn ring_with(
         wake: shmq::internal::no_wake,
     };
     Arc::new(Ring::new(HeapMemory::new(slots, 16), params))
+}
+
+/// One process's core over memory that other processes' cores share.
+pub type ProcessRing = Ring<StdArc<HeapMemory>>;
+
+/// Two processes' views of one queue: two cores over the same memory of
+/// `slots` free heap slots, each with its own process memory (its last
+/// reading of `fill`, its guess of the next ticket, ...).
+pub fn two_processes(slots: u32) -> (Arc<ProcessRing>, Arc<ProcessRing>) {
+    let params = Params {
+        slot_size: 16,
+        max_receives: 5,
+        visibility_ms: VT,
+        claim_ms: CLAIM_MS,
+        checksums: false,
+        identity: QUEUE,
+        pid: PID,
+        is_alive: |_| true,
+        wake: shmq::internal::no_wake,
+    };
+    let mem = StdArc::new(HeapMemory::new(slots, 16));
+    (
+        Arc::new(Ring::new(mem.clone(), params)),
+        Arc::new(Ring::new(mem, params)),
+    )
 }
 
 /// One receive attempt: the main path, then a sweep of the whole ring.

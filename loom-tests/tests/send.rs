@@ -3,11 +3,13 @@
 //! (docs/design.md §4, §5.1, §5.2).
 #![cfg(loom)]
 
+use shmq::internal::{HeapMemory, Ring};
 use shmq::Error;
 use shmq_loom_tests::loom::sync::atomic::{AtomicU64, Ordering::*};
 use shmq_loom_tests::loom::sync::Arc;
 use shmq_loom_tests::loom::thread;
-use shmq_loom_tests::{model_both, race, receive, ring, MSG_A, MSG_B};
+use shmq_loom_tests::{model_both, race, receive, ring, two_processes, MSG_A, MSG_B};
+use std::sync::Arc as StdArc;
 
 /// Two producers race for the only slot: exactly one send wins, the other
 /// gets `Full`, and the winner's message is received intact.
@@ -271,5 +273,39 @@ fn stalled_claimer_against_reuse() {
             r.info(0)
         );
         assert_eq!(b, usize::from(sent_b.is_ok()), "MSG_B: send {sent_b:?}");
+    });
+}
+
+/// §5.2, the published head: a caught-up receiver of another process
+/// loads `fill` (and `head`) at a new clock tick while a send races it.
+/// From then on, within that tick, it polls `head` instead of `fill`, and
+/// must still find the message: in the look that races the send, or in
+/// the next one, because `head` changed since that look read it.
+#[test]
+fn a_receiver_polling_the_published_head_misses_no_send() {
+    model_both(|swap| {
+        let (sender, receiver) = two_processes(2);
+        let main_path = |r: &Ring<StdArc<HeapMemory>>, now: u64| {
+            let mut buf = Vec::new();
+            r.try_receive(now, shmq_loom_tests::VT, &mut buf, false, 0)
+                .map(|d| (d.id, buf))
+        };
+        assert!(main_path(&receiver, 1).is_none(), "an empty queue");
+        let rr = receiver.clone();
+        let (sent, first) = race(
+            swap,
+            move || sender.send(MSG_A, 0, 2),
+            move || main_path(&rr, 2),
+        );
+        let id = sent.expect("room for one message");
+        let got = first.or_else(|| main_path(&receiver, 2));
+        let (got_id, buf) = got.unwrap_or_else(|| {
+            panic!(
+                "a sent message missed in the same tick: head {}, fill {}",
+                receiver.head_word(),
+                receiver.fill_word()
+            )
+        });
+        assert_eq!((got_id, buf.as_slice()), (id, &MSG_A[..]));
     });
 }

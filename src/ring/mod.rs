@@ -353,10 +353,18 @@ pub struct Ring<M> {
     /// makes the CAS fail and return the real value (§5.1).
     fill_next: AtomicU64,
     /// The clock time (ms) of this process's last load of `fill` on the
-    /// receive path: within that tick a caught-up receiver looks only at
-    /// the slot of the next ticket (§5.2, slot first). `u64::MAX`: load
-    /// `fill` at the next look ([`look_at_fill`](Ring::look_at_fill)).
+    /// receive path: within that tick a caught-up receiver polls the
+    /// published head instead (§5.2). `u64::MAX`: load `fill` at the next
+    /// look ([`look_at_fill`](Ring::look_at_fill)).
     fill_looked_ms: AtomicU64,
+    /// This process's last reading of `head` (§5.2, the published head).
+    head_seen: AtomicU64,
+    /// `fill` and `head` at this process's last load of `fill`, and
+    /// whether `head` moved whenever `fill` did (senders of builds before
+    /// `head` store none: then every look loads `fill`).
+    fill_at_look: AtomicU64,
+    head_at_look: AtomicU64,
+    head_trusted: std::sync::atomic::AtomicBool,
     /// The holder recorded for claims and leases when there is no
     /// registration table in use (loom models, unit tests): `Params::pid`.
     pid: std::sync::atomic::AtomicU32,
@@ -394,6 +402,10 @@ impl<M: Memory> Ring<M> {
             fill_seen: AtomicU64::new(0),
             fill_next: AtomicU64::new(0),
             fill_looked_ms: AtomicU64::new(u64::MAX),
+            head_seen: AtomicU64::new(0),
+            fill_at_look: AtomicU64::new(0),
+            head_at_look: AtomicU64::new(0),
+            head_trusted: std::sync::atomic::AtomicBool::new(true),
             pid: std::sync::atomic::AtomicU32::new(p.pid),
             holders: Holders::Fixed,
             anonymous_leases: std::sync::atomic::AtomicBool::new(false),

@@ -3,6 +3,16 @@
 
 use super::*;
 
+/// What a caught-up receiver learns from the published head (§5.2).
+enum HeadLook {
+    /// Nothing was published since this process last looked.
+    Nothing,
+    /// Every ticket below this one was taken: a lower bound of `fill`.
+    Upto(u64),
+    /// `head` cannot tell: load `fill`.
+    LoadFill,
+}
+
 impl<M: Memory> Ring<M> {
     /// Lease one visible message (or an expired lease) into `buf`.
     ///
@@ -36,27 +46,16 @@ impl<M: Memory> Ring<M> {
             let r = sh.rcur.load(SeqCst);
             let mut f = self.fill_seen.load(Relaxed);
             if r >= f {
-                // Caught up with our last reading. Slot first (§5.2): the
-                // slot of ticket `r` holding ticket `r`'s message, READY,
-                // says `fill > r` without a look at the senders' line.
-                if self.holds_ready(r) {
-                    f = r + 1;
-                } else if self.fill_looked_recently(r, now) {
-                    // The next message is most likely ticket `r`'s: wait a
-                    // little if its sender is writing it, else report the
-                    // main path empty without a load of `fill`.
-                    let i = (r % n) as u32;
-                    if self.writing(i) && self.wait_publish(i) {
-                        continue;
-                    }
-                    return None;
+                // Caught up with our last reading: the published head
+                // first (§5.2), the senders' `fill` when it cannot tell.
+                match self.look_at_head(r, now) {
+                    HeadLook::Nothing => return None,
+                    HeadLook::Upto(h) => f = h,
+                    HeadLook::LoadFill => {}
                 }
             }
             if r >= f {
-                // Read the senders' word.
-                f = sh.fill.load(SeqCst);
-                self.fill_seen.store(f, Relaxed);
-                self.fill_looked_ms.store(now, Relaxed);
+                f = self.load_fill(now);
                 if r > f {
                     // Ahead of every ticket: only a foreign write does that
                     // (receivers never pass `fill`). Bring it back, or the
@@ -99,8 +98,7 @@ impl<M: Memory> Ring<M> {
             if r + 1 == f && self.in_flight(i) {
                 // `f` may be this process's stale reading: look at `fill`
                 // before waiting on a ticket that may not be the newest.
-                let f2 = sh.fill.load(SeqCst);
-                self.fill_seen.store(f2, Relaxed);
+                let f2 = self.load_fill(now);
                 if f2 != f {
                     continue;
                 }
@@ -148,32 +146,73 @@ impl<M: Memory> Ring<M> {
         w.msg_id.load(Acquire) == t && dekker_load(&w.state) == s
     }
 
-    /// Whether the slot of ticket `t` holds ticket `t`'s own message, READY
-    /// (§5.2, slot first): then ticket `t` was taken, and `fill > t`. The
-    /// id is read (Acquire) after the state word (SeqCst); it was stored
-    /// by the claim of the generation read or of a later one, and in the
-    /// latter case the lease CAS from the state read fails. The id is what
-    /// keeps `rcur` at or below `fill`: a message returned to the slot
-    /// (an older id) says nothing about ticket `t`. A forged id only makes
-    /// the receiver lease a READY message at `rcur` and move `rcur` past
-    /// `fill`, which the next receive brings back (§8).
-    pub(super) fn holds_ready(&self, t: u64) -> bool {
-        let i = (t % u64::from(self.n)) as u32;
-        matches!(self.read(i), View::Valid { st: St::Ready, .. })
-            && self.w(i).msg_id.load(Acquire) == t
+    /// §5.2, polling the published head: what a caught-up receiver at
+    /// ticket `r` learns without a load of `fill`. It loaded `fill` in
+    /// this clock tick (`now`) and this process has sent nothing since
+    /// that it has not seen (a process that sends, then receives, sees its
+    /// message), and `head` is trusted (it moved whenever `fill` did, see
+    /// [`load_fill`](Self::load_fill)); otherwise `LoadFill`. Then `head`
+    /// unchanged since this process last read it means nothing was
+    /// published since (`Nothing`); changed, with `r < head <= r + N`,
+    /// every ticket below it was taken (its sender stored it after taking
+    /// its ticket, Release, read here with Acquire), so `fill >= head`
+    /// (`Upto`); any other value (a store of an older ticket by a slower
+    /// sender, a foreign write) says nothing (`LoadFill`). `Nothing` only
+    /// delays: a message whose sender stores no `head` (a build before
+    /// it) or at a later ticket than one whose sender died is found at
+    /// the next tick, or at once by a receiver about to park, which calls
+    /// [`look_at_fill`](Self::look_at_fill) first (§6).
+    fn look_at_head(&self, r: u64, now: u64) -> HeadLook {
+        if self.fill_looked_ms.load(Relaxed) != now
+            || self.fill_next.load(Relaxed) > r
+            || !self.head_trusted.load(Relaxed)
+        {
+            return HeadLook::LoadFill;
+        }
+        let h = self.mem.shared().head.load(Acquire);
+        if h == self.head_seen.load(Relaxed) {
+            return HeadLook::Nothing;
+        }
+        self.head_seen.store(h, Relaxed);
+        #[cfg(not(shmq_mutation = "head_unbounded"))]
+        let within = h > r && h - r <= u64::from(self.n);
+        // Mutant (design.md §10): any value of `head` above `rcur` counts.
+        #[cfg(shmq_mutation = "head_unbounded")]
+        let within = h > r;
+        if within {
+            self.fill_seen.store(h, Relaxed);
+            HeadLook::Upto(h)
+        } else {
+            HeadLook::LoadFill
+        }
     }
 
-    /// Whether a caught-up receiver at ticket `r` may skip its load of
-    /// `fill` (§5.2, slot first): it loaded `fill` in this clock tick
-    /// (`now`), and this process has sent nothing since that it has not
-    /// seen (so a process that sends and then receives sees its message).
-    /// Skipping only delays: it leases nothing and moves nothing, and a
-    /// message at a later ticket than `r` (ticket `r`'s sender died before
-    /// its claim, or a walk stepped over a slot freed meanwhile) is found
-    /// at the next tick's look, or at once by a receiver about to park,
-    /// which calls [`look_at_fill`](Self::look_at_fill) first (§6).
-    fn fill_looked_recently(&self, r: u64, now: u64) -> bool {
-        self.fill_looked_ms.load(Relaxed) == now && self.fill_next.load(Relaxed) <= r
+    /// Load `fill` (SeqCst) for a caught-up receiver, noting the reading
+    /// and the clock tick, and `head` before it: a publish whose `head`
+    /// store this load of `head` missed took its ticket before the `head`
+    /// store, so either the load of `fill` sees the ticket or the next
+    /// look at `head` sees the change. `head` stays trusted only while it
+    /// moves whenever `fill` does: senders that store no `head` (builds
+    /// before it) move `fill` alone, and then every look loads `fill`
+    /// until `head` moves again.
+    fn load_fill(&self, now: u64) -> u64 {
+        let sh = self.mem.shared();
+        #[cfg(not(shmq_mutation = "head_after_fill"))]
+        let (h, f) = (sh.head.load(Acquire), sh.fill.load(SeqCst));
+        // Mutant (design.md §10): `head` loaded after `fill`.
+        #[cfg(shmq_mutation = "head_after_fill")]
+        let (f, h) = (sh.fill.load(SeqCst), sh.head.load(Acquire));
+        self.fill_seen.store(f, Relaxed);
+        self.fill_looked_ms.store(now, Relaxed);
+        self.head_seen.store(h, Relaxed);
+        let fill_moved = self.fill_at_look.swap(f, Relaxed) != f;
+        let head_moved = self.head_at_look.swap(h, Relaxed) != h;
+        if head_moved {
+            self.head_trusted.store(true, Relaxed);
+        } else if fill_moved {
+            self.head_trusted.store(false, Relaxed);
+        }
+        f
     }
 
     /// Make the next receive of this process load `fill` whatever the
@@ -181,17 +220,6 @@ impl<M: Memory> Ring<M> {
     /// look, whose load of `fill` is the load half of the §6 Dekker pair.
     pub fn look_at_fill(&self) {
         self.fill_looked_ms.store(u64::MAX, Relaxed);
-    }
-
-    /// Whether slot `i` is claimed and being written (WRITING).
-    fn writing(&self, i: u32) -> bool {
-        matches!(
-            self.read(i),
-            View::Valid {
-                st: St::Writing,
-                ..
-            }
-        )
     }
 
     /// A receiver moved `rcur` past a ticket it did not lease (§5.2).

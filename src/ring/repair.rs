@@ -250,6 +250,9 @@ impl<M: Memory> Ring<M> {
         sh.sweep_due.store(0, SeqCst);
         sh.sweep_pending.store(1, SeqCst);
         sh.full_hint.store(0, SeqCst);
+        // The published head may be a newer page than `fill`: zero it, and
+        // the next send stores it again (a receiver reading 0 loads `fill`).
+        sh.head.store(0, SeqCst);
         // The syncer's deadline is a time of the old boot (§12.2).
         self.mem.durability().syncer.store(0, SeqCst);
     }

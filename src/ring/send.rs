@@ -43,6 +43,11 @@ impl<M: Memory> Ring<M> {
         self.mem.shared().fill.load(SeqCst)
     }
 
+    /// The published head, `head` (for models and tests).
+    pub fn head_word(&self) -> u64 {
+        self.mem.shared().head.load(SeqCst)
+    }
+
     /// The `room` futex word (for models and tests).
     pub fn room_word(&self) -> u32 {
         self.mem.shared().room.load(SeqCst)
@@ -91,7 +96,25 @@ impl<M: Memory> Ring<M> {
         } else {
             self.recheck_rcur(skips, t);
         }
+        self.store_head(t.saturating_add(1));
         Ok(t)
+    }
+
+    /// §5.2, the published head: after a send whose last ticket was
+    /// `next - 1`, tell receivers that poll `head` that tickets below
+    /// `next` were taken. A plain Release store, last in the send: it
+    /// retires into the store buffer and takes the line from the polling
+    /// receivers without holding this sender up, where an RMW on a line
+    /// they poll would wait for it. Loaded first: a later ticket stored by
+    /// another sender needs no store (and is not moved back).
+    pub(super) fn store_head(&self, next: u64) {
+        let head = &self.mem.shared().head;
+        if head.load(Relaxed) < next {
+            // SYNC POINT: Release, with the receiver's Acquire load of
+            // `head`: a receiver that sees `next` also sees this send's
+            // ticket in `fill` and its publish in the slot (§5.2).
+            head.store(next, Release);
+        }
     }
 
     /// Send the messages of `msgs` in order, each visible at once, pushing
@@ -175,6 +198,7 @@ impl<M: Memory> Ring<M> {
             // Mutant (design.md §10): re-check with the batch's last id.
             #[cfg(shmq_mutation = "batch_rewind_last")]
             self.recheck_rcur(skips, ids[ids.len() - 1]);
+            self.store_head(ids[ids.len() - 1].saturating_add(1));
         }
         outcome
     }
