@@ -41,7 +41,8 @@ use crate::slot::{
     prev_gen, time_of, with_time, St, View,
 };
 use crate::sync::{
-    dekker_load, dekker_load32, fence, spin_hint, AtomicU32, AtomicU64, Ordering::*,
+    dekker_load, dekker_load32, fence, prefetch_for_write, spin_hint, AtomicU32, AtomicU64,
+    Ordering::*,
 };
 
 mod durable;

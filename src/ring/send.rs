@@ -97,7 +97,24 @@ impl<M: Memory> Ring<M> {
             self.recheck_rcur(skips, t);
         }
         self.store_head(t.saturating_add(1));
+        self.prefetch_next(t);
         Ok(t)
+    }
+
+    /// Prefetch for writing the control line and the first payload line of
+    /// the slot of ticket `t + 1`, the one this process's next send most
+    /// likely claims (§5.1): the receiver's ack left them in its core, and
+    /// the claim's CAS would otherwise wait for them. Not on a one-slot
+    /// ring, whose next slot is the one just published, which the receiver
+    /// is about to lease.
+    pub(super) fn prefetch_next(&self, t: u64) {
+        if self.n > 1 {
+            let i = (t.wrapping_add(1) % u64::from(self.n)) as u32;
+            prefetch_for_write(&self.w(i).state);
+            if let Some(first) = self.mem.payload(i).first() {
+                prefetch_for_write(first);
+            }
+        }
     }
 
     /// §5.2, the published head: after a send whose last ticket was
@@ -199,6 +216,7 @@ impl<M: Memory> Ring<M> {
             #[cfg(shmq_mutation = "batch_rewind_last")]
             self.recheck_rcur(skips, ids[ids.len() - 1]);
             self.store_head(ids[ids.len() - 1].saturating_add(1));
+            self.prefetch_next(ids[ids.len() - 1]);
         }
         outcome
     }
