@@ -1,8 +1,8 @@
 //! Hostile peer (issue 3, torture item 5): one process writes random and
 //! plausible values into the mapping (the slots' control words and payloads,
 //! and the header's mutable words: cursors, counters, sweep schedule, futex
-//! word, boot id) while honest processes send, receive, ack, nack, extend,
-//! peek, recover and purge.
+//! words, boot id, full-queue hint, published head) while honest processes
+//! send, receive, ack, nack, extend, peek, recover and purge.
 //!
 //! The promise (docs/design.md §8, shared/STYLE.md): honest processes get
 //! typed errors or quarantined slots, never a crash or a hang. Each honest
@@ -90,8 +90,10 @@ fn hostile(dir: &Path, mut rng: Rng) {
     let mut writes = 0u64;
     while !stopping(dir) {
         let off = match rng.below(10) {
-            // Header mutable words: bytes 128..520.
-            0..=3 => 128 + 8 * rng.below(49) as usize,
+            // Header mutable words: bytes 128..1024 (the cursors, the
+            // counters, the sweep schedule, the futex words, the full-queue
+            // hint, `skips` and the published head).
+            0..=3 => 128 + 8 * rng.below(112) as usize,
             // A slot's control words.
             4..=8 => {
                 SLOT0 + rng.below(u64::from(SLOTS)) as usize * stride + 8 * rng.below(8) as usize
