@@ -439,6 +439,7 @@ impl MapMemory {
         }
     }
 
+    #[inline]
     fn at<T>(&self, off: usize) -> &T {
         debug_assert!(off + std::mem::size_of::<T>() <= self.map.len());
         debug_assert_eq!(off % std::mem::align_of::<T>(), 0);
@@ -453,16 +454,20 @@ impl MapMemory {
 }
 
 impl Memory for MapMemory {
+    #[inline]
     fn shared(&self) -> &Shared {
         self.at(OFF_SHARED)
     }
+    #[inline]
     fn slot_count(&self) -> u32 {
         self.n
     }
+    #[inline]
     fn slot(&self, i: u32) -> &SlotWords {
         assert!(i < self.n);
         self.at(HEADER_LEN + i as usize * self.stride)
     }
+    #[inline]
     fn payload(&self, i: u32) -> &[AtomicU64] {
         assert!(i < self.n);
         let off = HEADER_LEN + i as usize * self.stride + SLOT_HEADER_LEN;
@@ -474,12 +479,15 @@ impl Memory for MapMemory {
             std::slice::from_raw_parts(self.map.as_mut_ptr().add(off) as *const AtomicU64, words)
         }
     }
+    #[inline]
     fn dead_letter_queue(&self) -> &crate::layout::DeadLetterQueueWords {
         self.at(OFF_DEAD_LETTER_QUEUE)
     }
+    #[inline]
     fn durability(&self) -> &crate::layout::DurabilityWords {
         self.at(OFF_DURABILITY)
     }
+    #[inline]
     fn registry(&self) -> &[AtomicU64] {
         // SAFETY: as in `payload`: the table lies inside the header, which
         // `open` checked the mapping covers; 8-aligned; atomics.
@@ -1380,7 +1388,7 @@ impl Queue {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn send<M: AsRef<[u8]> + ?Sized>(&self, msg: &M) -> Result<u64, SendError> {
-        self.send_delayed(msg, Duration::ZERO)
+        self.send_after_ms(msg.as_ref(), 0)
     }
 
     /// Send a message that becomes visible after `delay` (at most
@@ -1405,7 +1413,11 @@ impl Queue {
         msg: &M,
         delay: Duration,
     ) -> Result<u64, SendError> {
-        let delay_ms = delay_ms(delay)?;
+        self.send_after_ms(msg.as_ref(), delay_ms(delay)?)
+    }
+
+    /// `send_delayed` with the delay in range, in milliseconds.
+    fn send_after_ms(&self, msg: &[u8], delay_ms: u64) -> Result<u64, SendError> {
         let now = now_ms();
         if !self.file_ok(now, false) {
             return Err(SendError::Orphaned);
@@ -1419,7 +1431,7 @@ impl Queue {
         let id = self
             .inner
             .ring
-            .send(msg.as_ref(), delay_ms, now)
+            .send(msg, delay_ms, now)
             .map_err(SendError::from_core)?;
         if delay_ms == 0 {
             self.wake_parked();

@@ -41,25 +41,25 @@ pub(crate) fn dekker_load32(word: &AtomicU32) -> u32 {
     word.load(Ordering::SeqCst)
 }
 
-/// Ask the CPU to bring the cache line at `word` into this core's cache for
+/// Ask the CPU to bring the cache line at `at` into this core's cache for
 /// writing (`prefetchw` on x86-64), without waiting for it: a sender
 /// prefetches the lines of the slot its next send will claim, so that the
 /// claim's CAS does not wait for the line the receiver's ack left in the
-/// other core (§5.1). Only a hint: it cannot fault, changes no memory, and
-/// CPUs without the instruction treat its opcode as a no-op. Elsewhere, and
-/// under loom, nothing.
+/// other core (§5.1). Only a hint: it cannot fault whatever the address,
+/// reads and writes no memory, and CPUs without the instruction treat its
+/// opcode as a no-op. Elsewhere, and under loom, nothing.
 #[inline]
-pub(crate) fn prefetch_for_write(word: &AtomicU64) {
+pub(crate) fn prefetch_for_write(at: *const u8) {
     #[cfg(all(target_arch = "x86_64", not(loom)))]
-    // SAFETY: `prefetchw` reads and writes no memory (a hint to the cache),
-    // touches no stack or flags, and `word` is a valid reference anyway.
+    // SAFETY: `prefetchw` is a hint to the cache: it dereferences nothing
+    // (no fault, whatever `at` is), touches no stack and no flags.
     unsafe {
         core::arch::asm!(
             "prefetchw [{0}]",
-            in(reg) std::ptr::from_ref(word),
+            in(reg) at,
             options(nostack, preserves_flags, readonly)
         );
     }
     #[cfg(not(all(target_arch = "x86_64", not(loom))))]
-    let _ = word;
+    let _ = at;
 }

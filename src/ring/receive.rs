@@ -205,8 +205,13 @@ impl<M: Memory> Ring<M> {
         self.fill_seen.store(f, Relaxed);
         self.fill_looked_ms.store(now, Relaxed);
         self.head_seen.store(h, Relaxed);
-        let fill_moved = self.fill_at_look.swap(f, Relaxed) != f;
-        let head_moved = self.head_at_look.swap(h, Relaxed) != h;
+        // Loads and stores, not swaps (an `xchg` is a locked instruction):
+        // these words are this process's, and threads racing on them only
+        // blur the heuristic for a tick.
+        let fill_moved = self.fill_at_look.load(Relaxed) != f;
+        let head_moved = self.head_at_look.load(Relaxed) != h;
+        self.fill_at_look.store(f, Relaxed);
+        self.head_at_look.store(h, Relaxed);
         if head_moved {
             self.head_trusted.store(true, Relaxed);
         } else if fill_moved {

@@ -97,23 +97,29 @@ impl<M: Memory> Ring<M> {
             self.recheck_rcur(skips, t);
         }
         self.store_head(t.saturating_add(1));
-        self.prefetch_next(t);
+        self.prefetch_next(i);
         Ok(t)
     }
 
     /// Prefetch for writing the control line and the first payload line of
-    /// the slot of ticket `t + 1`, the one this process's next send most
-    /// likely claims (§5.1): the receiver's ack left them in its core, and
-    /// the claim's CAS would otherwise wait for them. Not on a one-slot
-    /// ring, whose next slot is the one just published, which the receiver
-    /// is about to lease.
-    pub(super) fn prefetch_next(&self, t: u64) {
+    /// the slot after slot `i`, the one the next ticket takes, which this
+    /// process's next send most likely claims (§5.1): the receiver's ack
+    /// left them in its core, and the claim's CAS would otherwise wait for
+    /// them. In the file the payload follows the control line (§2), so the
+    /// second line is the one 64 bytes on (elsewhere, as on the heap of
+    /// the tests, a hint about some other line, which costs nothing). Not
+    /// on a one-slot ring, whose next slot is the one just published,
+    /// which the receiver is about to lease.
+    pub(super) fn prefetch_next(&self, i: u32) {
         if self.n > 1 {
-            let i = (t.wrapping_add(1) % u64::from(self.n)) as u32;
-            prefetch_for_write(&self.w(i).state);
-            if let Some(first) = self.mem.payload(i).first() {
-                prefetch_for_write(first);
-            }
+            let next = if i + 1 >= self.n { 0 } else { i + 1 };
+            let control = &self.w(next).state;
+            prefetch_for_write(std::ptr::from_ref(control).cast());
+            prefetch_for_write(
+                std::ptr::from_ref(control)
+                    .cast::<u8>()
+                    .wrapping_add(crate::layout::SLOT_HEADER_LEN),
+            );
         }
     }
 
@@ -216,7 +222,7 @@ impl<M: Memory> Ring<M> {
             #[cfg(shmq_mutation = "batch_rewind_last")]
             self.recheck_rcur(skips, ids[ids.len() - 1]);
             self.store_head(ids[ids.len() - 1].saturating_add(1));
-            self.prefetch_next(ids[ids.len() - 1]);
+            self.prefetch_next((ids[ids.len() - 1] % u64::from(self.n)) as u32);
         }
         outcome
     }
