@@ -41,8 +41,8 @@ use crate::slot::{
     prev_gen, time_of, with_time, St, View,
 };
 use crate::sync::{
-    dekker_load, dekker_load32, fence, prefetch_for_write, spin_hint, AtomicU32, AtomicU64,
-    Ordering::*,
+    dekker_load, dekker_load32, fence, prefetch_for_read, prefetch_for_write, spin_hint, AtomicU32,
+    AtomicU64, Ordering::*,
 };
 
 mod durable;

@@ -180,6 +180,15 @@ impl<M: Memory> Ring<M> {
         #[cfg(shmq_mutation = "head_unbounded")]
         let within = h > r;
         if within {
+            // The message is most likely ticket `r`'s: start the transfer
+            // of its first payload line now, beside the control line's that
+            // the look at the slot starts, rather than after the lease CAS.
+            let control = std::ptr::from_ref(&self.w((r % u64::from(self.n)) as u32).state);
+            prefetch_for_read(
+                control
+                    .cast::<u8>()
+                    .wrapping_add(crate::layout::SLOT_HEADER_LEN),
+            );
             self.fill_seen.store(h, Relaxed);
             HeadLook::Upto(h)
         } else {

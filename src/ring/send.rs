@@ -90,13 +90,15 @@ impl<M: Memory> Ring<M> {
         let (t, i, g) = self.take_slot(now)?;
         self.spend_credits(1);
         self.write_and_publish(t, i, g, msg, delay_ms, now)?;
+        // Right after the publish: a receiver polling `head` learns of the
+        // message as early as one polling `fill` learned of the ticket.
+        self.store_head(t.saturating_add(1));
         sh.sent.fetch_add(1, Relaxed);
         if delay_ms > 0 {
             self.note_due(now + delay_ms);
         } else {
             self.recheck_rcur(skips, t);
         }
-        self.store_head(t.saturating_add(1));
         self.prefetch_next(i);
         Ok(t)
     }
@@ -123,13 +125,13 @@ impl<M: Memory> Ring<M> {
         }
     }
 
-    /// §5.2, the published head: after a send whose last ticket was
-    /// `next - 1`, tell receivers that poll `head` that tickets below
-    /// `next` were taken. A plain Release store, last in the send: it
-    /// retires into the store buffer and takes the line from the polling
-    /// receivers without holding this sender up, where an RMW on a line
-    /// they poll would wait for it. Loaded first: a later ticket stored by
-    /// another sender needs no store (and is not moved back).
+    /// §5.2, the published head: after the publish of ticket `next - 1`,
+    /// tell receivers that poll `head` that tickets below `next` were
+    /// taken. A plain Release store: it retires into the store buffer and
+    /// takes the line from the polling receivers without holding this
+    /// sender up, where an RMW on a line they poll would wait for it.
+    /// Loaded first: a later ticket stored by another sender needs no
+    /// store (and is not moved back).
     pub(super) fn store_head(&self, next: u64) {
         let head = &self.mem.shared().head;
         if head.load(Relaxed) < next {
@@ -212,6 +214,7 @@ impl<M: Memory> Ring<M> {
             }
         }
         if let Some(&first) = ids.first() {
+            self.store_head(ids[ids.len() - 1].saturating_add(1));
             self.spend_credits(ids.len() as u64);
             sh.sent.fetch_add(ids.len() as u64, Relaxed);
             // The load of `rcur` follows every publish commit of the batch,
@@ -221,7 +224,6 @@ impl<M: Memory> Ring<M> {
             // Mutant (design.md §10): re-check with the batch's last id.
             #[cfg(shmq_mutation = "batch_rewind_last")]
             self.recheck_rcur(skips, ids[ids.len() - 1]);
-            self.store_head(ids[ids.len() - 1].saturating_add(1));
             self.prefetch_next((ids[ids.len() - 1] % u64::from(self.n)) as u32);
         }
         outcome
