@@ -8,9 +8,10 @@
 # ping-pong p50 between about 300 and 900 ns, so separate runs of two
 # builds are hard to pair. Instead, scripts/bench-modes.patch adds to a
 # throwaway worktree of HEAD a knob, `shmq::EXP_MODE` (0: neither the head
-# nor the prefetch, receivers poll `fill`; 1: the head alone; 2: both, as
-# main), and a harness (bench-peers/src/bin/modes.rs) that switches it in
-# blocks inside one run, both processes at the same block: 1,000 round
+# nor the next-slot prefetch, receivers poll `fill`; 1: the head alone,
+# with the receiver's payload prefetch; 2: both, as main), and a harness
+# (bench-peers/src/bin/modes.rs) that switches it in blocks inside one
+# run, both processes at the same block: 1,000 round
 # trips per ping-pong block, 20,000 messages per throughput block. Each
 # block is compared with the block of mode 0 just before it. A placement
 # probe (`peers probe`) runs before each run. The knob never lands on main.
