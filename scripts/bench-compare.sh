@@ -761,7 +761,8 @@ PY
 # paired-analysis.md) are kept in benches/results/*.md and appended, so a
 # rerun keeps them.
 for extra in benches/results/bridge.md benches/results/format2.md benches/results/checksum.md \
-  benches/results/durable.md benches/results/paired.md benches/results/paired-analysis.md; do
+  benches/results/durable.md benches/results/paired.md benches/results/paired-analysis.md \
+  benches/results/modes.md; do
   [ -f "$extra" ] && { printf '\n'; grep -v '^<!--' "$extra"; } >>"$OUT_MD"
 done
 log "done: $OUT_MD"

@@ -365,6 +365,69 @@ fn an_ack_in_another_process_wakes_a_waiting_sender() {
     assert_eq!(q.stats().acked, 1);
 }
 
+// ------------------------------------------------------ request/reply
+
+/// A service in another process answers requests on a second queue. The
+/// client waits for each answer by polling `try_receive` (as a caller
+/// bound by latency does: the path that polls the published head, §5.2)
+/// for the first half, and by `receive` with a timeout (spinning, then
+/// parking) for the second. Every answer comes, in order, to the request it
+/// answers, and both queues end with every message acked.
+#[test]
+fn a_service_in_another_process_answers_every_request() {
+    const N: u32 = 20_000;
+    let (_d, path) = tmp("requests");
+    let cfg = Config::default().slots(64);
+    let requests = Queue::create(&path, &cfg).unwrap();
+    let answers = Queue::create(path.with_extension("answers"), &cfg).unwrap();
+    let mut child = spawn("answer-requests", &path);
+    for k in 0..N {
+        requests.send(&format!("request {k}")).unwrap();
+        let answer = if k < N / 2 {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                if let Some(lease) = answers.try_receive() {
+                    break lease;
+                }
+                assert!(Instant::now() < deadline, "no answer to request {k}");
+                std::hint::spin_loop();
+            }
+        } else {
+            answers
+                .receive(Duration::from_secs(30))
+                .unwrap_or_else(|| panic!("no answer to request {k}"))
+        };
+        assert_eq!(
+            answer.payload(),
+            format!("answer to request {k}").as_bytes()
+        );
+        answer.ack().unwrap();
+    }
+    requests.send("stop").unwrap();
+    assert!(child.wait().unwrap().success());
+    assert_eq!(requests.stats().acked, u64::from(N) + 1);
+    assert_eq!(answers.stats().acked, u64::from(N));
+    assert!(answers.try_receive().is_none());
+}
+
+/// The service of `a_service_in_another_process_answers_every_request`.
+fn answer_requests(requests: Queue) {
+    let path = std::env::var("SHMQ_PROGRAMS_PATH").unwrap();
+    let answers = Queue::open(std::path::Path::new(&path).with_extension("answers")).unwrap();
+    loop {
+        let request = requests
+            .receive(Duration::from_secs(30))
+            .expect("a request within 30 s");
+        if request.payload() == b"stop" {
+            request.ack().unwrap();
+            return;
+        }
+        let body = std::str::from_utf8(request.payload()).unwrap();
+        answers.send(&format!("answer to {body}")).unwrap();
+        request.ack().unwrap();
+    }
+}
+
 // ----------------------------------------------------------- shutdown
 
 #[test]
@@ -483,6 +546,7 @@ fn child() {
             q.try_receive().unwrap().ack().unwrap();
         }
         "worker-until-sigterm" => worker_until_sigterm(q),
+        "answer-requests" => answer_requests(q),
         "daemon" => daemonize_and_hold(q),
         other => panic!("unknown role {other}"),
     }
