@@ -809,8 +809,8 @@ fn stepping_over_a_message_another_receiver_leased_counts_no_skip() {
     r.shared().rcur.store(9, Relaxed); // slot 1 is ticket 9's, one lap on
     r.shared().fill.store(11, Relaxed);
     // Written by "another process" within the clock tick of this
-    // receiver's last load of `fill`: a receive at the next tick would
-    // load it again (§5.2, slot first).
+    // receiver's last load of `fill`, with no store of `head`: a receive at
+    // the next tick would load `fill` again (§5.2, the published head).
     r.look_at_fill();
     let got = r.try_receive(1, VT, &mut buf, false, 0).unwrap();
     assert_eq!(got.id, 1, "the returned message, taken at ticket 9");

@@ -41,46 +41,43 @@ pub(crate) fn dekker_load32(word: &AtomicU32) -> u32 {
     word.load(Ordering::SeqCst)
 }
 
-/// Ask the CPU to bring the cache line at `at` into this core's cache for
-/// writing (`prefetchw` on x86-64), without waiting for it: a sender
-/// prefetches the lines of the slot its next send will claim, so that the
-/// claim's CAS does not wait for the line the receiver's ack left in the
-/// other core (§5.1). Only a hint: it cannot fault whatever the address,
-/// reads and writes no memory, and CPUs without the instruction treat its
-/// opcode as a no-op. Elsewhere, and under loom, nothing.
-#[inline]
-pub(crate) fn prefetch_for_write(at: *const u8) {
-    #[cfg(all(target_arch = "x86_64", not(loom)))]
-    // SAFETY: `prefetchw` is a hint to the cache: it dereferences nothing
-    // (no fault, whatever `at` is), touches no stack and no flags.
-    unsafe {
-        core::arch::asm!(
-            "prefetchw [{0}]",
-            in(reg) at,
-            options(nostack, preserves_flags, readonly)
-        );
-    }
-    #[cfg(not(all(target_arch = "x86_64", not(loom))))]
-    let _ = at;
+/// Whether a [`prefetch`] is for writing or for reading.
+#[derive(Clone, Copy)]
+pub(crate) enum For {
+    /// `prefetchw`: the line comes exclusive, ready for a store or a CAS.
+    Write,
+    /// `prefetcht0`: the line comes shared, ready for loads.
+    Read,
 }
 
-/// Ask the CPU to bring the cache line at `at` into this core's cache for
-/// reading (`prefetcht0` on x86-64), without waiting for it: a receiver
-/// that learns of a message prefetches its payload line, so that the
-/// transfer runs beside the control line's instead of after the lease
-/// CAS (§5.2). A hint, as [`prefetch_for_write`].
+/// Ask the CPU to bring the cache line at `at` into this core's cache,
+/// without waiting for it. A sender prefetches for writing the lines of the
+/// slot its next send will claim, so that the claim's CAS does not wait for
+/// the lines the receiver's ack left in the other core (§5.1); a receiver
+/// that learns of a message prefetches its payload line for reading, so
+/// that its transfer runs beside the control line's instead of after the
+/// lease CAS (§5.2). Only a hint: it cannot fault whatever the address,
+/// reads and writes no memory, and CPUs without `prefetchw` treat its
+/// opcode as a no-op. Elsewhere, and under loom, nothing.
 #[inline]
-pub(crate) fn prefetch_for_read(at: *const u8) {
+pub(crate) fn prefetch(at: *const u8, kind: For) {
     #[cfg(all(target_arch = "x86_64", not(loom)))]
-    // SAFETY: `prefetcht0` is a hint to the cache: it dereferences nothing
+    // SAFETY: a prefetch is a hint to the cache: it dereferences nothing
     // (no fault, whatever `at` is), touches no stack and no flags.
     unsafe {
-        core::arch::asm!(
-            "prefetcht0 [{0}]",
-            in(reg) at,
-            options(nostack, preserves_flags, readonly)
-        );
+        match kind {
+            For::Write => core::arch::asm!(
+                "prefetchw [{0}]",
+                in(reg) at,
+                options(nostack, preserves_flags, readonly)
+            ),
+            For::Read => core::arch::asm!(
+                "prefetcht0 [{0}]",
+                in(reg) at,
+                options(nostack, preserves_flags, readonly)
+            ),
+        }
     }
     #[cfg(not(all(target_arch = "x86_64", not(loom))))]
-    let _ = at;
+    let _ = (at, kind);
 }

@@ -41,8 +41,7 @@ use crate::slot::{
     prev_gen, time_of, with_time, St, View,
 };
 use crate::sync::{
-    dekker_load, dekker_load32, fence, prefetch_for_read, prefetch_for_write, spin_hint, AtomicU32,
-    AtomicU64, Ordering::*,
+    dekker_load, dekker_load32, fence, prefetch, spin_hint, AtomicU32, AtomicU64, For, Ordering::*,
 };
 
 mod durable;
@@ -336,6 +335,15 @@ enum Pass {
 /// (unit tests, loom models).
 pub fn no_wake(_: &AtomicU32) {}
 
+/// A word of the published head's bookkeeping (§5.2): process memory that
+/// only steers which word a caught-up receiver reads, `head` or `fill`, so
+/// threads racing on it can cost a look of `fill`, never a message. A std
+/// atomic even under loom: as a loom atomic each access would be one more
+/// point for the models to interleave at (a lease model ran past five
+/// minutes), for no ordering that any guarantee rests on. `fill` and `head`
+/// themselves stay loom's.
+type LocalU64 = std::sync::atomic::AtomicU64;
+
 /// The core. See the module docs.
 pub struct Ring<M> {
     mem: M,
@@ -357,14 +365,14 @@ pub struct Ring<M> {
     /// receive path: within that tick a caught-up receiver polls the
     /// published head instead (§5.2). `u64::MAX`: load `fill` at the next
     /// look ([`look_at_fill`](Ring::look_at_fill)).
-    fill_looked_ms: AtomicU64,
+    fill_looked_ms: LocalU64,
     /// This process's last reading of `head` (§5.2, the published head).
-    head_seen: AtomicU64,
+    head_seen: LocalU64,
     /// `fill` and `head` at this process's last load of `fill`, and
     /// whether `head` moved whenever `fill` did (senders of builds before
     /// `head` store none: then every look loads `fill`).
-    fill_at_look: AtomicU64,
-    head_at_look: AtomicU64,
+    fill_at_look: LocalU64,
+    head_at_look: LocalU64,
     head_trusted: std::sync::atomic::AtomicBool,
     /// The holder recorded for claims and leases when there is no
     /// registration table in use (loom models, unit tests): `Params::pid`.
@@ -402,10 +410,10 @@ impl<M: Memory> Ring<M> {
             mem,
             fill_seen: AtomicU64::new(0),
             fill_next: AtomicU64::new(0),
-            fill_looked_ms: AtomicU64::new(u64::MAX),
-            head_seen: AtomicU64::new(0),
-            fill_at_look: AtomicU64::new(0),
-            head_at_look: AtomicU64::new(0),
+            fill_looked_ms: LocalU64::new(u64::MAX),
+            head_seen: LocalU64::new(0),
+            fill_at_look: LocalU64::new(0),
+            head_at_look: LocalU64::new(0),
             head_trusted: std::sync::atomic::AtomicBool::new(true),
             pid: std::sync::atomic::AtomicU32::new(p.pid),
             holders: Holders::Fixed,

@@ -184,11 +184,10 @@ impl<M: Memory> Ring<M> {
             // of its first payload line now, beside the control line's that
             // the look at the slot starts, rather than after the lease CAS.
             let control = std::ptr::from_ref(&self.w((r % u64::from(self.n)) as u32).state);
-            prefetch_for_read(
-                control
-                    .cast::<u8>()
-                    .wrapping_add(crate::layout::SLOT_HEADER_LEN),
-            );
+            let payload = control
+                .cast::<u8>()
+                .wrapping_add(crate::layout::SLOT_HEADER_LEN);
+            prefetch(payload, For::Read);
             self.fill_seen.store(h, Relaxed);
             HeadLook::Upto(h)
         } else {

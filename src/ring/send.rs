@@ -116,12 +116,9 @@ impl<M: Memory> Ring<M> {
         if self.n > 1 {
             let next = if i + 1 >= self.n { 0 } else { i + 1 };
             let control = &self.w(next).state;
-            prefetch_for_write(std::ptr::from_ref(control).cast());
-            prefetch_for_write(
-                std::ptr::from_ref(control)
-                    .cast::<u8>()
-                    .wrapping_add(crate::layout::SLOT_HEADER_LEN),
-            );
+            let at = std::ptr::from_ref(control).cast::<u8>();
+            prefetch(at, For::Write);
+            prefetch(at.wrapping_add(crate::layout::SLOT_HEADER_LEN), For::Write);
         }
     }
 
