@@ -103,9 +103,11 @@ fn random_cases(cases: u64) {
         progress.store(case, Relaxed);
         let mut bytes = base.clone();
         for _ in 0..rng.range(1, 16) {
-            // Mostly the mutable header words and the slot control words.
+            // Mostly the mutable header words (bytes 128..1024: cursors,
+            // counters, futex words, the full-queue hint, the published
+            // head) and the slot control words.
             let w = match rng.below(4) {
-                0 => 16 + rng.below(64) as usize,
+                0 => 16 + rng.below(112) as usize,
                 1 | 2 => HEADER_LEN / 8 + rng.below((words - HEADER_LEN / 8) as u64) as usize,
                 _ => rng.below(words as u64) as usize,
             };
