@@ -1567,8 +1567,8 @@ impl Queue {
     }
 
     /// The last look of a receiver about to park, after it set the waiter
-    /// bit (§6): a load of `fill` whatever the clock says (§5.2, slot
-    /// first), and the rest of the sweep lap.
+    /// bit (§6): a load of `fill` whatever the clock says (not of `head`,
+    /// §5.2), and the rest of the sweep lap.
     fn last_look(&self, vt: u64, buf: &mut Vec<u8>) -> Option<Delivery> {
         self.inner.ring.look_at_fill();
         let n = u64::from(self.inner.ring.slot_count());
