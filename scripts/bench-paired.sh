@@ -440,45 +440,50 @@ if fails:
     p("Failed steps: " + "; ".join(fails) + ".")
 p("")
 
-p("### 1P/1C, 64 B, lease + ack per message (shmq) against the bare ring")
-p("")
-p("| placement | ring, M msg/s | shmq, M msg/s | shmq / ring |" + (f" base ({base}), M msg/s | base / ring | shmq / base |" if base else ""))
-p("|---|---|---|---|" + ("---|---|---|" if base else ""))
-for pl in places:
-    if not T["shmq/ring"].get(pl) and not T["base/ring"].get(pl):
-        continue
-    row = f"| {pl} | {fr(T['ring'].get(pl), '')} | {fr(T['shmq'].get(pl), '')} | {fr(T['shmq/ring'].get(pl))} |"
-    if base:
-        row += f" {fr(T['base'].get(pl), '')} | {fr(T['base/ring'].get(pl))} | {fr(T['shmq/base'].get(pl))} |"
-    p(row)
-p("")
-p("### Batches of 64, 64 B, against rtrb (in-process, two threads)")
-p("")
-p("| placement | rtrb chunks of 64, M msg/s | rtrb one at a time | shmq batches of 64 | shmq / rtrb chunks | shmq / rtrb one at a time |"
-  + (" base | base / rtrb chunks | shmq / base |" if base else ""))
-p("|---|---|---|---|---|---|" + ("---|---|---|" if base else ""))
-for pl in places:
-    if not B["shmq/rtrb64"].get(pl) and not B["shmq/rtrb1"].get(pl):
-        continue
-    row = (f"| {pl} | {fr(B['rtrb64'].get(pl), '')} | {fr(B['rtrb1'].get(pl), '')} | {fr(B['shmq'].get(pl), '')} | "
-           f"{fr(B['shmq/rtrb64'].get(pl))} | {fr(B['shmq/rtrb1'].get(pl))} |")
-    if base:
-        row += f" {fr(B['base'].get(pl), '')} | {fr(B['base/rtrb64'].get(pl))} | {fr(B['shmq/base'].get(pl))} |"
-    p(row)
-p("")
-p(f"### Ping-pong, one-way p50 (round trip / 2), 64 B, {meta.get('samples', '?')} round trips per run")
-p("")
-p("| placement | ring | shmq | iceoryx2 | shmq / ring | shmq / iceoryx2 |" + (" base | base / ring | shmq / base |" if base else ""))
-p("|---|---|---|---|---|---|" + ("---|---|---|" if base else ""))
-for pl in places:
-    if not P["shmq/ring"].get(pl) and not P["shmq/iceoryx2"].get(pl):
-        continue
-    row = (f"| {pl} | {fns(P['ring'].get(pl))} | {fns(P['shmq'].get(pl))} | {fns(P['iceoryx2'].get(pl))} | "
-           f"{fr(P['shmq/ring'].get(pl))} | {fr(P['shmq/iceoryx2'].get(pl))} |")
-    if base:
-        row += f" {fns(P['base'].get(pl))} | {fr(P['base/ring'].get(pl))} | {fr(P['shmq/base'].get(pl))} |"
-    p(row)
-p("")
+def rate(v):
+    return fr(v, "")
+
+
+def placement_table(title, cols, base_cols, shown_by, cells, base_cells):
+    """A table with a row per placement in which any ratio of `shown_by`
+    (a list of (table, key)) has pairs: the `cells` of this tree, then, with
+    a base build, its `base_cells` (each a list of (table, key, format))."""
+    p(title)
+    p("")
+    p("| placement | " + " | ".join(cols) + " |" + ("".join(f" {c} |" for c in base_cols) if base else ""))
+    p("|---" * (1 + len(cols)) + "|" + ("---|" * len(base_cols) if base else ""))
+    for pl in places:
+        if not any(D[k].get(pl) for D, k in shown_by):
+            continue
+        shown = cells + (base_cells if base else [])
+        p(f"| {pl} | " + " | ".join(f(D[k].get(pl)) for D, k, f in shown) + " |")
+    p("")
+
+
+placement_table(
+    "### 1P/1C, 64 B, lease + ack per message (shmq) against the bare ring",
+    ["ring, M msg/s", "shmq, M msg/s", "shmq / ring"],
+    [f"base ({base}), M msg/s", "base / ring", "shmq / base"],
+    [(T, "shmq/ring"), (T, "base/ring")],
+    [(T, "ring", rate), (T, "shmq", rate), (T, "shmq/ring", fr)],
+    [(T, "base", rate), (T, "base/ring", fr), (T, "shmq/base", fr)])
+placement_table(
+    "### Batches of 64, 64 B, against rtrb (in-process, two threads)",
+    ["rtrb chunks of 64, M msg/s", "rtrb one at a time", "shmq batches of 64",
+     "shmq / rtrb chunks", "shmq / rtrb one at a time"],
+    ["base", "base / rtrb chunks", "shmq / base"],
+    [(B, "shmq/rtrb64"), (B, "shmq/rtrb1")],
+    [(B, "rtrb64", rate), (B, "rtrb1", rate), (B, "shmq", rate), (B, "shmq/rtrb64", fr),
+     (B, "shmq/rtrb1", fr)],
+    [(B, "base", rate), (B, "base/rtrb64", fr), (B, "shmq/base", fr)])
+placement_table(
+    f"### Ping-pong, one-way p50 (round trip / 2), 64 B, {meta.get('samples', '?')} round trips per run",
+    ["ring", "shmq", "iceoryx2", "shmq / ring", "shmq / iceoryx2"],
+    ["base", "base / ring", "shmq / base"],
+    [(P, "shmq/ring"), (P, "shmq/iceoryx2")],
+    [(P, "ring", fns), (P, "shmq", fns), (P, "iceoryx2", fns), (P, "shmq/ring", fr),
+     (P, "shmq/iceoryx2", fr)],
+    [(P, "base", fns), (P, "base/ring", fr), (P, "shmq/base", fr)])
 p("### Parked wake-up against a bare futex")
 p("")
 p("`latency wakeup --samples 100000` (benches/latency.rs): a consumer asleep in FUTEX_WAIT inside")
