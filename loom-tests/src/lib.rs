@@ -48,7 +48,15 @@ pub fn ring_with(
     max_receives: u32,
     is_alive: fn(u32) -> bool,
 ) -> Arc<Ring<HeapMemory>> {
-    let params = Params {
+    Arc::new(Ring::new(
+        HeapMemory::new(slots, 16),
+        params(max_receives, is_alive),
+    ))
+}
+
+/// The parameters of every model's core: 16-byte slots, no checksums.
+fn params(max_receives: u32, is_alive: fn(u32) -> bool) -> Params {
+    Params {
         slot_size: 16,
         max_receives,
         visibility_ms: VT,
@@ -58,8 +66,7 @@ pub fn ring_with(
         pid: PID,
         is_alive,
         wake: shmq::internal::no_wake,
-    };
-    Arc::new(Ring::new(HeapMemory::new(slots, 16), params))
+    }
 }
 
 /// One process's core over memory that other processes' cores share.
@@ -69,21 +76,11 @@ pub type ProcessRing = Ring<StdArc<HeapMemory>>;
 /// `slots` free heap slots, each with its own process memory (its last
 /// reading of `fill`, its guess of the next ticket, ...).
 pub fn two_processes(slots: u32) -> (Arc<ProcessRing>, Arc<ProcessRing>) {
-    let params = Params {
-        slot_size: 16,
-        max_receives: 5,
-        visibility_ms: VT,
-        claim_ms: CLAIM_MS,
-        checksums: false,
-        identity: QUEUE,
-        pid: PID,
-        is_alive: |_| true,
-        wake: shmq::internal::no_wake,
-    };
     let mem = StdArc::new(HeapMemory::new(slots, 16));
+    let p = params(5, |_| true);
     (
-        Arc::new(Ring::new(mem.clone(), params)),
-        Arc::new(Ring::new(mem, params)),
+        Arc::new(Ring::new(mem.clone(), p)),
+        Arc::new(Ring::new(mem, p)),
     )
 }
 
